@@ -1,0 +1,55 @@
+"""Application factory: wires settings, the backend session and the handlers together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from shardproxy.config import Settings
+from shardproxy.proxy import WebDavProxy
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+PROXY_KEY = web.AppKey("proxy", WebDavProxy)
+# Large enough that a 1 GiB stream is a few thousand reads, small enough that 200 slow
+# readers stay well under 150 MiB.
+READ_BUFFER = 1 << 18
+
+
+def backend_session(settings: Settings) -> aiohttp.ClientSession:
+    """The keep-alive pool to NzbDav."""
+    connector = aiohttp.TCPConnector(
+        limit=0, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=False
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        read_bufsize=READ_BUFFER,
+        # NzbDav's login cookie belongs to each client; a shared jar would hand one
+        # client's session to all the others.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+def make_proxy_app(settings: Settings) -> web.Application:
+    """The WebDAV proxy as an aiohttp application (every path, every method)."""
+    app = web.Application(client_max_size=1 << 20)
+    app[SETTINGS_KEY] = settings
+
+    async def session_lifetime(app: web.Application) -> AsyncIterator[None]:
+        session = backend_session(settings)
+        app[PROXY_KEY] = WebDavProxy(settings, session)
+        yield
+        await session.close()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await request.app[PROXY_KEY].handle(request)
+
+    app.cleanup_ctx.append(session_lifetime)
+    app.router.add_route("*", "/{path:.*}", handle)
+    return app

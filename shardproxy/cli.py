@@ -1,0 +1,118 @@
+"""The ``shardproxy`` command: a thin layer over config, server and demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from shardproxy import __version__
+from shardproxy.config import OPTIONS, ConfigError, Settings, load_settings
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; the defaults stay None so lower layers can fill them."""
+    parser.add_argument(
+        "--config", metavar="FILE.toml", help="TOML file with settings (env: SHARDPROXY_CONFIG)"
+    )
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"help": f"{option.help} [env {option.env}]"}
+        kwargs["metavar"] = option.metavar or None
+        if option.kind in ("map", "list"):
+            kwargs["action"] = "append"
+        parser.add_argument(option.flag, dest=option.name, **kwargs)
+
+
+def settings_from_args(args: argparse.Namespace, *, need_backend: bool = True) -> Settings:
+    """Build validated settings from the parsed flags, the environment and the file."""
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
+    config_file = args.config or os.environ.get("SHARDPROXY_CONFIG")
+    return load_settings(flags, config_file=config_file, need_backend=need_backend)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="shardproxy",
+        description="Shard views of one NzbDav WebDAV library for several rclone caches.",
+    )
+    parser.add_argument("--version", action="version", version=f"shardproxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy in front of NzbDav")
+    add_setting_flags(serve)
+
+    check = commands.add_parser("check", help="validate the settings and print the shard map")
+    add_setting_flags(check)
+
+    shard_of = commands.add_parser("shard-of", help="print which shard owns UUIDs or paths")
+    add_setting_flags(shard_of)
+    shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
+
+    demo = commands.add_parser(
+        "demo", help="run an NzbDav stand-in with sample files behind the proxy"
+    )
+    demo.add_argument("--port", type=int, default=8765, help="proxy port (default 8765)")
+    demo.add_argument("--shards", type=int, default=4, help="number of shards (default 4)")
+    demo.add_argument(
+        "--once", action="store_true", help="show the shard views, then stop instead of serving"
+    )
+    return parser
+
+
+def describe(settings: Settings) -> str:
+    """The settings as a short human-readable summary."""
+    lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
+    for shard in range(settings.shard_map.count):
+        lines.append(
+            f"shard {shard}  /.ids-s{shard}  prefixes {settings.shard_map.prefixes_of(shard)}"
+        )
+    if settings.rc_listen:
+        lines.append(f"rc       {settings.rc_listen}")
+    return "\n".join(lines)
+
+
+def shard_of_item(settings: Settings, item: str) -> str:
+    """``uuid -> shard N (/.ids-sN/...)`` for a UUID or any path ending in one."""
+    name = item.rstrip("/").rsplit("/", 1)[-1].lower()
+    try:
+        shard = settings.shard_map.shard_of(name)
+    except ValueError as exc:
+        raise ConfigError(f"{item!r}: {exc}; give a UUID or a path ending in one") from None
+    levels = "/".join(name[:5])
+    return f"{item}\tshard {shard}\t/.ids-s{shard}/{levels}/{name}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``shardproxy`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from shardproxy.demo import run_demo
+
+            return run_demo(port=args.port, shards=args.shards, once=args.once)
+        settings = settings_from_args(args, need_backend=args.command == "serve")
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+        )
+        if args.command == "check":
+            print(describe(settings))
+            return 0
+        if args.command == "shard-of":
+            for item in args.items:
+                print(shard_of_item(settings, item))
+            return 0
+        from shardproxy.server import run
+
+        run(settings)
+        return 0
+    except ConfigError as exc:
+        print(f"shardproxy: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

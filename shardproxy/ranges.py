@@ -1,0 +1,186 @@
+"""The Range contract between clients, the proxy and NzbDav (RFC 9110 on the client side).
+
+NzbDav reads only the first range, reads ``bytes=-N`` as ``bytes=0-N``, and answers a
+whole-file range with ``200`` plus ``Content-Range``. rclone up to 1.75 takes any 200 to
+a ranged GET as if it started at the offset it asked for, and caches the wrong bytes.
+So the proxy rewrites what it asks for and checks what comes back: a ranged request is
+answered with exactly the bytes asked for, or with an error, never with bytes from
+another offset. Pure logic: headers in, decisions out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+_RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+_CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE)
+_UNSATISFIED_RE = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FromTo:
+    """``bytes=start-end`` (end inclusive) or ``bytes=start-`` (end None)."""
+
+    start: int
+    end: int | None
+
+
+@dataclass(frozen=True)
+class Suffix:
+    """``bytes=-length``: the last ``length`` bytes."""
+
+    length: int
+
+
+ByteRangeRequest = FromTo | Suffix
+
+
+def parse_range(value: str) -> ByteRangeRequest | None:
+    """The one range a ``Range`` header asks for, or None to serve the whole file.
+
+    RFC 9110 lets a server ignore a Range header; it is ignored when it is not a single
+    valid byte range (other units, several ranges, end before start, bad syntax).
+    """
+    unit, equals, specs = value.partition("=")
+    if not equals or unit.strip().lower() != "bytes" or "," in specs:
+        return None
+    match = _RANGE_SPEC_RE.fullmatch(specs)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        return Suffix(int(last)) if last else None
+    start = int(first)
+    end = int(last) if last else None
+    if end is not None and end < start:
+        return None
+    return FromTo(start, end)
+
+
+def if_range_is_date(value: str) -> bool:
+    """True when an If-Range value is an HTTP date (NzbDav ignores the range otherwise)."""
+    try:
+        parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Unsatisfiable:
+    """Answer 416 with ``Content-Range: bytes */length``."""
+
+    length: int
+
+
+def resolve_suffix(request: Suffix, length: int) -> FromTo | Unsatisfiable:
+    """Turn ``bytes=-N`` into the closed range NzbDav reads correctly, given the file size."""
+    if request.length == 0 or length == 0:
+        return Unsatisfiable(length)
+    return FromTo(max(0, length - request.length), length - 1)
+
+
+def upstream_range_header(request: FromTo) -> str:
+    """The Range header to send NzbDav for a closed or open range."""
+    return f"bytes={request.start}-" + ("" if request.end is None else str(request.end))
+
+
+@dataclass(frozen=True)
+class ContentRange:
+    """A satisfied ``Content-Range: bytes first-last/length``; ``length`` None for ``*``."""
+
+    first: int
+    last: int
+    length: int | None
+
+    def header(self) -> str:
+        """The header value."""
+        total = "*" if self.length is None else str(self.length)
+        return f"bytes {self.first}-{self.last}/{total}"
+
+    @property
+    def size(self) -> int:
+        """How many bytes the range holds."""
+        return self.last - self.first + 1
+
+
+def parse_content_range(value: str) -> ContentRange | None:
+    """Parse a satisfied Content-Range; None when absent or not of that form."""
+    match = _CONTENT_RANGE_RE.fullmatch(value)
+    if match is None:
+        return None
+    first, last, total = match.groups()
+    return ContentRange(int(first), int(last), None if total == "*" else int(total))
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send the backend's reply on, as ``status`` with ``content_range`` (if any).
+
+    ``truncate_to`` is set when only the first bytes of the backend's body belong to the
+    answer (the backend sent the whole file for a range starting at 0).
+    """
+
+    status: int
+    content_range: ContentRange | None
+    truncate_to: int | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """The backend's reply cannot be made into a correct answer: 502 with this reason."""
+
+    reason: str
+
+
+def check_ranged_reply(
+    asked: FromTo,
+    status: int,
+    content_range_header: str | None,
+    content_length: int | None,
+) -> Forward | Reject:
+    """Decide how to answer a ranged GET/HEAD from the backend's status and headers.
+
+    Only 200 and 206 are checked; every other status goes to the client unchanged.
+    """
+    if status not in (200, 206):
+        return Forward(status, None)
+    got = parse_content_range(content_range_header) if content_range_header else None
+    if got is None:
+        if status == 206:
+            return Reject(f"backend answered 206 without a usable Content-Range for {asked}")
+        # A plain 200: the backend ignored the range and sends the file from byte 0.
+        if asked.start != 0 or content_length is None:
+            return Reject(
+                f"backend ignored Range bytes={asked.start}- and sent the whole file; "
+                "refusing to pass bytes from the wrong offset"
+            )
+        last = content_length - 1 if asked.end is None else min(asked.end, content_length - 1)
+        if last < 0:
+            return Forward(200, None)
+        return Forward(206, ContentRange(0, last, content_length), truncate_to=last + 1)
+    expected_last = asked.end
+    if got.length is not None:
+        expected_last = got.length - 1 if asked.end is None else min(asked.end, got.length - 1)
+    if got.first != asked.start or (expected_last is not None and got.last != expected_last):
+        return Reject(
+            f"backend answered range {upstream_range_header(asked)} with "
+            f"Content-Range {got.header()}"
+        )
+    if content_length is not None and content_length != got.size:
+        return Reject(
+            f"backend's Content-Length {content_length} does not match its "
+            f"Content-Range {got.header()}"
+        )
+    # NzbDav's 200 + Content-Range for a whole-file range is made a proper 206.
+    return Forward(206, got)
+
+
+def unsatisfied_length(content_range_header: str | None) -> int | None:
+    """The length in ``Content-Range: bytes */length`` (a 416), or None."""
+    if not content_range_header:
+        return None
+    match = _UNSATISFIED_RE.fullmatch(content_range_header)
+    return int(match.group(1)) if match else None
