@@ -1,0 +1,48 @@
+"""Fixtures shared by the test modules: running the proxy for real on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from yarl import URL
+
+from shardproxy.app import make_proxy_app
+from shardproxy.config import HostPort, Settings
+from shardproxy.server import start_site
+from shardproxy.shards import ShardMap
+
+RunningProxy = Callable[..., AbstractAsyncContextManager[URL]]
+
+
+def proxy_settings(backend: str | URL, **overrides: Any) -> Settings:
+    """Settings for a test proxy on an ephemeral loopback port, 4 shards by default."""
+    base = Settings(
+        backend=URL(str(backend)),
+        listen=HostPort("127.0.0.1", 0),
+        shard_map=ShardMap.even(4),
+        connect_timeout=2.0,
+        read_timeout=10.0,
+    )
+    return replace(base, **overrides)
+
+
+@asynccontextmanager
+async def running_proxy(backend: str | URL, **overrides: Any) -> AsyncIterator[URL]:
+    """Start the proxy exactly as `shardproxy serve` does; yield its base URL."""
+    settings = proxy_settings(backend, **overrides)
+    runner = await start_site(make_proxy_app(settings), settings.listen, reuse_port=False)
+    try:
+        host, port = runner.addresses[0][:2]
+        yield URL(f"http://{host}:{port}")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def proxy() -> RunningProxy:
+    """``async with proxy(backend_url, **settings) as url:`` runs a proxy for one test."""
+    return running_proxy

@@ -1,0 +1,206 @@
+"""The proxy facing broken backends and clients that hang up.
+
+The backends here are raw asyncio servers that misbehave on purpose (truncated bodies,
+malformed XML, silence), because no well-behaved server can be made to do that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from tests.conftest import RunningProxy
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+SHARD0_FILE = "/.ids-s0/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef"
+
+
+@asynccontextmanager
+async def raw_backend(script: Script) -> AsyncIterator[str]:
+    """A TCP server on loopback that runs ``script`` for every connection."""
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request_head(reader)
+        try:
+            await script(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+async def read_request_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_backend_gives_502_naming_the_backend(proxy: RunningProxy) -> None:
+    backend = f"http://127.0.0.1:{closed_port()}"
+    async with proxy(backend) as url, aiohttp.ClientSession() as client:
+        async with client.get(url / "content/file") as reply:
+            body = await reply.text()
+    assert reply.status == 502
+    assert backend in body
+    assert "unreachable" in body
+
+
+async def test_silent_backend_gives_504_after_the_read_timeout(proxy: RunningProxy) -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the proxy gives up and closes
+
+    async with raw_backend(never_answer) as backend, proxy(backend, read_timeout=0.3) as url:
+        async with aiohttp.ClientSession() as client, client.get(url / "content/x") as reply:
+            body = await reply.text()
+    assert reply.status == 504
+    assert "did not answer within 0.3s" in body
+
+
+async def test_truncated_body_never_looks_complete(proxy: RunningProxy) -> None:
+    async def half_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 500)
+        await writer.drain()
+
+    async with raw_backend(half_body) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client, client.get(url / "content/x") as reply:
+            assert reply.status == 200
+            assert reply.content_length == 1000
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await reply.read()
+
+
+def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b'HTTP/1.1 207 Multi-Status\r\nContent-Type: text/xml; charset="utf-8"\r\n'
+        if chunked:
+            writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n" % (len(body), body))
+            await writer.drain()
+            return  # no terminating chunk: the reply breaks off
+        writer.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    return answer
+
+
+ONE_ENTRY = (
+    b'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
+    b"<D:response><D:href>/.ids/0</D:href><D:propstat><D:prop><D:displayname>0"
+    b"</D:displayname></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+    b"</D:response>"
+)
+
+
+async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) -> None:
+    script = multistatus_script(b"<D:multistatus xmlns:D='DAV:'><D:response></D:href>")
+    async with raw_backend(script) as backend, proxy(backend) as url:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
+        ):
+            body = await reply.text()
+    assert reply.status == 502
+    assert "malformed listing" in body
+    assert backend in body
+
+
+async def test_listing_that_breaks_off_mid_stream_is_cut_not_completed(
+    proxy: RunningProxy,
+) -> None:
+    # The first response is complete and gets sent; then the backend stops mid-document.
+    script = multistatus_script(ONE_ENTRY + b"<D:response><D:href>/.ids/1", chunked=True)
+    async with raw_backend(script) as backend, proxy(backend) as url:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
+        ):
+            assert reply.status == 207
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await reply.read()
+
+
+async def test_client_hangup_closes_the_backend_connection(proxy: RunningProxy) -> None:
+    backend_saw_close = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\n\r\n")
+        chunk = b"z" * 65536
+        try:
+            while True:
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            backend_saw_close.set()
+
+    async with raw_backend(endless) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            reply = await client.get(url / "content/film.mkv")
+            await reply.content.readexactly(1 << 20)
+            reply.close()  # hang up mid-stream
+        # Bounded wait for the event, not a timing assertion: the backend must see it.
+        await asyncio.wait_for(backend_saw_close.wait(), timeout=20)
+
+
+async def test_refused_paths_never_reach_the_backend(proxy: RunningProxy) -> None:
+    reached = asyncio.Event()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    refused = {
+        "/.ids-s0/4/": 404,  # 4 belongs to shard 1
+        "/.ids-s9/0/": 404,  # no shard 9
+        "/.ids-s0/%2e%2e/.ids/f/": 400,
+        "/.ids-s0/0/../../.ids/f": 400,
+        "/.ids-s0/0%2f..%2f4/": 400,
+        "/.ids-s0/x/": 404,
+        "/.ids-s0/0/0/0/0/0/f1234567-89ab-cdef-0123-456789abcdef": 404,
+    }
+    async with raw_backend(record) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            for path, status in refused.items():
+                target = f"{url}{path}"
+                async with client.get(aiohttp.client.URL(target, encoded=True)) as reply:
+                    text = await reply.text()
+                assert (path, reply.status) == (path, status), text
+                assert text.strip(), f"{path}: the refusal says why"
+    assert not reached.is_set()
+
+
+async def test_good_shard_file_reaches_backend_at_its_ids_path(proxy: RunningProxy) -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async def on_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request_head(reader))
+        await record(reader, writer)
+        writer.close()
+
+    server = await asyncio.start_server(on_head, "127.0.0.1", 0)
+    backend = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with proxy(backend) as url, aiohttp.ClientSession() as client:
+            async with client.get(f"{url}{SHARD0_FILE}") as reply:
+                assert await reply.read() == b"ok"
+    finally:
+        server.close()
+    assert seen[0].startswith(b"GET /.ids/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef ")
