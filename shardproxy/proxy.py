@@ -140,8 +140,10 @@ class WebDavProxy:
             if isinstance(destination, Refused):
                 return plain_error(destination.status, destination.reason)
             headers["Destination"] = destination
-        # encoded=True: the path and query go upstream exactly as the client spelled them.
-        url = URL(f"{self.backend_origin}{backend_path}{question}{query}", encoded=True)
+        # encoded=True: the path and query go upstream as the client spelled them, except
+        # a raw "#", which would otherwise be taken for a fragment and cut off.
+        target = f"{backend_path}{question}{query}".replace("#", "%23")
+        url = URL(f"{self.backend_origin}{target}", encoded=True)
         plan = UpstreamPlan(request.method, url, headers, shard)
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
