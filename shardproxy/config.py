@@ -218,6 +218,9 @@ def _parse_option(option: Option, value: Any, where: str) -> Any:
         number_type = int if option.kind == "int" else float
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number_type is int and isinstance(value, float):
+            # int(4.5) would silently drop the fraction.
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         try:
             return number_type(value)
         except (TypeError, ValueError):
@@ -247,7 +250,7 @@ def _parse_map(value: Any, where: str) -> dict[int, str]:
     result: dict[int, str] = {}
     for key, item in pairs:
         text_key = str(key).strip()
-        if not text_key.isdigit():
+        if not (text_key.isascii() and text_key.isdigit()):
             raise ConfigError(f"{where}: shard number {key!r} is not a number 0, 1, 2, ...")
         if not isinstance(item, str) or not item:
             raise ConfigError(f"{where}: shard {text_key} has no value")
@@ -265,9 +268,11 @@ def _http_url(text: str, where: str) -> URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigError(f"{where}: {text!r} is not an http:// or https:// URL with a host")
     try:
-        url.port  # noqa: B018 - yarl validates the port lazily
+        port = url.port
     except ValueError:
         raise ConfigError(f"{where}: {text!r} has a bad port") from None
+    if port == 0:
+        raise ConfigError(f"{where}: {text!r} has a bad port (0)")
     if url.query_string or url.fragment:
         raise ConfigError(f"{where}: {text!r} must not have a query or fragment")
     return url
@@ -279,14 +284,15 @@ def parse_host_port(text: str, where: str) -> HostPort:
     if match is None:
         raise ConfigError(f"{where}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:8765)")
     host = match.group(1) or match.group(2) or "0.0.0.0"
-    port = int(match.group(3))
+    digits = match.group(3)
+    port = int(digits) if len(digits) <= 5 else 0
     if not 0 < port < 65536:
-        raise ConfigError(f"{where}: port {port} is out of range 1-65535")
+        raise ConfigError(f"{where}: port {digits} is out of range 1-65535")
     return HostPort(host, port)
 
 
 def _positive(value: float, where: str) -> Any:
-    if value <= 0:
+    if not value > 0:  # also refuses NaN
         raise ConfigError(f"{where}: must be greater than 0, got {value}")
     return value
 

@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-_RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
-_CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE)
-_UNSATISFIED_RE = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE)
+# re.ASCII: HTTP digits are 0-9 only, not every Unicode decimal digit.
+_RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*", re.ASCII)
+_CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE | re.ASCII)
+_UNSATISFIED_RE = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE | re.ASCII)
+# int() refuses strings of more than 4300 digits; no byte position comes near this many.
+_MAX_DIGITS = 1000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ def parse_range(value: str) -> ByteRangeRequest | None:
     if match is None:
         return None
     first, last = match.groups()
+    if len(first) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
+        return None
     if not first:
         return Suffix(int(last)) if last else None
     start = int(first)
@@ -112,6 +117,8 @@ def parse_content_range(value: str) -> ContentRange | None:
     if match is None:
         return None
     first, last, total = match.groups()
+    if max(len(first), len(last), len(total)) > _MAX_DIGITS:
+        return None
     return ContentRange(int(first), int(last), None if total == "*" else int(total))
 
 
@@ -183,4 +190,6 @@ def unsatisfied_length(content_range_header: str | None) -> int | None:
     if not content_range_header:
         return None
     match = _UNSATISFIED_RE.fullmatch(content_range_header)
-    return int(match.group(1)) if match else None
+    if match is None or len(match.group(1)) > _MAX_DIGITS:
+        return None
+    return int(match.group(1))

@@ -203,7 +203,8 @@ def route(raw_path: str, shard_map: ShardMap) -> Route:
     if view is None:
         return PASS_THROUGH
     digits = view.group(1)
-    shard = int(digits)
+    # At most 16 shards: a longer number is no shard, and int() of thousands of digits raises.
+    shard = int(digits) if len(digits) <= 2 else -1
     if str(shard) != digits or shard >= shard_map.count:
         return Refused(
             404, f"no shard view {names[0]!r}: shards are .ids-s0 to .ids-s{shard_map.count - 1}"
@@ -264,7 +265,7 @@ def owning_view_path(backend_path: str, shard_map: ShardMap) -> str | None:
     if not backend_path.startswith(IDS_ROOT + "/"):
         return None
     first = backend_path[len(IDS_ROOT) + 1 : len(IDS_ROOT) + 2]
-    if first not in HEX_DIGITS:
+    if not first or first not in HEX_DIGITS:  # '' is "in" every string: /.ids/ has no owner
         return None
     return view_path(backend_path, shard_map.shard_of(first), shard_map)
 
