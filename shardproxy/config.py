@@ -298,6 +298,12 @@ def _positive(value: float, where: str) -> Any:
 
 
 def _shard_map(values: Mapping[str, Any], raw: Mapping[str, tuple[Any, str]]) -> ShardMap:
+    if "shard" in values and "shards" in values:
+        # A layer that sets one of the two overrides a lower layer that set the other.
+        shard_rank, shards_rank = _layer_rank(raw["shard"][1]), _layer_rank(raw["shards"][1])
+        if shard_rank != shards_rank:
+            loser = "shards" if shard_rank > shards_rank else "shard"
+            values = {name: value for name, value in values.items() if name != loser}
     try:
         if "shard" in values:
             shard_map = ShardMap.from_prefixes(values["shard"])
@@ -311,6 +317,13 @@ def _shard_map(values: Mapping[str, Any], raw: Mapping[str, tuple[Any, str]]) ->
     except ShardMapError as exc:
         where = raw["shard"][1] if "shard" in raw else raw.get("shards", (0, "shards"))[1]
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _layer_rank(where: str) -> int:
+    """0 for the config file, 1 for the environment, 2 for the command line."""
+    if where.startswith("command line"):
+        return 2
+    return 1 if where.startswith("environment") else 0
 
 
 def _rc_targets(

@@ -366,14 +366,25 @@ def test_shards_agreeing_with_shard_flags_is_fine() -> None:
     assert settings.shard_map == ShardMap.even(2)
 
 
-def test_shards_disagreeing_with_shard_flags_names_both_sources() -> None:
-    message = load_error(
-        {"backend": BACKEND, "shard": ["0=0-7", "1=8-f"]}, environ={"SHARDPROXY_SHARDS": "3"}
-    )
+def test_shards_disagreeing_with_shard_in_the_same_layer_names_both() -> None:
+    message = load_error({"backend": BACKEND, "shards": "3", "shard": ["0=0-7", "1=8-f"]})
     assert message == (
-        "environment variable SHARDPROXY_SHARDS says 3 shards but command line --shard "
+        "command line --shards says 3 shards but command line --shard "
         "defines 2: give one or make them agree"
     )
+
+
+def test_shard_map_on_the_command_line_beats_shards_in_the_environment() -> None:
+    settings = load_settings(
+        {"backend": BACKEND, "shard": ["0=0-7", "1=8-f"]}, environ={"SHARDPROXY_SHARDS": "3"}
+    )
+    assert settings.shard_map == ShardMap.from_prefixes({0: "0-7", 1: "8-f"})
+
+
+def test_shards_on_the_command_line_beats_a_shard_map_in_the_file(toml: Any) -> None:
+    path = toml(f'backend = "{BACKEND}"\n[shard]\n0 = "0-7"\n1 = "8-f"\n')
+    settings = load_settings({"shards": 4}, config_file=str(path), environ={})
+    assert settings.shard_map == ShardMap.even(4)
 
 
 def test_shard_map_gap_names_the_characters_and_the_file(toml: Any) -> None:
