@@ -28,6 +28,7 @@ from shardproxy.shards import (
     owning_view_path,
     route,
 )
+from shardproxy.splice import splice_body
 
 log = logging.getLogger("shardproxy.proxy")
 
@@ -290,7 +291,8 @@ class WebDavProxy:
         if request.method == "HEAD" or status in (204, 304):
             return response
         try:
-            await copy_body(upstream, response, truncate_to)
+            if not await splice_body(request, upstream, response, truncate_to):
+                await copy_body(upstream, response, truncate_to)
         except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
             log.warning(
                 "%s %s: backend reply broke off (%s); closing the client connection so the "
