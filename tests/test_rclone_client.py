@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
+from shardproxy.demo import obscure, rclone_config
 from shardproxy.shards import ShardMap
 from tests.conftest import running_proxy
 from tests.processes import current_rclone, require_program
@@ -104,15 +105,6 @@ def ids_files(library: Library) -> list[IdFile]:
     return sorted(IdFile(uuid, file.size) for uuid, file in library.ids.items())
 
 
-async def obscure(rclone: str, password: str) -> str:
-    """The password as rclone.conf stores it."""
-    process = await asyncio.create_subprocess_exec(
-        rclone, "obscure", password, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await process.communicate()
-    return out.decode().strip()
-
-
 @pytest.fixture(params=rclone_binaries())
 async def remotes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Remotes]:
     rclone = require_program(request.param) if request.param == "rclone" else request.param
@@ -122,15 +114,10 @@ async def remotes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         async with running_proxy(backend.make_url("/").origin()) as proxy_url:
             obscured = await obscure(rclone, PASSWORD)
-            sections = [("root", str(proxy_url))] + [
-                (f"shard{n}", f"{proxy_url}/.ids-s{n}") for n in range(SHARDS)
-            ]
             config = tmp_path / "rclone.conf"
             config.write_text(
-                "".join(
-                    f"[{name}]\ntype = webdav\nurl = {url}\nvendor = other\n"
-                    f"user = {USER}\npass = {obscured}\n\n"
-                    for name, url in sections
+                rclone_config(
+                    proxy_url, SHARDS, user=USER, obscured_password=obscured, whole="root"
                 )
             )
             yield Remotes(rclone, config, library, proxy_url)
