@@ -143,8 +143,8 @@ class WebDavProxy:
             headers["Destination"] = destination
         # encoded=True: the path and query go upstream as the client spelled them, except
         # a raw "#", which would otherwise be taken for a fragment and cut off.
-        target = f"{backend_path}{question}{query}".replace("#", "%23")
-        url = URL(f"{self.backend_origin}{target}", encoded=True)
+        request_target = f"{backend_path}{question}{query}".replace("#", "%23")
+        url = URL(f"{self.backend_origin}{request_target}", encoded=True)
         plan = UpstreamPlan(request.method, url, headers, shard)
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
