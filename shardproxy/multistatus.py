@@ -15,10 +15,11 @@ first propstat says 404 (NzbDav puts the 404 ones first).
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final, Protocol
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote
 from xml.parsers import expat
 
 __all__ = ["MultistatusError", "MultistatusFilter", "ResponsePolicy"]
@@ -89,6 +90,27 @@ def _xml_escape(text: str) -> str:
     return text
 
 
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4, for paths."""
+    parts = path.split("/")
+    kept: list[str] = []
+    for segment in parts:
+        if segment == "..":
+            if len(kept) > 1 or (kept and kept[0]):
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if parts[-1] in (".", ".."):
+        kept.append("")  # "/a/b/.." names the folder "/a/"
+    return "/".join(kept)
+
+
+@functools.lru_cache(maxsize=256)
+def _quote_path(path: str) -> str:
+    """Percent-encode a decoded path (the same few leading parts recur in a listing)."""
+    return quote(path, safe=_PATH_SAFE)
+
+
 def _last_segment(path: str) -> str:
     return path.rstrip("/").rpartition("/")[2]
 
@@ -144,21 +166,28 @@ class _Href:
         return self.lead + self.prefix + self._encode(client_path) + self.rest + self.trail
 
     def _encode(self, client_path: str) -> str:
-        # Keep the raw segments that client_path shares at its end with the backend
-        # path, so only the changed leading part is re-encoded.
-        segments = self.raw_path.split("/")
+        # Keep the raw form of the longest tail of segments that client_path shares with
+        # the backend path, so only the changed leading part is re-encoded.
+        raw, decoded = self.raw_path, self.decoded
+        if raw == decoded:  # nothing percent-encoded: raw offsets are decoded offsets
+            at = decoded.find("/")
+            while at != -1 and not client_path.endswith(decoded[at:]):
+                at = decoded.find("/", at + 1)
+            if at == -1:
+                return _quote_path(client_path)
+            return _quote_path(client_path[: len(client_path) - len(decoded) + at]) + raw[at:]
+        segments = raw.split("/")
         head = client_path
         kept = 0
-        for raw in reversed(segments[1:]):
-            segment = unquote(raw) if "%" in raw else raw
+        for raw_segment in reversed(segments[1:]):
+            segment = unquote(raw_segment) if "%" in raw_segment else raw_segment
             if not head.endswith("/" + segment):
                 break
             head = head[: len(head) - len(segment) - 1]
             kept += 1
-        encoded = quote(head, safe=_PATH_SAFE)
-        if kept:
-            encoded += "/" + "/".join(segments[len(segments) - kept :])
-        return encoded
+        if not kept:
+            return _quote_path(head)
+        return _quote_path(head) + "/" + "/".join(segments[len(segments) - kept :])
 
 
 class _Response:
@@ -194,7 +223,7 @@ class MultistatusFilter:
 
     def __init__(self, policy: ResponsePolicy, *, base_path: str | None = None) -> None:
         self._policy = policy
-        self._base_url = None if base_path is None else "http://backend" + base_path
+        self._base_path = base_path
         self.responses_in = 0
         self.responses_out = 0
         self.bad_hrefs = 0
@@ -205,9 +234,8 @@ class MultistatusFilter:
         self._out: list[bytes | bytearray] = []
         self._depth = 0  # open elements
         self._response: _Response | None = None
-        self._element: _Element | None = None  # the open href or propstat status
+        self._element: _Element | None = None  # the open href
         self._propstat: _Element | None = None  # the open propstat
-        self._in_prop = False  # inside the open propstat's <prop>
         self._text: list[str] = []
         self._propstat_ok = False
         self._text_encoding = "utf-8"
@@ -332,15 +360,13 @@ class MultistatusFilter:
                 elif name == _PROPSTAT:
                     self._propstat = self._open(self._parser.CurrentByteIndex)
                     self._propstat_ok = False
-            elif self._propstat is not None:
-                if level == 4:
-                    if self._in_prop and name == _DISPLAYNAME:
-                        response.displaynames.append(self._open(self._parser.CurrentByteIndex))
-                elif level == 3:
-                    if name == _PROP:
-                        self._in_prop = True
-                    elif name == _STATUS:
-                        self._capture_text()
+            elif level == 3 and self._propstat is not None:
+                if name == _PROP:
+                    # Most elements are props: give them handlers that look for little.
+                    self._parser.StartElementHandler = self._start_in_prop
+                    self._parser.EndElementHandler = self._end_in_prop
+                elif name == _STATUS:
+                    self._capture_text()
             return
         if level == 1:
             at = self._parser.CurrentByteIndex
@@ -364,15 +390,9 @@ class MultistatusFilter:
                     self._close(self._propstat, self._parser.CurrentByteIndex)
                     response.propstats.append((self._propstat, self._propstat_ok))
                     self._propstat = None
-            elif self._propstat is not None:
-                if level == 4:
-                    if self._in_prop and name == _DISPLAYNAME:
-                        self._close(response.displaynames[-1], self._parser.CurrentByteIndex)
-                elif level == 3:
-                    if name == _PROP:
-                        self._in_prop = False
-                    elif name == _STATUS:
-                        self._propstat_ok = _is_2xx(self._captured_text())
+            elif level == 3:
+                if name == _STATUS and self._propstat is not None:
+                    self._propstat_ok = _is_2xx(self._captured_text())
             elif level == 1:
                 element = self._open(response.start)
                 self._close(element, self._parser.CurrentByteIndex)
@@ -381,6 +401,21 @@ class MultistatusFilter:
             return
         if level <= 1:
             self._pass_to(self._parser.CurrentByteIndex)
+
+    def _start_in_prop(self, name: str, _attributes: dict[str, str]) -> None:
+        level = self._depth
+        self._depth = level + 1
+        if level == 4 and name == _DISPLAYNAME and self._response is not None:
+            self._response.displaynames.append(self._open(self._parser.CurrentByteIndex))
+
+    def _end_in_prop(self, name: str) -> None:
+        self._depth = level = self._depth - 1
+        if level == 4:
+            if name == _DISPLAYNAME and self._response is not None:
+                self._close(self._response.displaynames[-1], self._parser.CurrentByteIndex)
+        elif level == 3:  # the end of <prop>
+            self._parser.StartElementHandler = self._start
+            self._parser.EndElementHandler = self._end
 
     def _root(self, name: str) -> None:
         at = self._parser.CurrentByteIndex
@@ -476,9 +511,11 @@ class MultistatusFilter:
 
     def _parse_href(self, text: str) -> _Href | None:
         """Split and decode an href; None if it cannot be decoded."""
-        url = text.strip(_XML_SPACE)
-        lead = text[: len(text) - len(text.lstrip(_XML_SPACE))]
-        trail = text[len(lead) + len(url) :]
+        url, lead, trail = text, "", ""
+        if text and (text[0] in _XML_SPACE or text[-1] in _XML_SPACE):
+            url = text.strip(_XML_SPACE)
+            lead = text[: len(text) - len(text.lstrip(_XML_SPACE))]
+            trail = text[len(lead) + len(url) :]
         match = _HREF_PARTS.fullmatch(url)
         if match is None:  # pragma: no cover - the pattern matches any string
             return None
@@ -487,8 +524,13 @@ class MultistatusFilter:
         prefix = url[: match.start(3)]
         if authority is not None:
             raw_path = raw_path or "/"  # after an authority the path is absolute
-        elif not scheme and not raw_path.startswith("/") and self._base_url is not None:
-            raw_path = urlsplit(urljoin(self._base_url, raw_path)).path
+        elif not scheme and not raw_path.startswith("/") and self._base_path is not None:
+            # RFC 3986 section 5.2.2: an empty path is the base itself, else merge.
+            base = self._base_path
+            raw_path = base[: base.rfind("/") + 1] + raw_path if raw_path else base
+        if _DOT_SEGMENT.search(raw_path):
+            # Clients resolve "." and ".." before they look at a path; so must the policy.
+            raw_path = _remove_dot_segments(raw_path)
         if "%" in raw_path:
             if _BAD_PERCENT.search(raw_path):
                 return None
@@ -496,10 +538,10 @@ class MultistatusFilter:
                 decoded = unquote(raw_path, errors="strict")
             except UnicodeDecodeError:
                 return None
+            if _DOT_SEGMENT.search(decoded):
+                return None  # "%2E%2E": some clients would resolve it, some not; trust neither
         else:
             decoded = raw_path
-        if _DOT_SEGMENT.search(decoded):
-            return None  # clients resolve these, which could step out of the mapped tree
         return _Href(
             lead=lead, prefix=prefix, raw_path=raw_path, rest=rest, trail=trail, decoded=decoded
         )
@@ -507,11 +549,9 @@ class MultistatusFilter:
     def _ordered_ranges(self, response: _Response, end: int) -> list[tuple[int, int]]:
         """The response's input byte ranges in output order: 2xx propstats first."""
         propstats = response.propstats
-        if all(ok for _ps, ok in propstats) or not any(ok for _ps, ok in propstats):
-            return [(response.start, end)]
-        first_bad = next(i for i, (_ps, ok) in enumerate(propstats) if not ok)
-        if not any(ok for _ps, ok in propstats[first_bad:]):
-            return [(response.start, end)]  # already 2xx first
+        first_bad = next((i for i, (_ps, ok) in enumerate(propstats) if not ok), None)
+        if first_bad is None or not any(ok for _ps, ok in propstats[first_bad + 1 :]):
+            return [(response.start, end)]  # already 2xx first (or no 2xx at all)
         order = [ps for ps, ok in propstats if ok] + [ps for ps, ok in propstats if not ok]
         # Propstats change places; what lies between them (whitespace) stays put.
         ranges = [(response.start, propstats[0][0].start)]
