@@ -74,8 +74,6 @@ _INFINITE_DEPTH = 2**31 - 1
 _BUFFER_LIMIT = 1024 * 1024
 _STREAM_BATCH = 64 * 1024
 _DEPTH = re.compile(r"\s*[+-]?[0-9]+\s*")
-_BODY = "nzbdav_standin.body"
-_SET_COOKIE = "nzbdav_standin.set_cookie"
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,8 @@ READ_LOG = web.AppKey("nzbdav_standin.read_log", list[ReadRecord])
 """Every GET body streamed (or abandoned), appended when it ends."""
 
 _STATE = web.AppKey("nzbdav_standin.state", _ServerState)
+_BODY = web.RequestKey("nzbdav_standin.body", bytes)
+_SET_COOKIE = web.RequestKey("nzbdav_standin.set_cookie", str)
 
 
 def make_standin_app(
@@ -169,7 +169,7 @@ async def _record_request(
 async def _decorate_response(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = "Kestrel"
     cookie = request.get(_SET_COOKIE)
-    if isinstance(cookie, str):
+    if cookie is not None:
         response.headers.add("Set-Cookie", cookie)
 
 
@@ -314,7 +314,7 @@ async def _options(request: web.Request, state: _ServerState) -> web.StreamRespo
 
 
 async def _propfind(request: web.Request, state: _ServerState) -> web.StreamResponse:
-    body: bytes = request[_BODY]
+    body = request[_BODY]
     # NWebDav reads the body only when a non-zero Content-Length announces it,
     # and before it looks the path up.
     wanted: PropRequest = parse_propfind(body if request.content_length else b"")
@@ -407,8 +407,7 @@ async def _delete(request: web.Request, state: _ServerState) -> web.StreamRespon
 
 
 async def _put(request: web.Request, state: _ServerState) -> web.StreamResponse:
-    body: bytes = request[_BODY]
-    return _empty(state.store.put(request.path, body))
+    return _empty(state.store.put(request.path, request[_BODY]))
 
 
 async def _mkcol(request: web.Request, state: _ServerState) -> web.StreamResponse:
