@@ -79,6 +79,7 @@ def folder(href: str, name: str, *, first: str = "", p: str = "D") -> str:
         f"<{p}:displayname>{name}</{p}:displayname>"
         f"<{p}:resourcetype><{p}:collection /></{p}:resourcetype>"
         f"<{p}:getlastmodified>Mon, 01 Jan 0001 00:00:00 GMT</{p}:getlastmodified>"
+        f"<Z:Win32FileAttributes>00000010</Z:Win32FileAttributes>"
         f"<{p}:getcontentlength>0</{p}:getcontentlength>"
         f"<{p}:iscollection>1</{p}:iscollection></{p}:prop>"
         f"<{p}:status>HTTP/1.1 200 OK</{p}:status></{p}:propstat></{p}:response>"
@@ -117,6 +118,15 @@ def one_byte_at_a_time(data: bytes) -> list[int]:
 
 
 # -- hrefs ----------------------------------------------------------------------------
+
+
+def test_nzbdav_listing_of_ids_keeps_the_shards_folders() -> None:
+    url = "http://localhost:8080/.ids"
+    data = doc(folder(url + "/", ".ids"), *(folder(f"{url}/{h}", h) for h in "0123456789abcdef"))
+    expected = doc(folder(url + "-s1/", ".ids"), *(folder(f"{url}-s1/{h}", h) for h in "4567"))
+    listing = MultistatusFilter(ShardOne())
+    assert listing.feed(data) + listing.close() == expected
+    assert (listing.responses_in, listing.responses_out, listing.bad_hrefs) == (17, 5, 0)
 
 
 def test_full_url_href_is_rewritten_keeping_scheme_and_host() -> None:
@@ -277,7 +287,7 @@ def test_policy_returning_a_string_is_a_type_error() -> None:
 @pytest.mark.parametrize("prefix", ["d", "a", "lp1"])
 def test_any_prefix_for_dav_is_understood(prefix: str) -> None:
     def with_prefix(href: str) -> bytes:
-        head = f'<{prefix}:multistatus xmlns:{prefix}="DAV:">'
+        head = f'<{prefix}:multistatus xmlns:{prefix}="DAV:" xmlns:Z="urn:z">'
         body = folder(href, "4", p=prefix) + folder("/.ids/9", "9", p=prefix)
         return f'<?xml version="1.0"?>{head}{body}</{prefix}:multistatus>'.encode()
 
