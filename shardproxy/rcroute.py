@@ -603,6 +603,8 @@ def merge_fanout(
 ) -> dict[str, Any]:
     """One reply for a fan-out call, as one rclone would give it, plus per-rclone detail.
 
+    ``params`` are the caller's own (``fs`` names the caller's idea of the remote).
+
     Raises RcError (502) when no rclone answered.
     """
     answered = {t: o.body for t, o in sorted(outcomes.items()) if isinstance(o, Reply)}
@@ -634,7 +636,7 @@ def merge_fanout(
         reply = _sum_merge(list(answered.values()))
         reply["targets"] = per_target
     else:  # rc/noop echoes its input, like rclone
-        reply = dict(params)
+        reply = {k: v for k, v in params.items() if not k.startswith("_")}
     if errors:
         reply["errors"] = errors
     return reply

@@ -9,6 +9,7 @@ backoff. The pending deliveries live in memory only: a restart of shardproxy los
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import logging
@@ -250,15 +251,16 @@ class Endpoint:
     """Where one rclone's RC listens, with its credentials taken out of the URL."""
 
     url: URL
-    auth: aiohttp.BasicAuth | None
+    headers: Mapping[str, str]
 
     @classmethod
     def from_url(cls, url: URL) -> Endpoint:
-        """``http://user:pass@host:port/`` -> URL without userinfo, plus Basic auth."""
-        auth = None
+        """``http://user:pass@host:port/`` -> URL without userinfo, plus its headers."""
+        # Exactly this type: rclone 1.60.1 ignores a JSON body labelled with a charset.
+        headers = {"Content-Type": "application/json"}
         if url.user is not None or url.password is not None:
-            auth = aiohttp.BasicAuth(url.user or "", url.password or "")
-        return cls(url.with_user(None).with_password(None), auth)
+            headers["Authorization"] = aiohttp.encode_basic_auth(url.user or "", url.password or "")
+        return cls(url.with_user(None).with_password(None), headers)
 
     def command_url(self, command: str) -> URL:
         """The URL to POST ``command`` to."""
@@ -282,8 +284,7 @@ class RcForwarder:
             async with self.session.post(
                 endpoint.command_url(call.command),
                 data=orjson.dumps(call.params),
-                headers={"Content-Type": "application/json"},
-                auth=endpoint.auth,
+                headers=endpoint.headers,
                 timeout=self.timeout,
             ) as response:
                 raw = await response.content.read(MAX_REPLY_BYTES + 1)
@@ -301,7 +302,7 @@ class RcForwarder:
             return Failure(f"HTTP {status} with a reply that is not JSON: {snippet!r}")
         if status != 200:
             message = body.get("error") if isinstance(body, dict) else None
-            return Failure(f"HTTP {status}: {message or body!r}")
+            return Failure(f"HTTP {status}: {message if message else repr(body)}")
         if not isinstance(body, dict):
             return Failure(f"reply is JSON but not an object: {raw[:120]!r}")
         return Reply(body)
@@ -347,14 +348,16 @@ def _error_response(command: str, params: Mapping[str, Any], error: RcError) -> 
 def _authorized(request: web.Request, user: str | None, password: str | None) -> bool:
     if user is None and password is None:
         return True
-    header = request.headers.get("Authorization", "")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
     try:
-        given = aiohttp.BasicAuth.decode(header)
+        given = base64.b64decode(token.strip(), validate=True)
     except ValueError:
         return False
-    user_ok = hmac.compare_digest(given.login.encode(), (user or "").encode())
-    pass_ok = hmac.compare_digest(given.password.encode(), (password or "").encode())
-    return user_ok and pass_ok
+    # Compare the whole "user:pass" in constant time, as the caller's client encoded it.
+    expected = f"{user or ''}:{password or ''}".encode()
+    return hmac.compare_digest(given, expected)
 
 
 class RcHandler:
@@ -435,10 +438,9 @@ class RcHandler:
     async def _fanout_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any]
     ) -> dict[str, Any]:
-        forwarded = fanout_params(command, params)
-        calls = plan_fanout(command, forwarded, self.topology)
+        calls = plan_fanout(command, fanout_params(command, params), self.topology)
         outcomes = {call.target: outcome for call, outcome in await forwarder.send_all(calls)}
-        return merge_fanout(command, forwarded, outcomes, __version__)
+        return merge_fanout(command, params, outcomes, __version__)
 
 
 async def retry_forever(

@@ -1,13 +1,18 @@
 """Real rclone processes with a remote-control port, for tests on loopback.
 
-Each process serves a directory over HTTP (``rclone serve http DIR --rc``), which gives it
-a VFS without FUSE, logs at ``-vv`` to its own file, and is polled until its RC answers.
-The ``-vv`` log shows every RC call's parameters as a Go map, which is how the tests see
-exactly what each rclone received.
+Each process serves a remote over HTTP (``rclone serve http REMOTE --rc``), which gives
+it a VFS without FUSE, logs at ``-vv`` to its own file, and is polled until its RC
+answers. The remote is a shard view of a running proxy (``webdav_remote``) or a plain
+directory. The ``-vv`` log shows every RC call's parameters as a Go map, which is how
+the tests see exactly what each rclone received.
+
+``BackgroundApps`` serves aiohttp apps (the NzbDav stand-in, the WebDAV proxy) from a
+thread of their own, so that they keep answering the rclones while test code blocks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -15,13 +20,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
 from yarl import URL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +83,7 @@ class RcloneRc:
     """One ``rclone serve http DIR --rc`` process."""
 
     binary: str
-    root: Path
+    remote: str
     log_path: Path
     cache_dir: Path
     user: str | None = None
@@ -106,7 +113,7 @@ class RcloneRc:
                 self.binary,
                 "serve",
                 "http",
-                str(self.root),
+                self.remote,
                 "--addr",
                 f"127.0.0.1:{self.http_port}",
                 "--rc",
@@ -138,7 +145,9 @@ class RcloneRc:
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"rclone RC not ready after {timeout} s: {self.tail()}")
+                    raise RuntimeError(
+                        f"rclone RC not ready after {timeout} s: {self.tail()}"
+                    ) from None
                 time.sleep(0.02)
 
     def post(self, command: str, body: bytes) -> bytes:
@@ -209,6 +218,15 @@ class RcloneRc:
                 raise AssertionError(f"no {command} call within {timeout} s: {self.tail()}")
             time.sleep(0.02)
 
+    async def await_call(self, mark: int, command: str) -> list[LoggedCall]:
+        """Like ``wait_for_call``, but yields to the event loop while polling (10 s)."""
+        async with asyncio.timeout(10.0):
+            while True:
+                calls = self.calls_since(mark, command)
+                if calls:
+                    return calls
+                await asyncio.sleep(0.02)
+
     def tail(self, lines: int = 15) -> str:
         """The end of the log, for failure messages."""
         if not self.log_path.exists():
@@ -229,24 +247,67 @@ def start_all(procs: list[RcloneRc]) -> None:
         raise
 
 
+def webdav_remote(url: URL) -> str:
+    """An on-the-fly rclone remote for a WebDAV URL (no config file needed)."""
+    return f":webdav,url='{url}',vendor=other:"
+
+
 def make_rclone(
     binary: str,
     base: Path,
     name: str,
     *,
+    remote: str | None = None,
     user: str | None = None,
     password: str | None = None,
     extra: tuple[str, ...] = (),
 ) -> RcloneRc:
-    """An RcloneRc serving ``base/name`` with its own cache dir and log file."""
-    root = base / name
-    root.mkdir(parents=True, exist_ok=True)
+    """An RcloneRc serving ``remote`` (default: the directory ``base/name``), own cache and log."""
+    if remote is None:
+        root = base / name
+        root.mkdir(parents=True, exist_ok=True)
+        remote = str(root)
     return RcloneRc(
         binary=binary,
-        root=root,
+        remote=remote,
         log_path=base / f"{name}.log",
         cache_dir=base / f"{name}.cache",
         user=user,
         password=password,
         extra=extra,
     )
+
+
+class BackgroundApps:
+    """aiohttp applications served on loopback from an event loop in its own thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._runners: list[web.AppRunner] = []
+
+    def serve(self, make_app: Callable[[], web.Application]) -> URL:
+        """Build the app inside the loop, serve it on a free port, return its base URL."""
+
+        async def start() -> URL:
+            runner = web.AppRunner(make_app())
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._runners.append(runner)
+            port = runner.addresses[0][1]
+            return URL.build(scheme="http", host="127.0.0.1", port=port)
+
+        return asyncio.run_coroutine_threadsafe(start(), self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        """Stop every app, then the loop and its thread."""
+
+        async def stop() -> None:
+            for runner in reversed(self._runners):
+                await runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
