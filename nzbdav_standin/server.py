@@ -153,16 +153,17 @@ def make_standin_app(
 async def _record_request(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    body = await request.read() if request.can_read_body else b""
-    request[_BODY] = body
-    request.app[REQUEST_LOG].append(
-        RequestRecord(
-            request.method,
-            request.raw_path,
-            CIMultiDictProxy(CIMultiDict(request.headers)),
-            body,
+    headers = CIMultiDictProxy(CIMultiDict(request.headers))
+    try:
+        body = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        # Still a request that reached the backend, even if refused.
+        request.app[REQUEST_LOG].append(
+            RequestRecord(request.method, request.raw_path, headers, b"")
         )
-    )
+        raise
+    request[_BODY] = body
+    request.app[REQUEST_LOG].append(RequestRecord(request.method, request.raw_path, headers, body))
     return await handler(request)
 
 
@@ -174,10 +175,8 @@ async def _decorate_response(request: web.Request, response: web.StreamResponse)
 
 
 def _empty(status: int, headers: dict[str, str] | None = None) -> web.Response:
-    response = web.Response(status=status, headers=headers)
-    # Kestrel sends nothing but a zero length for an empty reply.
-    response.headers.pop("Content-Type", None)
-    return response
+    """A reply with no body, like Kestrel's: a zero Content-Length and no Content-Type."""
+    return web.Response(status=status, headers=headers)
 
 
 def _is_non_webdav(path: str) -> bool:

@@ -184,6 +184,16 @@ async def test_a_request_for_only_missing_properties_has_no_200_propstat(client:
     assert statuses == ["HTTP/1.1 404 Not Found"]
 
 
+async def test_propname_lists_names_without_a_prop_element(client: Client) -> None:
+    ask = b'<propfind xmlns="DAV:"><propname/></propfind>'
+    _, _, body = await propfind(client, "/README", depth="0", body=ask)
+    assert (
+        "<D:propstat><D:displayname /><D:getcontentlength /><D:getcontenttype />"
+        "<D:getlastmodified /><Z:Win32FileAttributes /><D:resourcetype /><D:iscollection />"
+        "<D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+    ) in body
+
+
 async def test_malformed_propfind_body_is_500(client: Client) -> None:
     status, _, _ = await propfind(client, "/", body=b"<propfind")
     assert status == 500
@@ -335,6 +345,7 @@ async def test_start_past_the_end_is_416_with_star_content_range(client: Client)
     status, headers, body = await get(client, EPISODE, Range=f"bytes={EPISODE_SIZE}-")
     assert (status, body) == (416, b"")
     assert headers["Content-Range"] == f"bytes */{EPISODE_SIZE}"
+    assert headers["Content-Length"] == "0"
 
 
 async def test_only_the_first_range_counts(client: Client) -> None:
@@ -510,12 +521,14 @@ async def test_request_log_records_what_reached_the_backend(
     assert record.headers["x-test"] == "1"
 
 
-async def test_request_log_keeps_request_bodies(client: Client) -> None:
+async def test_request_log_keeps_request_bodies(
+    aiohttp_client: MakeClient, library: Library
+) -> None:
+    app = make_standin_app(library)
+    client = await aiohttp_client(app)
     ask = b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
     await propfind(client, "/", depth="0", body=ask)
-    app = client.server.app
-    assert app is not None
-    assert app[REQUEST_LOG][-1].body == ask
+    assert [r.body for r in app[REQUEST_LOG]] == [ask]
 
 
 # --- write methods ----------------------------------------------------------------------
@@ -565,6 +578,31 @@ async def test_copy_and_move_are_refused_with_a_207(client: Client) -> None:
             assert response.status == 207
             body = await response.text()
         assert "<D:status>HTTP/1.1 403 Forbidden</D:status>" in body
+
+
+async def test_proppatch_cannot_set_anything(client: Client) -> None:
+    patch = (
+        b'<propertyupdate xmlns="DAV:"><set><prop><displayname>x</displayname>'
+        b'<foo xmlns="urn:x">1</foo></prop></set></propertyupdate>'
+    )
+    async with client.request("PROPPATCH", EPISODE, data=patch, headers=AUTH) as response:
+        assert response.status == 207
+        body = await response.text()
+    statuses = [e.text for e in ET.fromstring(body).iter(f"{DAV}status")]
+    assert statuses == ["HTTP/1.1 409 Conflict", "HTTP/1.1 404 Not Found"]
+
+
+async def test_lock_gives_a_token_that_unlock_accepts(client: Client) -> None:
+    lockinfo = (
+        b'<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope>'
+        b"<locktype><write/></locktype><owner><href>me</href></owner></lockinfo>"
+    )
+    async with client.request("LOCK", EPISODE, data=lockinfo, headers=AUTH) as response:
+        assert response.status == 200
+        token = response.headers["Lock-Token"]
+    headers = {**AUTH, "Lock-Token": token}
+    async with client.request("UNLOCK", EPISODE, headers=headers) as response:
+        assert response.status == 204
 
 
 async def test_mkcol_is_forbidden(client: Client) -> None:
