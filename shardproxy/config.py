@@ -180,7 +180,13 @@ def build_settings(raw: Mapping[str, tuple[Any, str]], *, need_backend: bool = T
                 "set SHARDPROXY_BACKEND, or put backend = '...' in the config file"
             )
         values["backend"] = URL("http://127.0.0.1:3000")
-    backend = _http_url(values["backend"], raw.get("backend", (None, "backend"))[1])
+    backend_where = raw.get("backend", (None, "backend"))[1]
+    backend = _http_url(values["backend"], backend_where)
+    if backend.raw_path not in ("", "/"):
+        raise ConfigError(
+            f"{backend_where}: {backend} has a path; give NzbDav's root URL "
+            f"({backend.origin()}), which is where it serves WebDAV"
+        )
 
     shard_map = _shard_map(values, raw)
     kwargs: dict[str, Any] = {"backend": backend, "shard_map": shard_map}

@@ -167,8 +167,11 @@ class WebDavProxy:
 
     def map_destination(self, destination: str) -> str | Refused:
         """Map a COPY/MOVE Destination that points into a shard view to NzbDav's tree."""
-        url = URL(destination, encoded=True)
-        target = route(url.raw_path, self.shard_map)
+        try:
+            url = URL(destination, encoded=True)
+        except ValueError as exc:
+            return Refused(400, f"Destination {destination!r} is not a URL: {exc}")
+        target = route(url.raw_path or "/", self.shard_map)
         if isinstance(target, Refused):
             return Refused(400, f"Destination {destination}: {target.reason}")
         if not isinstance(target, ShardRoute):
@@ -258,7 +261,10 @@ class WebDavProxy:
 
     def map_location(self, location: str) -> str:
         """A Location into NzbDav's /.ids tree is shown in the owning shard's view."""
-        url = URL(location, encoded=True)
+        try:
+            url = URL(location, encoded=True)
+        except ValueError:
+            return location
         mapped = owning_view_path(url.path, self.shard_map)
         if mapped is None:
             return location

@@ -242,9 +242,15 @@ def test_bad_backend_port_is_an_error(url: str) -> None:
     assert "port" in message.lower()
 
 
-def test_https_backend_with_a_path_is_accepted() -> None:
-    assert load({"backend": "https://nzbdav.example/dav"}).backend == URL(
-        "https://nzbdav.example/dav"
+def test_https_backend_is_accepted() -> None:
+    assert load({"backend": "https://nzbdav.example/"}).backend == URL("https://nzbdav.example/")
+
+
+def test_backend_with_a_path_is_refused_naming_the_root_url() -> None:
+    message = load_error({"backend": "https://nzbdav.example/dav"})
+    assert message == (
+        "command line --backend: https://nzbdav.example/dav has a path; give NzbDav's root "
+        "URL (https://nzbdav.example), which is where it serves WebDAV"
     )
 
 

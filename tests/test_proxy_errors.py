@@ -204,3 +204,20 @@ async def test_good_shard_file_reaches_backend_at_its_ids_path(proxy: RunningPro
     finally:
         server.close()
     assert seen[0].startswith(b"GET /.ids/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef ")
+
+
+async def test_destination_that_is_not_a_url_is_a_400(proxy: RunningProxy) -> None:
+    reached = asyncio.Event()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+
+    async with raw_backend(record) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            async with client.request(
+                "MOVE", url / "content/a", headers={"Destination": "http://[::1"}
+            ) as reply:
+                text = await reply.text()
+    assert reply.status == 400
+    assert "Destination" in text
+    assert not reached.is_set()
