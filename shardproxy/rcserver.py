@@ -117,6 +117,11 @@ class PendingDeliveries:
             return 0.0
         return max(0.0, self.clock() - min(p.since for p in self._items.values()))
 
+    @property
+    def failing_targets(self) -> dict[str, str]:
+        """Rclones whose last call failed, by name, with the reason (for status pages)."""
+        return {t.name: h.reason for t, h in sorted(self._health.items()) if h.failures}
+
     def pending_for(self, target: Target) -> list[Delivery]:
         """The deliveries waiting for ``target``, oldest first."""
         return [p.delivery for p in self._items.values() if p.delivery.target == target]

@@ -47,6 +47,7 @@ FAST = Backoff(base=0.05, cap=0.3)
 NZBDAV_UUID = "961b00d8-1111-4222-8333-444455556666"
 IDS = ".ids/9/6/1/b/0"
 AUTH_USER, AUTH_PASS = "rcuser", "rc pass:with colon"
+NZBDAV_CONTENT_TYPE = "application/json; charset=utf-8"
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 Client = TestClient[web.Request, web.Application]
@@ -211,7 +212,8 @@ async def test_nzbdav_forget_reaches_exactly_the_owning_rclones(
         b'{"dir": ".ids/9/6/1/b/0", "dir2": "/content/tv/Show", '
         b'"dir3": "/completed-symlinks/tv/Show", "dir4": "/nzbs"}'
     )
-    status, reply = await post(client, FORGET, body)
+    # .NET's StringContent labels it with a charset, which rclone 1.60.1 would ignore.
+    status, reply = await post(client, FORGET, body, content_type=NZBDAV_CONTENT_TYPE)
     assert status == 200
     assert reply == {"forgotten": [IDS, "content/tv/Show", "completed-symlinks/tv/Show", "nzbs"]}
     assert stack.calls(marks) == [
@@ -363,6 +365,7 @@ async def test_killed_shard_gets_its_forgets_after_it_returns(
         assert reply["forgotten"] == [IDS]
         assert set(reply["notForgotten"]) == {".ids/4/a/b/c/d", ".ids/5", "/.ids/4/a/b/c/d/"}
         assert delivery.pending_count == 2  # the repeated path is merged
+        assert set(delivery.failing_targets) == {"shard1"}
         status, reply = await post(client, FORGET, {"dir": ".ids/5"})
         assert reply == {
             "forgotten": [],
@@ -376,6 +379,7 @@ async def test_killed_shard_gets_its_forgets_after_it_returns(
     calls = await shard1.await_call(mark, FORGET)
     assert [c.params for c in calls] == [go_map({"dir": "4/a/b/c/d", "dir2": "5"})]
     await eventually(lambda: delivery.pending_count == 0)
+    assert delivery.failing_targets == {}
     assert delivery.oldest_pending_age == 0.0
 
 
@@ -408,7 +412,7 @@ async def test_paths_without_a_configured_rclone_are_not_claimed(
 
 # --- refused calls never reach an rclone ----------------------------------------------------
 
-REFUSED = [
+REFUSED: list[tuple[str, dict[str, Any]]] = [
     ("operations/deletefile", {"fs": "x:", "remote": "a"}),
     ("operations/purge", {"fs": "x:", "remote": ""}),
     ("operations/delete", {"fs": "x:"}),
@@ -512,6 +516,20 @@ async def test_core_version_gives_the_proxys_and_each_rclones(
     assert reply["shardproxy"] == __version__
     assert reply["version"] == stack.version
     assert {t["version"] for t in reply["targets"].values()} == {stack.version}
+
+
+async def test_nzbdavs_connection_test_sees_a_version(
+    stack: Stack, aiohttp_client: AiohttpClient
+) -> None:
+    client = await rc_client(aiohttp_client, stack.settings(rc_user="u", rc_pass="p"))
+    status, reply = await post(
+        client, "core/version", b"{}", content_type=NZBDAV_CONTENT_TYPE, auth=("u", "p")
+    )
+    assert status == 200 and reply["version"]
+    status, reply = await post(
+        client, "rc/noop", b"{}", content_type=NZBDAV_CONTENT_TYPE, auth=("u", "p")
+    )
+    assert (status, reply) == (200, {})
 
 
 async def test_list_stats_and_noop_answer_like_one_rclone(
