@@ -104,17 +104,21 @@ def _split_tag(tag: str) -> PropName:
     return "", tag
 
 
-def parse_propfind(body: bytes) -> PropRequest:
-    """Parse a PROPFIND body; raise ``XmlBodyError`` where .NET would throw."""
-    if not body:
-        return ALLPROP
+def _parse_root(body: bytes) -> ET.Element:
     if b"<!DOCTYPE" in body:
         # XmlReader's default settings prohibit DTDs.
         raise XmlBodyError("DTD is prohibited in this XML document")
     try:
-        root = ET.fromstring(body)
+        return ET.fromstring(body)
     except ET.ParseError as error:
         raise XmlBodyError(str(error)) from error
+
+
+def parse_propfind(body: bytes) -> PropRequest:
+    """Parse a PROPFIND body; raise ``XmlBodyError`` where .NET would throw."""
+    if not body:
+        return ALLPROP
+    root = _parse_root(body)
     if _split_tag(root.tag) != (DAV_NS, "propfind") or len(root) == 0:
         return ALLPROP
     mode = PropMode.NONE
@@ -196,12 +200,9 @@ def render_status_response(href: str, code: int) -> str:
 
 def parse_proppatch(body: bytes) -> list[PropName]:
     """Return the property names a PROPPATCH sets or removes; ``XmlBodyError`` if malformed."""
-    if not body or b"<!DOCTYPE" in body:
+    if not body:
         raise XmlBodyError("PROPPATCH needs a propertyupdate body")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as error:
-        raise XmlBodyError(str(error)) from error
+    root = _parse_root(body)
     if _split_tag(root.tag) != (DAV_NS, "propertyupdate"):
         raise XmlBodyError("Invalid root element (expected 'propertyupdate')")
     names: list[PropName] = []
@@ -236,12 +237,9 @@ class LockRequest:
 
 def parse_lockinfo(body: bytes) -> LockRequest:
     """Parse a LOCK body; ``XmlBodyError`` for anything NWebDav rejects with 400."""
-    if not body or b"<!DOCTYPE" in body:
+    if not body:
         raise XmlBodyError("Request-content couldn't be read")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as error:
-        raise XmlBodyError(str(error)) from error
+    root = _parse_root(body)
     if _split_tag(root.tag) != (DAV_NS, "lockinfo"):
         raise XmlBodyError("Invalid root element (expected 'lockinfo')")
 

@@ -250,17 +250,23 @@ def _walk(store: Store, entry: Entry, original: str, depth: int) -> Iterator[tup
                 yield child_original, child
 
 
-async def _send_xml(request: web.Request, pieces: Iterator[str], status: int) -> web.StreamResponse:
-    """Send an XML reply: with a Content-Length like NzbDav when small, streamed when huge."""
-    buffered: list[str] = []
+def _take(pieces: Iterator[str], limit: int) -> tuple[str, bool]:
+    """Join pieces until about ``limit`` characters; also say whether ``pieces`` ran out."""
+    taken: list[str] = []
     size = 0
     for piece in pieces:
-        buffered.append(piece)
+        taken.append(piece)
         size += len(piece)
-        if size >= _BUFFER_LIMIT:
-            break
-    else:
-        whole = web.Response(status=status, body="".join(buffered).encode())
+        if size >= limit:
+            return "".join(taken), False
+    return "".join(taken), True
+
+
+async def _send_xml(request: web.Request, pieces: Iterator[str], status: int) -> web.StreamResponse:
+    """Send an XML reply: with a Content-Length like NzbDav when small, streamed when huge."""
+    first, done = _take(pieces, _BUFFER_LIMIT)
+    if done:
+        whole = web.Response(status=status, body=first.encode())
         whole.headers["Content-Type"] = CONTENT_TYPE
         return whole
     # An infinite-depth listing of /.ids runs to a million entries; NzbDav
@@ -270,16 +276,10 @@ async def _send_xml(request: web.Request, pieces: Iterator[str], status: int) ->
     response.headers["Content-Type"] = CONTENT_TYPE
     await response.prepare(request)
     try:
-        await response.write("".join(buffered).encode())
-        batch: list[str] = []
-        batch_size = 0
-        for piece in pieces:
-            batch.append(piece)
-            batch_size += len(piece)
-            if batch_size >= _STREAM_BATCH:
-                await response.write("".join(batch).encode())
-                batch, batch_size = [], 0
-        await response.write("".join(batch).encode())
+        await response.write(first.encode())
+        while not done:
+            batch, done = _take(pieces, _STREAM_BATCH)
+            await response.write(batch.encode())
         await response.write_eof()
     except ConnectionError:
         pass
@@ -426,7 +426,10 @@ async def _refused(request: web.Request, destination_original: str) -> web.Strea
     return await _send_xml(request, multistatus([render_status_response(href, 403)]), 207)
 
 
-async def _copy(request: web.Request, state: _ServerState) -> web.StreamResponse:
+def _usable_destination(
+    request: web.Request, store: Store
+) -> tuple[str, Collection | None, str] | web.Response:
+    """Check the Destination header as COPY and MOVE do: (URL string, parent, name) or a reply."""
     destination = _destination(request)
     if destination is None:
         return _empty(400)
@@ -434,7 +437,16 @@ async def _copy(request: web.Request, state: _ServerState) -> web.StreamResponse
     if _same_url(request, original):
         return _empty(403)
     parent_path, name = split_path(path)
-    if not isinstance(state.store.resolve(parent_path), Collection) or not name:
+    parent = store.resolve(parent_path) if name else None
+    return original, parent if isinstance(parent, Collection) else None, name
+
+
+async def _copy(request: web.Request, state: _ServerState) -> web.StreamResponse:
+    checked = _usable_destination(request, state.store)
+    if isinstance(checked, web.Response):
+        return checked
+    original, parent, _ = checked
+    if parent is None:
         return _empty(409)
     if state.store.resolve(request.path) is None:
         return _empty(404)
@@ -448,15 +460,11 @@ async def _move(request: web.Request, state: _ServerState) -> web.StreamResponse
     parent = store.resolve(source_parent) if source_name else None
     if not isinstance(parent, Collection) or store.child(parent, source_name) is None:
         return _empty(404)
-    destination = _destination(request)
-    if destination is None:
-        return _empty(400)
-    original, path = destination
-    if _same_url(request, original):
-        return _empty(403)
-    parent_path, name = split_path(path)
-    target_parent = store.resolve(parent_path) if name else None
-    if not isinstance(target_parent, Collection):
+    checked = _usable_destination(request, store)
+    if isinstance(checked, web.Response):
+        return checked
+    original, target_parent, name = checked
+    if target_parent is None:
         return _empty(404)
     overwrite = request.headers.get("Overwrite", "T").upper() == "T"
     if not overwrite and store.child(target_parent, name) is not None:

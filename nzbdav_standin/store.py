@@ -255,9 +255,11 @@ class Store:
                     if entry is not None:
                         yield entry
             case Kind.CONTENT:
-                yield from self._content_children(collection)
+                at_top = collection.target == CONTENT_ROOT
+                yield from self._folder_children(collection, self._content_entry, at_top)
             case Kind.SYMLINKS:
-                for entry in self._symlink_children(collection):
+                at_top = self._is_symlink_root(collection)
+                for entry in self._folder_children(collection, self._symlink_entry, at_top):
                     if not self._is_hidden(collection, entry.name):
                         yield entry
             case Kind.IDS:
@@ -299,7 +301,8 @@ class Store:
         # NzbDav makes these on the fly with DateTime.Now as their date.
         return Collection(Kind.EMPTY, name, "", self._now(), f"empty_folder_{name}")
 
-    def _content_entry(self, path: str, name: str) -> Entry | None:
+    def _content_entry(self, path: str) -> Entry | None:
+        name = path.rsplit("/", 1)[-1]
         folder = self.library.folder(path)
         if folder is not None:
             return Collection(Kind.CONTENT, name, path, folder.last_modified, "dir:" + path)
@@ -307,19 +310,25 @@ class Store:
         return None if standin is None else Item(name, standin)
 
     def _content_child(self, collection: Collection, name: str) -> Entry | None:
-        found = self._content_entry(f"{collection.target}/{name}", name)
+        found = self._content_entry(f"{collection.target}/{name}")
         if found is None and collection.target == CONTENT_ROOT and name in self.library.categories:
             return self._empty_category(name)
         return found
 
-    def _content_children(self, collection: Collection) -> Iterator[Entry]:
+    def _folder_children(
+        self,
+        collection: Collection,
+        entry_at: Callable[[str], Entry | None],
+        with_categories: bool,
+    ) -> Iterator[Entry]:
+        """List a /content folder (shown as is or mirrored), plus missing categories at the top."""
         folder = self.library.folder(collection.target)
         names = list(folder.children) if folder is not None else []
         for name in names:
-            entry = self._content_entry(f"{collection.target}/{name}", name)
+            entry = entry_at(f"{collection.target}/{name}")
             if entry is not None:
                 yield entry
-        if collection.target == CONTENT_ROOT:
+        if with_categories:
             for category in self.library.categories:
                 if category not in names:
                     yield self._empty_category(category)
@@ -356,18 +365,6 @@ class Store:
         if found is None and self._is_symlink_root(collection) and name in self.library.categories:
             return self._empty_category(name)
         return found
-
-    def _symlink_children(self, collection: Collection) -> Iterator[Entry]:
-        folder = self.library.folder(collection.target)
-        names = list(folder.children) if folder is not None else []
-        for name in names:
-            entry = self._symlink_entry(f"{collection.target}/{name}")
-            if entry is not None:
-                yield entry
-        if self._is_symlink_root(collection):
-            for category in self.library.categories:
-                if category not in names:
-                    yield self._empty_category(category)
 
     def _hidden_key(self, collection: Collection, name: str) -> str:
         return f"{collection.key}/{name}"
