@@ -1,10 +1,9 @@
 """A realistic sample library: TV and movie jobs, their ids, and a small queue.
 
 The same seed always gives the same ids, names, sizes and dates. Given at least
-16 ids, they cover all 16 first hex characters (so every shard owns something),
-and names carry the
-characters that trip up URL encoding: spaces, ``#``, ``&``, ``[ ]``,
-apostrophes and non-ASCII letters.
+16 ids, they cover all 16 first hex characters (so every shard owns something).
+Names carry the characters that trip up URL encoding: spaces, ``#``, ``&``,
+``[ ]``, ``%``, apostrophes and non-ASCII letters.
 """
 
 from __future__ import annotations
