@@ -91,6 +91,8 @@ class RcloneRc:
     rc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     extra: tuple[str, ...] = ()
+    # Without a user: pass --rc-no-auth (True) or leave rclone's own default (False).
+    no_auth: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,11 +105,9 @@ class RcloneRc:
 
     def start(self) -> None:
         """Start the process (appending to its log) without waiting for it."""
-        auth = (
-            ["--rc-user", self.user, "--rc-pass", self.password or ""]
-            if self.user is not None
-            else ["--rc-no-auth"]
-        )
+        auth = ["--rc-no-auth"] if self.no_auth else []
+        if self.user is not None:
+            auth = ["--rc-user", self.user, "--rc-pass", self.password or ""]
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -261,6 +261,7 @@ def make_rclone(
     user: str | None = None,
     password: str | None = None,
     extra: tuple[str, ...] = (),
+    no_auth: bool = True,
 ) -> RcloneRc:
     """An RcloneRc serving ``remote`` (default: the directory ``base/name``), own cache and log."""
     if remote is None:
@@ -275,6 +276,7 @@ def make_rclone(
         user=user,
         password=password,
         extra=extra,
+        no_auth=no_auth,
     )
 
 

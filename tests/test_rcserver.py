@@ -124,7 +124,8 @@ def running_stack(binary: str, proxy: URL) -> Iterator[Stack]:
                 f"shard{n}",
                 remote=webdav_remote(proxy / f".ids-s{n}"),
                 extra=("--vfs-cache-mode", "full"),
-                **({"user": AUTH_USER, "password": AUTH_PASS} if n == 3 else {}),
+                user=AUTH_USER if n == 3 else None,
+                password=AUTH_PASS if n == 3 else None,
             )
             for n in range(SHARD_MAP.count)
         ]
@@ -580,6 +581,34 @@ async def test_current_rclone_gets_the_same_calls(
     ]
     status, reply = await post(client, "core/version")
     assert status == 200 and reply["decomposed"][:2] == [1, 75]
+
+
+@pytest.mark.parametrize(
+    ("which", "delivered"), [("debian", True), ("current", False)], ids=["1.60.1", "current"]
+)
+async def test_an_rclone_without_rc_auth_takes_forgets_only_up_to_1_60(
+    aiohttp_client: AiohttpClient, tmp_path: Path, which: str, delivered: bool
+) -> None:
+    """1.60.1 takes vfs/forget from anyone; current rclone wants --rc-user or --rc-no-auth."""
+    binary = debian_rclone() if which == "debian" else current_rclone()
+    if binary is None:
+        pytest.skip(f"no {which} rclone installed")
+    shard = make_rclone(binary, tmp_path, "open", no_auth=False)
+    start_all([shard])
+    try:
+        settings = Settings(
+            backend=URL("http://127.0.0.1:9"), shard_map=SHARD_MAP, shard_rc={0: shard.rc_url}
+        )
+        client = await rc_client(aiohttp_client, settings)
+        status, reply = await post(client, FORGET, {"dir": ".ids/0/1"})
+    finally:
+        shard.stop()
+    assert status == 200
+    if delivered:
+        assert reply == {"forgotten": [".ids/0/1"]}
+    else:
+        assert reply["forgotten"] == []
+        assert "HTTP 403: authentication must be set up" in reply["notForgotten"][".ids/0/1"]
 
 
 def test_rclone_1_60_ignores_a_json_body_with_a_charset(stack: Stack) -> None:
