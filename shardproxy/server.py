@@ -20,6 +20,7 @@ from aiohttp import web
 
 from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
+from shardproxy.rcserver import make_rc_app
 
 log = logging.getLogger("shardproxy")
 
@@ -55,8 +56,6 @@ async def serve_until_stopped(
         await start_site(make_proxy_app(settings), settings.listen, reuse_port=settings.workers > 1)
     ]
     if with_rc and settings.rc_listen is not None:
-        from shardproxy.rcserver import make_rc_app
-
         runners.append(
             await start_site(make_rc_app(settings), settings.rc_listen, reuse_port=False)
         )

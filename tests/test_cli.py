@@ -102,3 +102,37 @@ async def test_serve_with_two_workers_answers_and_stops_on_sigterm(tmp_path: Pat
         await backend.close()
     log = (tmp_path / "serve.log").read_text()
     assert "2 worker(s)" in log
+
+
+async def test_serve_starts_the_rc_endpoint_with_auth(tmp_path: Path) -> None:
+    port, rc_port = free_port(), free_port()
+    argv = [
+        *SHARDPROXY,
+        "serve",
+        "--backend",
+        "http://127.0.0.1:9",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--rc-listen",
+        f"127.0.0.1:{rc_port}",
+        "--rc-user",
+        "nzbdav",
+        "--rc-pass",
+        "pw",
+    ]
+    async with running(argv, port=rc_port, log=tmp_path / "serve.log"):
+        async with aiohttp.ClientSession() as client:
+            rc = f"http://127.0.0.1:{rc_port}/rc/noop"
+            async with client.post(rc, json={"x": "1"}) as reply:
+                assert reply.status == 401
+            auth = aiohttp.BasicAuth("nzbdav", "pw")
+            async with client.post(rc, json={"x": "1"}, auth=auth) as reply:
+                # Authenticated and allowed, but no shard rclone is configured to answer.
+                assert reply.status == 502
+                answer = await reply.json(content_type=None)
+                assert answer["path"] == "rc/noop"
+                assert answer["error"]
+            async with client.post(
+                f"http://127.0.0.1:{rc_port}/operations/purge", json={}, auth=auth
+            ) as reply:
+                assert reply.status == 403
