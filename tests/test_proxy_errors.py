@@ -7,6 +7,7 @@ malformed XML, silence), because no well-behaved server can be made to do that.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -221,3 +222,50 @@ async def test_destination_that_is_not_a_url_is_a_400(proxy: RunningProxy) -> No
     assert reply.status == 400
     assert "Destination" in text
     assert not reached.is_set()
+
+
+async def test_compressed_body_passes_through_byte_for_byte(proxy: RunningProxy) -> None:
+    payload = gzip.compress(b"not to be touched " * 1000)
+    head_seen: list[bytes] = []
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        await writer.drain()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head_seen.append(await read_request_head(reader))
+        await gzipped(reader, writer)
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    backend = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with proxy(backend) as url, aiohttp.ClientSession(auto_decompress=False) as client:
+            async with client.get(
+                url / "content/a.txt", headers={"Accept-Encoding": "gzip"}
+            ) as reply:
+                body = await reply.read()
+    finally:
+        server.close()
+    assert reply.headers["Content-Encoding"] == "gzip"
+    assert reply.content_length == len(payload)
+    assert body == payload
+    assert b"accept-encoding: gzip" in head_seen[0].lower()
+
+
+async def test_location_into_ids_is_shown_in_the_owning_shard_view(proxy: RunningProxy) -> None:
+    async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 301 Moved\r\nLocation: http://nzbdav:3000/.ids/9/6/1/b/0/\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+
+    async with raw_backend(redirect) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(url / ".ids-s0/0/", allow_redirects=False) as reply:
+                location = reply.headers["Location"]
+    assert location == "http://nzbdav:3000/.ids-s2/9/6/1/b/0/"
