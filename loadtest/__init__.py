@@ -1,0 +1,1 @@
+"""Throughput, CPU and memory benchmarks of shardproxy against nginx and HAProxy."""
