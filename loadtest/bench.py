@@ -116,10 +116,10 @@ def stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
-def build(work: Path, layout: Layout) -> tuple[peers.Server, list[Proxy]]:
+def build(work: Path, layout: Layout, big_size: int) -> tuple[peers.Server, list[Proxy]]:
     """The origin and every proxy, configured but not started."""
     origin_port, nginx_port = peers.free_port(), peers.free_port()
-    conf = peers.origin_conf(work, origin_port, work / "root")
+    conf = peers.origin_conf(work, origin_port, work / "root", big_size)
     origin = peers.nginx_server("origin", work, origin_port, conf, layout.rest)
     pinned = layout.proxy
 
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace, command: str) -> str:
         source = work / "root" / peers.FILE_FOLDER.lstrip("/") / peers.BIG_UUID
         peers.write_big_file(source, plan.big_size)
         source.with_name(peers.SMALL_UUID).write_bytes(os.urandom(peers.SMALL_SIZE))
-        origin, proxies = build(work, layout)
+        origin, proxies = build(work, layout, plan.big_size)
         bench = Bench(plan, origin, {p.label: p for p in proxies}, source, work, layout.rest)
         with running([origin, *[p.server for p in proxies]], work):
             for name in args.only or FIGURES:

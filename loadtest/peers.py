@@ -27,7 +27,6 @@ SMALL_UUID = "01234bbb-0000-4000-8000-000000000002"
 FILE_FOLDER = "/.ids/0/1/2/3/4"
 # A fourth-level folder: sixteen virtual sub-folders, what rclone lists walking /.ids.
 LISTED_FOLDER = "/.ids/0/1/2/3"
-BIG_SIZE = 1 << 30
 SMALL_SIZE = 10_000
 
 
@@ -103,12 +102,12 @@ def multistatus_body(folder: str, children: list[tuple[str, int | None]]) -> lis
     return parts
 
 
-def listings() -> dict[str, list[str]]:
+def listings(big_size: int) -> dict[str, list[str]]:
     """The folders the origin answers PROPFIND for, with their bodies."""
     return {
         LISTED_FOLDER: multistatus_body(LISTED_FOLDER, [(f"{n:x}", None) for n in range(16)]),
         FILE_FOLDER: multistatus_body(
-            FILE_FOLDER, [(BIG_UUID, BIG_SIZE), (SMALL_UUID, SMALL_SIZE)]
+            FILE_FOLDER, [(BIG_UUID, big_size), (SMALL_UUID, SMALL_SIZE)]
         ),
     }
 
@@ -137,10 +136,10 @@ http {{
 """
 
 
-def origin_conf(work: Path, port: int, root: Path) -> str:
+def origin_conf(work: Path, port: int, root: Path, big_size: int) -> str:
     """nginx as NzbDav: files by sendfile, PROPFIND answered with prepared listings."""
     locations = []
-    for index, (folder, pieces) in enumerate(listings().items()):
+    for index, (folder, pieces) in enumerate(listings(big_size).items()):
         escaped = folder.replace(".", r"\.")
         names = [f"$listing{index}_{n}" for n in range(len(pieces))]
         sets = "".join(
