@@ -267,7 +267,7 @@ def slow_readers(bench: Bench) -> Table:
         f"{plan.slow_readers} connections each reading {rate // 1024} KiB/s for "
         f"{plan.slow_seconds:g} s; RSS of all the proxy's processes, sampled every 0.5 s. "
         "'settled' is the sample at a quarter of the time, 'growth' is end minus settled. "
-        "'kernel' is how much the machine's MemAvailable dropped by the end (socket "
+        "'MemAvailable drop' is how much the machine's MemAvailable dropped by the end (socket "
         "buffers and pipes are kernel memory, not RSS; other processes on the machine "
         "move it too).",
         [
@@ -276,7 +276,7 @@ def slow_readers(bench: Bench) -> Table:
             Column("peak MiB", "peak", 1),
             Column("end MiB", "end", 1),
             Column("growth MiB", "growth", 1),
-            Column("kernel+RSS MiB", "kernel", 0),
+            Column("MemAvailable drop MiB", "kernel", 0),
         ],
     )
     for proxy in bench.some(SLOW_READERS):
