@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
@@ -14,6 +15,13 @@ from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
 from shardproxy.server import start_site
 from shardproxy.shards import ShardMap
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """An Authorization header for HTTP Basic auth."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
 
 RunningProxy = Callable[..., AbstractAsyncContextManager[URL]]
 

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, make_standin_app
+from tests.conftest import basic_auth
 from tests.processes import free_port, running
 
 SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
@@ -125,14 +126,14 @@ async def test_serve_starts_the_rc_endpoint_with_auth(tmp_path: Path) -> None:
             rc = f"http://127.0.0.1:{rc_port}/rc/noop"
             async with client.post(rc, json={"x": "1"}) as reply:
                 assert reply.status == 401
-            auth = aiohttp.BasicAuth("nzbdav", "pw")
-            async with client.post(rc, json={"x": "1"}, auth=auth) as reply:
+            auth = basic_auth("nzbdav", "pw")
+            async with client.post(rc, json={"x": "1"}, headers=auth) as reply:
                 # Authenticated and allowed, but no shard rclone is configured to answer.
                 assert reply.status == 502
                 answer = await reply.json(content_type=None)
                 assert answer["path"] == "rc/noop"
                 assert answer["error"]
             async with client.post(
-                f"http://127.0.0.1:{rc_port}/operations/purge", json={}, auth=auth
+                f"http://127.0.0.1:{rc_port}/operations/purge", json={}, headers=auth
             ) as reply:
                 assert reply.status == 403

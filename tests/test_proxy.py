@@ -25,9 +25,9 @@ from nzbdav_standin import (
     uuid_path,
 )
 from shardproxy.shards import ShardMap
-from tests.conftest import running_proxy
+from tests.conftest import basic_auth, running_proxy
 
-AUTH = aiohttp.BasicAuth("admin", "secret")
+AUTH = basic_auth("admin", "secret")
 SHARD_MAP = ShardMap.even(4)
 DAV = "{DAV:}"
 BIG_UUID = "0badcafe-0000-4000-8000-000000000001"
@@ -69,7 +69,7 @@ async def setup() -> AsyncIterator[Setup]:
     try:
         async with (
             running_proxy(backend.make_url("/").origin()) as proxy,
-            aiohttp.ClientSession(auth=AUTH) as client,
+            aiohttp.ClientSession(headers=AUTH) as client,
         ):
             yield Setup(library, app, proxy, client)
     finally:
@@ -212,8 +212,10 @@ async def test_destination_outside_its_shard_is_refused(setup: Setup) -> None:
 
 
 async def test_wrong_password_is_the_backends_401(setup: Setup) -> None:
-    async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", "wrong")) as client:
-        async with client.get(f"{setup.proxy}/.ids-s0/") as reply:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(
+            f"{setup.proxy}/.ids-s0/", headers=basic_auth("admin", "wrong")
+        ) as reply:
             assert reply.status == 401
             assert reply.headers["WWW-Authenticate"].startswith("Basic")
 
