@@ -23,6 +23,7 @@ from shardproxy import splice
 from shardproxy.app import make_proxy_app
 from shardproxy.server import start_site
 from tests.conftest import proxy_settings, running_proxy
+from tests.test_proxy_errors import raw_backend
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
 SHARD_PATH = f"/.ids-s0/0/1/2/3/4/{UUID}"
@@ -141,28 +142,6 @@ async def proxy_with_tiny_send_buffers(backend: URL) -> AsyncIterator[URL]:
         yield URL(f"http://{host}:{port}")
     finally:
         await runner.cleanup()
-
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_backend(script: Script) -> AsyncIterator[URL]:
-    """A TCP server that reads one request head and then runs ``script``."""
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        try:
-            await script(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield URL(f"http://127.0.0.1:{port}")
-    finally:
-        server.close()
 
 
 def open_pipes() -> int:
