@@ -107,12 +107,15 @@ def running(servers: list[peers.Server], work: Path) -> Iterator[None]:
 
 
 def stop_on_signals() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so the cleanup runs."""
+    """SIGINT, SIGTERM and SIGHUP unwind like Ctrl-C, so the cleanup runs.
+
+    SIGINT too: a shell starts background jobs with it ignored.
+    """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt)
 
 
