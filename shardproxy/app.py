@@ -35,6 +35,9 @@ def backend_session(settings: Settings) -> aiohttp.ClientSession:
         # NzbDav's login cookie belongs to each client; a shared jar would hand one
         # client's session to all the others.
         cookie_jar=aiohttp.DummyCookieJar(),
+        # Only what the client sent goes upstream: no default Accept-Encoding (it would
+        # invite a compressed reply the client never asked for), User-Agent or Accept.
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
 
 

@@ -72,17 +72,32 @@ async def test_silent_backend_gives_504_after_the_read_timeout(proxy: RunningPro
     assert "did not answer within 0.3s" in body
 
 
-async def test_truncated_body_never_looks_complete(proxy: RunningProxy) -> None:
+async def test_truncated_large_body_is_cut_off_at_the_client(proxy: RunningProxy) -> None:
+    length = 4 << 20
+
+    async def half_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
+        writer.write(b"x" * (length // 2))
+        await writer.drain()
+
+    async with raw_backend(half_body) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client, client.get(url / "content/x") as reply:
+            assert reply.status == 200
+            assert reply.content_length == length
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await reply.read()
+
+
+async def test_truncated_small_body_is_a_502_naming_the_backend(proxy: RunningProxy) -> None:
     async def half_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 500)
         await writer.drain()
 
     async with raw_backend(half_body) as backend, proxy(backend) as url:
         async with aiohttp.ClientSession() as client, client.get(url / "content/x") as reply:
-            assert reply.status == 200
-            assert reply.content_length == 1000
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await reply.read()
+            text = await reply.text()
+    assert reply.status == 502
+    assert f"backend {backend} broke off its reply" in text
 
 
 def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
