@@ -6,8 +6,8 @@ levels, 404 propstats first, the suffix-range bug, 200 with Content-Range
 for whole-file ranges, Basic auth with a login cookie.
 """
 
+from nzbdav_standin.catalog import Library, StandinFile, uuid_path
 from nzbdav_standin.content import expected_bytes
-from nzbdav_standin.library import Library, StandinFile, uuid_path
 from nzbdav_standin.server import READ_LOG, REQUEST_LOG, ReadRecord, RequestRecord, make_standin_app
 
 __all__ = [

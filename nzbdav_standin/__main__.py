@@ -18,7 +18,7 @@ import uvloop
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from nzbdav_standin.library import Library
+from nzbdav_standin.catalog import Library
 from nzbdav_standin.server import make_standin_app
 
 

@@ -12,7 +12,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from nzbdav_standin.library import Library
+from nzbdav_standin.catalog import Library
 
 _HEX = "0123456789abcdef"
 _BASE_DATE = datetime(2025, 3, 1, 18, 0, 0, tzinfo=UTC)

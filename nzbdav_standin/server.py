@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from nzbdav_standin.auth import CHALLENGE, BasicAuth
+from nzbdav_standin.catalog import Library, StandinFile
 from nzbdav_standin.davxml import (
     CONTENT_TYPE,
     PropRequest,
@@ -35,7 +36,6 @@ from nzbdav_standin.davxml import (
     render_status_response,
 )
 from nzbdav_standin.hrefs import absolute_uri, child_url, request_url
-from nzbdav_standin.library import Library, StandinFile
 from nzbdav_standin.ranges import RangeFormatError, RangePlan, parse_range, plan_range
 from nzbdav_standin.store import (
     Collection,

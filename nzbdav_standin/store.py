@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from nzbdav_standin.content import parse_guid
-from nzbdav_standin.davxml import DAV_NS, WIN32_NS, PropName, PropValue
-from nzbdav_standin.library import (
+from nzbdav_standin.catalog import (
     CONTENT_ROOT,
     ID_PREFIX_LENGTH,
     IDS_ROOT,
@@ -30,6 +28,8 @@ from nzbdav_standin.library import (
     Library,
     StandinFile,
 )
+from nzbdav_standin.content import parse_guid
+from nzbdav_standin.davxml import DAV_NS, WIN32_NS, PropName, PropValue
 
 _HEX_ALPHABET = "0123456789abcdef"
 _INT64_MAX = str(2**63 - 1)
@@ -177,7 +177,7 @@ class Store:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Wrap ``library``; ``mount_dir`` is where rclone mounts NzbDav (for symlink targets)."""
-        self.library = library
+        self.catalog = library
         self.mount_dir = mount_dir.rstrip("/")
         self.enforce_readonly = enforce_readonly
         self._now = now
@@ -242,7 +242,7 @@ class Store:
                     return self._nzbs_category(name)
                 return None
             case Kind.NZBS_CATEGORY:
-                standin = self.library.file(f"{collection.target}/{name}")
+                standin = self.catalog.file(f"{collection.target}/{name}")
                 return None if standin is None else Item(name, standin)
             case Kind.EMPTY:
                 return None
@@ -268,9 +268,9 @@ class Store:
                 for category in self._nzb_categories():
                     yield self._nzbs_category(category)
             case Kind.NZBS_CATEGORY:
-                folder = self.library.folder(collection.target)
+                folder = self.catalog.folder(collection.target)
                 for name in list(folder.children) if folder is not None else []:
-                    standin = self.library.file(f"{collection.target}/{name}")
+                    standin = self.catalog.file(f"{collection.target}/{name}")
                     if standin is not None:
                         yield Item(name, standin)
             case Kind.EMPTY:
@@ -279,7 +279,7 @@ class Store:
     def _root_child(self, name: str) -> Entry | None:
         match name:
             case "README":
-                return Item("README", self.library.readme)
+                return Item("README", self.catalog.readme)
             case "nzbs":
                 return Collection(Kind.NZBS, "nzbs", NZBS_ROOT, MIN_DATE, "dir:/nzbs")
             case "content":
@@ -303,15 +303,15 @@ class Store:
 
     def _content_entry(self, path: str) -> Entry | None:
         name = path.rsplit("/", 1)[-1]
-        folder = self.library.folder(path)
+        folder = self.catalog.folder(path)
         if folder is not None:
             return Collection(Kind.CONTENT, name, path, folder.last_modified, "dir:" + path)
-        standin = self.library.file(path)
+        standin = self.catalog.file(path)
         return None if standin is None else Item(name, standin)
 
     def _content_child(self, collection: Collection, name: str) -> Entry | None:
         found = self._content_entry(f"{collection.target}/{name}")
-        if found is None and collection.target == CONTENT_ROOT and name in self.library.categories:
+        if found is None and collection.target == CONTENT_ROOT and name in self.catalog.categories:
             return self._empty_category(name)
         return found
 
@@ -322,14 +322,14 @@ class Store:
         with_categories: bool,
     ) -> Iterator[Entry]:
         """List a /content folder (shown as is or mirrored), plus missing categories at the top."""
-        folder = self.library.folder(collection.target)
+        folder = self.catalog.folder(collection.target)
         names = list(folder.children) if folder is not None else []
         for name in names:
             entry = entry_at(f"{collection.target}/{name}")
             if entry is not None:
                 yield entry
         if with_categories:
-            for category in self.library.categories:
+            for category in self.catalog.categories:
                 if category not in names:
                     yield self._empty_category(category)
 
@@ -337,12 +337,12 @@ class Store:
         return collection.key == "dir:" + SYMLINKS_ROOT
 
     def _symlink_entry(self, path: str) -> Entry | None:
-        folder = self.library.folder(path)
+        folder = self.catalog.folder(path)
         if folder is not None:
             # Keyed like the /content folder it mirrors, as in NzbDav, so the
             # two share their in-memory empty files.
             return Collection(Kind.SYMLINKS, folder.name, path, folder.last_modified, "dir:" + path)
-        standin = self.library.file(path)
+        standin = self.catalog.file(path)
         if standin is None or standin.uuid is None:
             return None
         return Item(standin.name + ".rclonelink", self.symlink_file(path, standin))
@@ -362,7 +362,7 @@ class Store:
         # "x.mkv.rclonelink" as well.
         stripped = re.sub(r"\.rclonelink$", "", name)
         found = self._symlink_entry(f"{collection.target}/{stripped}")
-        if found is None and self._is_symlink_root(collection) and name in self.library.categories:
+        if found is None and self._is_symlink_root(collection) and name in self.catalog.categories:
             return self._empty_category(name)
         return found
 
@@ -395,7 +395,7 @@ class Store:
         parsed = parse_guid(name)
         if parsed is None:
             raise InvalidGuidError(f"Unrecognized Guid format: {name!r}")
-        standin = self.library.ids.get(parsed)
+        standin = self.catalog.ids.get(parsed)
         return None if standin is None else Item(parsed, standin)
 
     def _ids_children(self, collection: Collection) -> Iterator[Entry]:
@@ -403,12 +403,12 @@ class Store:
             for char in _HEX_ALPHABET:
                 yield self._ids_level(collection.target + char)
             return
-        for standin in self.library.with_id_prefix(collection.target):
+        for standin in self.catalog.with_id_prefix(collection.target):
             yield Item(standin.uuid or "", standin)
 
     def _nzb_categories(self) -> list[str]:
-        categories = dict.fromkeys(self.library.queue_categories())
-        categories.update(dict.fromkeys(self.library.categories))
+        categories = dict.fromkeys(self.catalog.queue_categories())
+        categories.update(dict.fromkeys(self.catalog.categories))
         return [c for c in categories if c]
 
     def _nzbs_category(self, category: str) -> Collection:
@@ -450,9 +450,9 @@ class Store:
                 if self.enforce_readonly:
                     return 403
                 target = f"{parent.target}/{name}"
-                if self.library.folder(target) is None and self.library.file(target) is None:
+                if self.catalog.folder(target) is None and self.catalog.file(target) is None:
                     return 404
-                self.library.remove(target)
+                self.catalog.remove(target)
                 return 200
             case Kind.SYMLINKS:
                 if self._is_symlink_root(parent):
@@ -465,9 +465,9 @@ class Store:
                 return 204
             case Kind.NZBS_CATEGORY:
                 target = f"{parent.target}/{name}"
-                if self.library.file(target) is None:
+                if self.catalog.file(target) is None:
                     return 404
-                self.library.remove(target)
+                self.catalog.remove(target)
                 return 204
             case _:
                 return 403
@@ -489,9 +489,9 @@ class Store:
         if parent.kind is not Kind.NZBS_CATEGORY:
             return 403
         target = f"{parent.target}/{name}"
-        if self.library.file(target) is not None:
-            self.library.remove(target)
-        self.library.add_bytes(target, body, last_modified=self._now())
+        if self.catalog.file(target) is not None:
+            self.catalog.remove(target)
+        self.catalog.add_bytes(target, body, last_modified=self._now())
         return 201
 
     def mkcol(self, path: str) -> int:

@@ -38,7 +38,7 @@ BIG_SIZE = 128 << 20
 class Setup:
     """The stand-in, its library and a proxy in front of it."""
 
-    library: Library
+    catalog: Library
     app: web.Application
     proxy: URL
     client: aiohttp.ClientSession
@@ -48,13 +48,13 @@ class Setup:
         return list(self.app[REQUEST_LOG])
 
     def uuid_in_shard(self, shard: int) -> str:
-        return next(u for u in sorted(self.library.ids) if SHARD_MAP.shard_of(u) == shard)
+        return next(u for u in sorted(self.catalog.ids) if SHARD_MAP.shard_of(u) == shard)
 
     def view_path(self, uuid: str) -> str:
         return f"/.ids-s{SHARD_MAP.shard_of(uuid)}" + uuid_path(uuid)[len("/.ids") :]
 
     def expected(self, uuid: str, start: int, end: int) -> bytes:
-        size = self.library.ids[uuid].size
+        size = self.catalog.ids[uuid].size
         return expected_bytes(uuid_path(uuid), size, start, end)
 
 
@@ -107,7 +107,7 @@ async def test_fifth_level_lists_the_files_of_that_prefix(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(2)
     folder = setup.view_path(uuid).rsplit("/", 1)[0]
     status, body = await propfind(setup, folder)
-    expected = sorted(f"{folder}/{u}" for u in setup.library.ids if u.startswith(uuid[:5]))
+    expected = sorted(f"{folder}/{u}" for u in setup.catalog.ids if u.startswith(uuid[:5]))
     assert status == 207
     assert hrefs(body)[0] == folder
     assert sorted(hrefs(body)[1:]) == expected
@@ -161,8 +161,8 @@ async def test_shard_file_gives_the_backends_bytes(setup: Setup) -> None:
         body = await reply.read()
     assert reply.status == 200
     assert reply.headers.get("Transfer-Encoding") is None
-    assert reply.content_length == setup.library.ids[uuid].size
-    assert body == setup.expected(uuid, 0, setup.library.ids[uuid].size - 1)
+    assert reply.content_length == setup.catalog.ids[uuid].size
+    assert body == setup.expected(uuid, 0, setup.catalog.ids[uuid].size - 1)
 
 
 # --- pass-through -----------------------------------------------------------------------
@@ -233,7 +233,7 @@ async def ranged(setup: Setup, uuid: str, spec: str, **headers: str) -> aiohttp.
 
 async def test_suffix_range_returns_the_last_bytes(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(1)
-    size = setup.library.ids[uuid].size
+    size = setup.catalog.ids[uuid].size
     async with setup.client.get(
         f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=-100"}
     ) as reply:
@@ -245,7 +245,7 @@ async def test_suffix_range_returns_the_last_bytes(setup: Setup) -> None:
 
 async def test_whole_file_range_is_a_206(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(0)
-    size = setup.library.ids[uuid].size
+    size = setup.catalog.ids[uuid].size
     async with setup.client.get(
         f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=0-"}
     ) as reply:
@@ -267,7 +267,7 @@ async def test_closed_range_gives_exact_bytes(setup: Setup) -> None:
 
 async def test_range_past_the_end_is_416(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(2)
-    size = setup.library.ids[uuid].size
+    size = setup.catalog.ids[uuid].size
     reply = await ranged(setup, uuid, f"bytes={size}-")
     assert reply.status == 416
     assert reply.headers["Content-Range"] == f"bytes */{size}"
@@ -275,7 +275,7 @@ async def test_range_past_the_end_is_416(setup: Setup) -> None:
 
 async def test_if_range_with_an_etag_sends_the_whole_file(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(3)
-    size = setup.library.ids[uuid].size
+    size = setup.catalog.ids[uuid].size
     async with setup.client.get(
         f"{setup.proxy}{setup.view_path(uuid)}",
         headers={"Range": "bytes=10-20", "If-Range": '"some-etag"'},
@@ -287,7 +287,7 @@ async def test_if_range_with_an_etag_sends_the_whole_file(setup: Setup) -> None:
 
 async def test_head_with_range_reports_the_range(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(1)
-    size = setup.library.ids[uuid].size
+    size = setup.catalog.ids[uuid].size
     async with setup.client.head(
         f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=0-"}
     ) as reply:

@@ -46,7 +46,7 @@ class Remotes:
 
     rclone: str
     config: Path
-    library: Library
+    catalog: Library
     proxy_url: URL
 
     async def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -133,7 +133,7 @@ async def test_shard_root_lists_only_its_own_prefixes(remotes: Remotes) -> None:
 
 
 async def test_every_file_is_listed_in_its_shard_with_its_size(remotes: Remotes) -> None:
-    files = ids_files(remotes.library)
+    files = ids_files(remotes.catalog)
     assert {f.shard for f in files} == set(range(SHARDS))
     for folder in sorted({f.folder for f in files}):
         shard = SHARD_MAP.shard_of(folder)
@@ -145,7 +145,7 @@ async def test_every_file_is_listed_in_its_shard_with_its_size(remotes: Remotes)
 
 
 async def test_other_shards_do_not_see_a_file(remotes: Remotes) -> None:
-    file = ids_files(remotes.library)[0]
+    file = ids_files(remotes.catalog)[0]
     for shard in set(range(SHARDS)) - {file.shard}:
         done = await remotes.run("lsf", f"shard{shard}:{file.folder}")
         assert done.returncode != 0
@@ -153,7 +153,7 @@ async def test_other_shards_do_not_see_a_file(remotes: Remotes) -> None:
 
 
 async def test_ranged_cat_gives_the_backends_exact_bytes(remotes: Remotes) -> None:
-    file = max(ids_files(remotes.library), key=lambda f: f.size)
+    file = max(ids_files(remotes.catalog), key=lambda f: f.size)
     spans = [(0, 1000), (1, 4096), (file.size // 2, 65537), (file.size - 10, 10), (0, file.size)]
     for offset, count in spans:
         got = await remotes.ok(
@@ -163,7 +163,7 @@ async def test_ranged_cat_gives_the_backends_exact_bytes(remotes: Remotes) -> No
 
 
 async def test_whole_file_copy_matches_the_backend(remotes: Remotes, tmp_path: Path) -> None:
-    file = ids_files(remotes.library)[-1]
+    file = ids_files(remotes.catalog)[-1]
     target = tmp_path / "copy"
     await remotes.ok("copyto", file.view_path, str(target))
     assert target.read_bytes() == file.bytes(0, file.size - 1)
@@ -181,7 +181,7 @@ async def test_shard_folder_reached_through_the_root_remote(remotes: Remotes) ->
 
 
 async def test_content_passes_through_unchanged(remotes: Remotes) -> None:
-    file = next(f for f in remotes.library.files() if f.path.startswith("/content/") and f.uuid)
+    file = next(f for f in remotes.catalog.files() if f.path.startswith("/content/") and f.uuid)
     assert file.uuid is not None
     got = await remotes.ok("cat", "--offset", "5", "--count", "100", f"root:{file.path[1:]}")
     assert got == expected_bytes(uuid_path(file.uuid), file.size, 5, min(104, file.size - 1))
