@@ -22,11 +22,16 @@ SHARD0_FILE = "/.ids-s0/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef"
 
 
 @asynccontextmanager
-async def raw_backend(script: Script) -> AsyncIterator[str]:
-    """A TCP server on loopback that runs ``script`` for every connection."""
+async def raw_backend(script: Script, heads: list[bytes] | None = None) -> AsyncIterator[str]:
+    """A TCP server on loopback that runs ``script`` for every connection.
+
+    The request heads it reads are appended to ``heads`` when given.
+    """
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request_head(reader)
+        head = await read_request_head(reader)
+        if heads is not None:
+            heads.append(head)
         try:
             await script(reader, writer)
         finally:
@@ -206,19 +211,10 @@ async def test_good_shard_file_reaches_backend_at_its_ids_path(proxy: RunningPro
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
 
-    async def on_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await read_request_head(reader))
-        await record(reader, writer)
-        writer.close()
-
-    server = await asyncio.start_server(on_head, "127.0.0.1", 0)
-    backend = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        async with proxy(backend) as url, aiohttp.ClientSession() as client:
+    async with raw_backend(record, heads=seen) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
             async with client.get(f"{url}{SHARD0_FILE}") as reply:
                 assert await reply.read() == b"ok"
-    finally:
-        server.close()
     assert seen[0].startswith(b"GET /.ids/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef ")
 
 
@@ -250,21 +246,12 @@ async def test_compressed_body_passes_through_byte_for_byte(proxy: RunningProxy)
         )
         await writer.drain()
 
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head_seen.append(await read_request_head(reader))
-        await gzipped(reader, writer)
-        writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    backend = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        async with proxy(backend) as url, aiohttp.ClientSession(auto_decompress=False) as client:
+    async with raw_backend(gzipped, heads=head_seen) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession(auto_decompress=False) as client:
             async with client.get(
                 url / "content/a.txt", headers={"Accept-Encoding": "gzip"}
             ) as reply:
                 body = await reply.read()
-    finally:
-        server.close()
     assert reply.headers["Content-Encoding"] == "gzip"
     assert reply.content_length == len(payload)
     assert body == payload
