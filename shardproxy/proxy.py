@@ -109,7 +109,7 @@ class WebDavProxy:
         if isinstance(plan, web.Response):
             return plan
         try:
-            if plan.asked_range is None and "Range" in request.headers:
+            if "Range" in plan.headers:
                 range_plan = await self.plan_range(request, plan)
                 if isinstance(range_plan, web.Response):
                     return range_plan
@@ -123,7 +123,10 @@ class WebDavProxy:
         finally:
             # A body not read to its end must not go back to the pool: closing is what
             # stops NzbDav fetching more from Usenet when the client has gone.
-            upstream.close() if not upstream.content.is_eof() else upstream.release()
+            if upstream.content.is_eof():
+                upstream.release()
+            else:
+                upstream.close()
 
     # --- planning ----------------------------------------------------------------
 
@@ -197,7 +200,10 @@ class WebDavProxy:
         if isinstance(asked, ranges.Suffix):
             length = await self.content_length(plan)
             if length is None:
-                return plain_error(502, f"backend {self.backend_origin} gave no file size")
+                # No size, no suffix: without the Range the backend answers for itself
+                # (its 401 or 404, or the whole file, which RFC 9110 allows).
+                del plan.headers["Range"]
+                return plan
             resolved = ranges.resolve_suffix(asked, length)
             if isinstance(resolved, ranges.Unsatisfiable):
                 return web.Response(

@@ -327,3 +327,10 @@ async def test_slow_reader_holds_the_backend_back(setup: Setup) -> None:
         assert not setup.app[READ_LOG], "the backend sent everything to a client that paused"
         more = await reply.content.readexactly(1 << 20)
     assert more == setup.expected(BIG_UUID, 64 << 10, (64 << 10) + (1 << 20) - 1)
+
+
+async def test_suffix_range_on_a_missing_file_is_the_backends_404(setup: Setup) -> None:
+    path = "/.ids-s0/0/0/0/0/0/00000000-0000-4000-8000-00000000dead"
+    async with setup.client.get(f"{setup.proxy}{path}", headers={"Range": "bytes=-10"}) as reply:
+        await reply.read()
+    assert reply.status == 404
