@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 from urllib.parse import quote, unquote
 from xml.parsers import expat
@@ -111,6 +111,44 @@ def _quote_path(path: str) -> str:
     return quote(path, safe=_PATH_SAFE)
 
 
+def _encode_unescaped(path: str, client_path: str) -> str:
+    """client_path percent-encoded, keeping the longest tail of segments it shares with path.
+
+    path has nothing percent-encoded, so its raw offsets are its decoded offsets.
+    """
+    at = path.find("/")
+    while at != -1 and not client_path.endswith(path[at:]):
+        at = path.find("/", at + 1)
+    if at == -1:
+        return _quote_path(client_path)
+    return _quote_path(client_path[: len(client_path) - len(path) + at]) + path[at:]
+
+
+def _split_plain_href(text: str) -> tuple[str, str] | None:
+    """(scheme and authority, path) of an href that needs no decoding, resolving or trimming.
+
+    For such an href _parse_href gives no lead, rest or trail, and the path both raw and
+    decoded; None for any other href (with "%", "?", "#", dot segments, surrounding space,
+    relative, or another scheme).
+    """
+    if "%" in text or "?" in text or "#" in text or text[-1:] in _XML_SPACE:
+        return None
+    if text.startswith("http://"):
+        slash = text.find("/", 7)
+    elif text.startswith("https://"):
+        slash = text.find("/", 8)
+    elif text.startswith("/") and not text.startswith("//"):
+        slash = 0
+    else:
+        return None
+    if slash < 0:
+        return text, "/"  # after an authority the path is absolute
+    path = text[slash:]
+    if "/./" in path or "/../" in path or path.endswith(("/.", "/..")):
+        return None
+    return text[:slash], path
+
+
 def _last_segment(path: str) -> str:
     return path.rstrip("/").rpartition("/")[2]
 
@@ -122,6 +160,40 @@ def _edit_start(edit: tuple[int, int, bytes]) -> int:
 def _is_2xx(status: str) -> bool:
     match = _STATUS_CODE.match(status)
     return match is not None and 200 <= int(match.group(1)) < 300
+
+
+def _check_root(head: bytes | bytearray, name: str, at: int) -> None:
+    """Raise unless the root element, whose first two bytes are head, is a DAV: multistatus."""
+    if head[:1] != b"<" or head[1:] == b"\x00":
+        raise MultistatusError(
+            f"multistatus is not in an ASCII-compatible encoding (root element at byte {at})"
+        )
+    if name != _MULTISTATUS:
+        raise MultistatusError(
+            f"expected a {{DAV:}}multistatus root element at byte {at}, found {_clark(name)}"
+        )
+
+
+def _declared_codec(encoding: str) -> str:
+    """The codec of an XML declaration's encoding; raise if this filter cannot write it."""
+    try:
+        codec = codecs.lookup(encoding).name
+        ascii_compatible = _ASCII_PROBE.encode(codec) == _ASCII_PROBE.encode("ascii")
+    except (LookupError, UnicodeError):
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise MultistatusError(
+            f"multistatus declares encoding {encoding!r}, which this filter cannot "
+            "rewrite (it needs UTF-8 or another ASCII-compatible encoding)"
+        )
+    return codec
+
+
+def _doctype_error(name: str, at: int) -> MultistatusError:
+    return MultistatusError(
+        f"multistatus has a DOCTYPE ({name}) at byte {at}; "
+        "a WebDAV reply has none, and its entities are not expanded here"
+    )
 
 
 class _Element:
@@ -169,13 +241,8 @@ class _Href:
         # Keep the raw form of the longest tail of segments that client_path shares with
         # the backend path, so only the changed leading part is re-encoded.
         raw, decoded = self.raw_path, self.decoded
-        if raw == decoded:  # nothing percent-encoded: raw offsets are decoded offsets
-            at = decoded.find("/")
-            while at != -1 and not client_path.endswith(decoded[at:]):
-                at = decoded.find("/", at + 1)
-            if at == -1:
-                return _quote_path(client_path)
-            return _quote_path(client_path[: len(client_path) - len(decoded) + at]) + raw[at:]
+        if raw == decoded:
+            return _encode_unescaped(raw, client_path)
         segments = raw.split("/")
         head = client_path
         kept = 0
@@ -190,6 +257,44 @@ class _Href:
         return _quote_path(head) + "/" + "/".join(segments[len(segments) - kept :])
 
 
+def _parse_href(text: str, base_path: str | None) -> _Href | None:
+    """Split and decode an href; None if it cannot be decoded."""
+    url, lead, trail = text, "", ""
+    if text and (text[0] in _XML_SPACE or text[-1] in _XML_SPACE):
+        url = text.strip(_XML_SPACE)
+        lead = text[: len(text) - len(text.lstrip(_XML_SPACE))]
+        trail = text[len(lead) + len(url) :]
+    match = _HREF_PARTS.fullmatch(url)
+    if match is None:  # pragma: no cover - the pattern matches any string
+        return None
+    scheme, authority = match.group(1, 2)
+    raw_path, rest = match.group(3, 4)
+    prefix = url[: match.start(3)]
+    if authority is not None:
+        raw_path = raw_path or "/"  # after an authority the path is absolute
+    elif not scheme and not raw_path.startswith("/") and base_path is not None:
+        # RFC 3986 section 5.2.2: an empty path is the base itself, else merge.
+        base = base_path
+        raw_path = base[: base.rfind("/") + 1] + raw_path if raw_path else base
+    if _DOT_SEGMENT.search(raw_path):
+        # Clients resolve "." and ".." before they look at a path; so must the policy.
+        raw_path = _remove_dot_segments(raw_path)
+    if "%" in raw_path:
+        if _BAD_PERCENT.search(raw_path):
+            return None
+        try:
+            decoded = unquote(raw_path, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if _DOT_SEGMENT.search(decoded):
+            return None  # "%2E%2E": some clients would resolve it, some not; trust neither
+    else:
+        decoded = raw_path
+    return _Href(
+        lead=lead, prefix=prefix, raw_path=raw_path, rest=rest, trail=trail, decoded=decoded
+    )
+
+
 class _Response:
     """What the filter learnt about the <response> being read."""
 
@@ -202,8 +307,8 @@ class _Response:
         self.displaynames: list[_Element] = []
 
 
-class MultistatusFilter:
-    """Filters a 207 multistatus body as it streams, one <response> at a time.
+class _ExpatFilter:
+    """The reference filter: every element seen through expat's callbacks.
 
     Call :meth:`feed` with each chunk of the backend's body and send what it returns;
     call :meth:`close` at the end of the body and send what it returns. Both raise
@@ -419,40 +524,17 @@ class MultistatusFilter:
 
     def _root(self, name: str) -> None:
         at = self._parser.CurrentByteIndex
-        head = self._buf[at - self._base : at - self._base + 2]
-        if head[:1] != b"<" or head[1:] == b"\x00":
-            raise MultistatusError(
-                f"multistatus is not in an ASCII-compatible encoding (root element at byte {at})"
-            )
-        if name != _MULTISTATUS:
-            raise MultistatusError(
-                f"expected a {{DAV:}}multistatus root element at byte {at}, found {_clark(name)}"
-            )
+        _check_root(self._buf[at - self._base : at - self._base + 2], name, at)
         self._pass_to(at)
 
     def _xml_decl(self, _version: str | None, encoding: str | None, _standalone: int) -> None:
-        if encoding is None:
-            return
-        try:
-            codec = codecs.lookup(encoding).name
-            ascii_compatible = _ASCII_PROBE.encode(codec) == _ASCII_PROBE.encode("ascii")
-        except (LookupError, UnicodeError):
-            ascii_compatible = False
-        if not ascii_compatible:
-            raise MultistatusError(
-                f"multistatus declares encoding {encoding!r}, which this filter cannot "
-                "rewrite (it needs UTF-8 or another ASCII-compatible encoding)"
-            )
-        if codec != "utf-8":
+        if encoding is not None and _declared_codec(encoding) != "utf-8":
             # New text goes out as ASCII with character references: valid in any
             # ASCII-compatible encoding.
             self._text_encoding, self._text_errors = "ascii", "xmlcharrefreplace"
 
     def _doctype(self, name: str, *_ids: object) -> None:
-        raise MultistatusError(
-            f"multistatus has a DOCTYPE ({name}) at byte {self._parser.CurrentByteIndex}; "
-            "a WebDAV reply has none, and its entities are not expanded here"
-        )
+        raise _doctype_error(name, self._parser.CurrentByteIndex)
 
     # -- deciding and writing one response --------------------------------------------
 
@@ -464,7 +546,7 @@ class MultistatusFilter:
             return
         mapped: list[tuple[_Element, _Href | None, Sequence[str]]] = []
         for element, href_text in response.hrefs:
-            href = self._parse_href(href_text)
+            href = _parse_href(href_text, self._base_path)
             if href is None:
                 self.bad_hrefs += 1
                 mapped.append((element, None, ()))
@@ -508,43 +590,6 @@ class MultistatusFilter:
                 edits.append((element.start, element.end, b"".join(copies)))
         self._render(ranges, edits)
         self.responses_out += 1
-
-    def _parse_href(self, text: str) -> _Href | None:
-        """Split and decode an href; None if it cannot be decoded."""
-        url, lead, trail = text, "", ""
-        if text and (text[0] in _XML_SPACE or text[-1] in _XML_SPACE):
-            url = text.strip(_XML_SPACE)
-            lead = text[: len(text) - len(text.lstrip(_XML_SPACE))]
-            trail = text[len(lead) + len(url) :]
-        match = _HREF_PARTS.fullmatch(url)
-        if match is None:  # pragma: no cover - the pattern matches any string
-            return None
-        scheme, authority = match.group(1, 2)
-        raw_path, rest = match.group(3, 4)
-        prefix = url[: match.start(3)]
-        if authority is not None:
-            raw_path = raw_path or "/"  # after an authority the path is absolute
-        elif not scheme and not raw_path.startswith("/") and self._base_path is not None:
-            # RFC 3986 section 5.2.2: an empty path is the base itself, else merge.
-            base = self._base_path
-            raw_path = base[: base.rfind("/") + 1] + raw_path if raw_path else base
-        if _DOT_SEGMENT.search(raw_path):
-            # Clients resolve "." and ".." before they look at a path; so must the policy.
-            raw_path = _remove_dot_segments(raw_path)
-        if "%" in raw_path:
-            if _BAD_PERCENT.search(raw_path):
-                return None
-            try:
-                decoded = unquote(raw_path, errors="strict")
-            except UnicodeDecodeError:
-                return None
-            if _DOT_SEGMENT.search(decoded):
-                return None  # "%2E%2E": some clients would resolve it, some not; trust neither
-        else:
-            decoded = raw_path
-        return _Href(
-            lead=lead, prefix=prefix, raw_path=raw_path, rest=rest, trail=trail, decoded=decoded
-        )
 
     def _ordered_ranges(self, response: _Response, end: int) -> list[tuple[int, int]]:
         """The response's input byte ranges in output order: 2xx propstats first."""
@@ -606,3 +651,708 @@ class MultistatusFilter:
                     out.append(data)
                     at = edit_end
             out.append(buf[at - base : end - base])
+
+
+# -- the fast path ------------------------------------------------------------------------
+#
+# Most responses of a listing have the same tags in the same order and differ only in
+# their text. The first response of each such shape is checked by expat once (its tags
+# alone, inside the real root start tag) and the shape becomes one compiled pattern: its
+# tags verbatim, any text without "<" or "&" between them. A response that matches such a
+# pattern, in a stretch of input free of bytes that XML forbids, is well-formed; where its
+# href text lies is known from the shape. The validating parser then sees a placeholder
+# element instead of that response. Everything else (another shape, entities, comments,
+# CDATA, several hrefs or propstats, clones) goes through _ExpatFilter on its own.
+
+# Bytes XML 1.0 allows somewhere in a document: all but the C0 controls other than tab,
+# newline and carriage return.
+_XML_BYTES: Final = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r")
+_CONTINUATION_BYTES: Final = bytes(range(0x80, 0xC0))
+# What the validating parser reads in place of a response handled by a shape pattern.
+_PLACEHOLDER: Final = b"<_/>"
+_TEXT: Final = rb"[^<]*"  # and no "&": see _clean and MultistatusFilter.feed
+_HREF_TEXT: Final = rb"([^<\r]*)"  # expat would turn "\r" into "\n"
+# The prolog up to the root start tag: byte order mark, space, declarations, comments.
+_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
+_SHAPES_PER_ROOT: Final = 8  # patterns tried, most recently matched first
+_ROOTS_REMEMBERED: Final = 32
+_SHAPES_REMEMBERED: Final = 256
+_ANALYSES_PER_FILTER: Final = 8  # new shapes one body may make us study
+
+_PROLOG_STATE: Final = 0
+_BODY_STATE: Final = 1
+_EPILOG_STATE: Final = 2
+_NOT_PENDING: Final = 0
+_PENDING_RESPONSE: Final = 1  # a <response> start tag as the root writes it; withheld scan
+_PENDING_ITEM: Final = 2  # anything else, scanned token by token
+
+
+class _Shape:
+    """One shape of <response>: a pattern of its tags, and whether the fast path takes it."""
+
+    __slots__ = ("fast", "match")
+
+    def __init__(self, pattern: re.Pattern[bytes], *, fast: bool) -> None:
+        self.match: Callable[[bytearray, int], re.Match[bytes] | None] = pattern.match
+        self.fast = fast  # one text-only href at level 2, at most one propstat
+
+
+# (root start tag, tags of a response) -> its shape, or None if the tags are malformed.
+_KNOWN_SHAPES: dict[tuple[bytes, tuple[bytes, ...]], _Shape | None] = {}
+# root start tag -> shapes most recently matched first.
+_SHAPES_BY_ROOT: dict[bytes, list[_Shape]] = {}
+
+
+def _tags_of(block: bytes) -> tuple[bytes, ...] | None:
+    """The tags of an element, in order; None if it holds comments, CDATA or PIs."""
+    tags: list[bytes] = []
+    at = 0
+    while True:
+        lt = block.find(b"<", at)
+        if lt < 0:
+            return tuple(tags)
+        kind = block[lt + 1 : lt + 2]
+        if kind in (b"!", b"?"):
+            return None
+        if kind == b"/":
+            at = block.find(b">", lt) + 1
+            if not at:
+                return None
+            tags.append(block[lt:at])
+            continue
+        tag = _START_TAG.match(block, lt)
+        if tag is None:
+            return None
+        at = tag.end()
+        tags.append(tag.group())
+
+
+def _study(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
+    """The shape of a response with these tags; None if they are not well-formed there."""
+    offsets: dict[int, int] = {}
+    at = len(root_tag)
+    for index, tag in enumerate(tags):
+        offsets[at] = index
+        at += len(tag)
+    parser = expat.ParserCreate(namespace_separator=_NS_SEP)
+    depth = 0
+    children: list[tuple[str, int]] = []  # (event, tag index) at level 1
+    hrefs: list[int] = []
+    href_ends: list[int] = []
+    propstats = 0
+
+    def start(name: str, _attributes: dict[str, str]) -> None:
+        nonlocal depth, propstats
+        level = depth
+        depth = level + 1
+        if level == 1:
+            children.append((name, offsets.get(parser.CurrentByteIndex, -1)))
+        elif level == 2:
+            if name == _HREF:
+                hrefs.append(offsets.get(parser.CurrentByteIndex, -1))
+            elif name == _PROPSTAT:
+                propstats += 1
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+        if depth == 1:
+            children.append(("end", offsets.get(parser.CurrentByteIndex, -1)))
+        elif depth == 2 and name == _HREF:
+            href_ends.append(offsets.get(parser.CurrentByteIndex, -1))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(root_tag + b"".join(tags) + root_end, True)
+    except expat.ExpatError:
+        return None
+    single = children == [(_RESPONSE, 0), ("end", len(tags) - 1)]
+    href = hrefs[0] if len(hrefs) == 1 else -1
+    fast = (
+        single
+        and href >= 0
+        and href_ends == [href + 1]
+        and not tags[href].endswith(b"/>")
+        and propstats <= 1
+    )
+    pieces = [re.escape(tags[0])]
+    for index in range(1, len(tags)):
+        pieces.append(_HREF_TEXT if fast and index == href + 1 else _TEXT)
+        pieces.append(re.escape(tags[index]))
+    return _Shape(re.compile(b"".join(pieces)), fast=fast)
+
+
+def _shape_of(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
+    """The shape of a response with these tags, studied once per process."""
+    key = (root_tag, tags)
+    try:
+        return _KNOWN_SHAPES[key]
+    except KeyError:
+        pass
+    shape = _study(root_tag, root_end, tags)
+    if len(_KNOWN_SHAPES) >= _SHAPES_REMEMBERED:
+        _KNOWN_SHAPES.clear()
+    _KNOWN_SHAPES[key] = shape
+    return shape
+
+
+def _shapes_for(root_tag: bytes) -> list[_Shape]:
+    """The shapes seen under this root start tag (shared by every filter)."""
+    shapes = _SHAPES_BY_ROOT.get(root_tag)
+    if shapes is None:
+        if len(_SHAPES_BY_ROOT) >= _ROOTS_REMEMBERED:
+            _SHAPES_BY_ROOT.clear()
+        shapes = _SHAPES_BY_ROOT[root_tag] = []
+    return shapes
+
+
+def _clean(block: bytes | bytearray) -> bool:
+    """True if the texts of this element are plain: UTF-8 XML characters, no "&", no "]]>"."""
+    if not block.isascii():
+        try:
+            bytes(block).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        if b"\xef\xbf\xbe" in block or b"\xef\xbf\xbf" in block:  # U+FFFE, U+FFFF
+            return False
+    return not block.translate(None, _XML_BYTES) and b"&" not in block and b"]]>" not in block
+
+
+def _scan_item(buf: bytearray, at: int, depth: int) -> tuple[int, int, bool]:
+    """Go on scanning an item of the root: (where to go on, depth, whether it ended there).
+
+    An item is an element, a comment, a PI or a CDATA section. The bytes were checked by
+    expat or will be before anything is made of the answer, so markup can be trusted.
+    """
+    while True:
+        lt = buf.find(b"<", at)
+        if lt < 0:
+            return len(buf), depth, False
+        if buf.startswith(b"<!--", lt):
+            close, skip = b"-->", 4
+        elif buf.startswith(b"<![CDATA[", lt):
+            close, skip = b"]]>", 9
+        elif buf.startswith(b"<?", lt):
+            close, skip = b"?>", 2
+        elif buf.startswith(b"</", lt):
+            close, skip = b">", 2
+            depth -= 1
+        else:
+            tag = _START_TAG.match(buf, lt)
+            if tag is None:
+                return lt, depth, False
+            at = tag.end()
+            if buf[at - 2] != 0x2F:  # not "/>"
+                depth += 1
+            elif depth == 0:
+                return at, 0, True
+            continue
+        end = buf.find(close, lt + skip)
+        if end < 0:
+            return lt, depth + (close == b">"), False
+        at = end + len(close)
+        if depth <= 0:
+            return at, 0, True
+
+
+def _names_response(buf: bytearray, at: int) -> bool:
+    """True if the element starting at at has the local name "response"."""
+    name = _TAG_NAME.match(buf, at)
+    return name is not None and (
+        name.group(1) == b"response" or name.group(1).endswith(b":response")
+    )
+
+
+class _Answered:
+    """A policy whose answer for one path is already known (the fast path asked it)."""
+
+    def __init__(self, policy: ResponsePolicy, path: str, paths: Sequence[str]) -> None:
+        self._policy = policy
+        self._path: str | None = path
+        self._paths = paths
+
+    def client_paths(self, backend_path: str) -> Sequence[str]:
+        if backend_path == self._path:
+            self._path = None
+            return self._paths
+        return self._policy.client_paths(backend_path)
+
+
+class MultistatusFilter:
+    """Filters a 207 multistatus body as it streams, one <response> at a time.
+
+    Call :meth:`feed` with each chunk of the backend's body and send what it returns;
+    call :meth:`close` at the end of the body and send what it returns. Both raise
+    :class:`MultistatusError` when the body is not a well-formed DAV: multistatus.
+
+    ``base_path`` is the percent-encoded path of the request sent to the backend; it
+    resolves relative hrefs (those are written back as absolute paths when rewritten).
+    Without it, a relative href reaches the policy as the relative decoded path.
+    """
+
+    responses_in: int
+    """<response> elements read."""
+    responses_out: int
+    """<response> elements written (a cloned response counts once per clone)."""
+    bad_hrefs: int
+    """hrefs that could not be decoded (or were missing); their responses are dropped."""
+
+    def __init__(self, policy: ResponsePolicy, *, base_path: str | None = None) -> None:
+        self._policy = policy
+        self._base_path = base_path
+        self.responses_in = 0
+        self.responses_out = 0
+        self.bad_hrefs = 0
+        # The input not yet written or dropped: _buf[0] is byte _base of the stream.
+        self._buf = bytearray()
+        self._base = 0
+        self._done = 0  # every byte before this offset has been written or dropped
+        self._pos = 0  # where scanning goes on
+        self._out: list[bytes | bytearray] = []
+        self._state = _PROLOG_STATE
+        self._pending = _NOT_PENDING  # the root item that starts at _pos is incomplete
+        self._pending_at = (
+            0  # where its scan goes on (for a response, where to look for an end tag)
+        )
+        self._pending_depth = 0  # elements open in it there
+        # Whether _buf may hold non-ASCII bytes, or bytes that could make text malformed.
+        self._ascii = True
+        self._suspect = False
+        # The validating parser: it has read _buf up to byte _checked of the stream, which
+        # is its own byte _checked - _shift (placeholders are shorter than responses).
+        validator = expat.ParserCreate(namespace_separator=_NS_SEP)
+        validator.StartElementHandler = self._root
+        validator.XmlDeclHandler = self._xml_decl
+        validator.StartDoctypeDeclHandler = self._doctype
+        self._validator = validator
+        self._checked = 0
+        self._shift = 0
+        # Line breaks and characters in the bytes already forgotten, for messages.
+        self._lines = 0
+        self._column = 0
+        self._after_cr = False
+        self._decl = b""  # an XML declaration naming the body's encoding, if it is not UTF-8
+        self._utf8 = True
+        self._root_at = -1
+        self._root_tag = b""
+        self._root_end = b""
+        self._open_tag = b""  # <response> as the root's prefix writes it, without attributes
+        self._close_tag = b""
+        self._shapes: list[_Shape] = []
+        self._analyses_left = _ANALYSES_PER_FILTER
+        self._failure: MultistatusError | None = None
+        self._closed = False
+
+    # -- public interface -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next chunk of the body; return the output that is ready (maybe b"")."""
+        if self._closed:
+            raise RuntimeError("MultistatusFilter.feed() called after close()")
+        if self._failure is not None:
+            raise self._failure
+        if not data:
+            return b""
+        try:
+            buf = self._buf
+            if not data.isascii():
+                self._ascii = False
+                self._suspect = True
+            elif (
+                b"&" in data
+                or data.translate(None, _XML_BYTES)
+                or (b"]" in data and b"]]>" in buf[-2:] + data)
+            ):
+                self._suspect = True
+            buf += data
+            items = self._scan(final=False)
+            self._emit(items)
+        except MultistatusError as exc:
+            self._failure = exc
+            raise
+        except BaseException:
+            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
+            raise
+        return self._take_output()
+
+    def close(self) -> bytes:
+        """End of the body: return the rest of the output; raise if the body is incomplete."""
+        if self._closed:
+            return b""
+        if self._failure is not None:
+            raise self._failure
+        try:
+            self._validate([self._buf[self._checked - self._base :]], [], final=True)
+            self._checked = self._base + len(self._buf)
+            if self._state == _BODY_STATE:
+                self._emit(self._scan(final=True))
+            if self._state != _EPILOG_STATE:  # pragma: no cover - expat saw the whole body
+                raise MultistatusError("multistatus filter lost its place in a complete body")
+            self._out.append(self._buf[self._done - self._base :])
+            self._done = self._base + len(self._buf)
+        except MultistatusError as exc:
+            self._failure = exc
+            raise
+        except BaseException:
+            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
+            raise
+        self._closed = True
+        return self._take_output()
+
+    # -- finding the items of the root --------------------------------------------------
+
+    def _scan(self, *, final: bool) -> list[tuple[int, int, re.Match[bytes] | None]]:
+        """Find the complete <response> elements in _buf and have the new bytes validated.
+
+        Returns (start, end, match) for each, offsets into _buf; match is the shape
+        pattern's match for a response the fast path takes, None for one that goes
+        through _ExpatFilter. Leaves _pos where the next item (or text) starts.
+        """
+        buf = self._buf
+        base = self._base
+        checked = self._checked - base  # buf[:checked] has been validated
+        position = self._checked - self._shift  # the validator's offset of buf[checked]
+        pieces: list[bytes | bytearray] = []
+        marks: list[tuple[int, int]] = []  # (validator offset, shift from there on)
+        items: list[tuple[int, int, re.Match[bytes] | None]] = []
+        if self._state == _PROLOG_STATE:
+            checked = self._find_root()
+            position = checked + base - self._shift
+        at = self._pos - base
+        if self._state == _BODY_STATE:
+            open_tag = self._open_tag
+            shapes = self._shapes if self._utf8 else []
+            suspect = self._suspect
+            while True:
+                if self._pending:
+                    end = self._go_on(at, final=final)
+                    if end < 0:
+                        break
+                    item = self._item(at, end)
+                    if item is not None:
+                        items.append(item)
+                    at = end
+                lt = buf.find(b"<", at)
+                if lt < 0:
+                    break
+                at = lt
+                if buf.startswith(open_tag, lt):
+                    match = None
+                    for shape in shapes:
+                        match = shape.match(buf, lt)
+                        if match is not None:
+                            break
+                    if match is not None:
+                        end = match.end()
+                        if shape is not shapes[0]:  # keep the shape that matched first in line
+                            shapes.remove(shape)
+                            shapes.insert(0, shape)
+                        if not shape.fast or (suspect and not _clean(buf[lt:end])):
+                            items.append((lt, end, None))
+                        else:
+                            if lt == checked and marks and marks[-1][0] == position:
+                                # Right after the last placeholder: it stands for both.
+                                checked = end
+                                marks[-1] = (position, base + end - position)
+                            elif lt >= checked:
+                                pieces.append(buf[checked:lt])
+                                pieces.append(_PLACEHOLDER)
+                                position += lt - checked + len(_PLACEHOLDER)
+                                checked = end
+                                marks.append((position, base + end - position))
+                            items.append((lt, end, match))
+                        at = end
+                        continue
+                    self._pending = _PENDING_RESPONSE
+                    self._pending_at = base + lt + len(open_tag)
+                    continue
+                kind = buf[lt + 1 : lt + 2]
+                if kind == b"/":
+                    self._state = _EPILOG_STATE  # the root's end tag
+                    break
+                if len(buf) - lt < len(open_tag) and open_tag.startswith(buf[lt:]):
+                    break  # too little to tell what comes
+                self._pending = _PENDING_ITEM
+                self._pending_at = base + lt
+                self._pending_depth = 0
+        self._pos = base + at
+        if checked < len(buf):
+            pieces.append(buf[checked:])
+            position += len(buf) - checked
+            checked = len(buf)
+        if pieces:
+            self._validate(pieces, marks, final=False)
+            self._checked = base + checked
+            self._shift = self._checked - position
+        return items
+
+    def _go_on(self, start: int, *, final: bool) -> int:
+        """Scan on in the pending item at _buf[start]; its end in _buf, or -1 if not yet."""
+        buf = self._buf
+        base = self._base
+        if self._pending == _PENDING_RESPONSE:
+            if not final:
+                # A response of another shape: wait for an end tag before scanning it.
+                hint = self._pending_at - base
+                if buf.find(self._close_tag, hint) < 0:
+                    self._pending_at = base + max(hint, len(buf) - len(self._close_tag) + 1)
+                    return -1
+            self._pending = _PENDING_ITEM
+            self._pending_at = base + start
+            self._pending_depth = 0
+        at, depth, ended = _scan_item(buf, self._pending_at - base, self._pending_depth)
+        if not ended:
+            self._pending_at = base + at
+            self._pending_depth = depth
+            return -1
+        self._pending = _NOT_PENDING
+        return at
+
+    def _item(self, start: int, end: int) -> tuple[int, int, re.Match[bytes] | None] | None:
+        """What the complete root item in _buf[start:end] is: a response or nothing."""
+        buf = self._buf
+        if not buf.startswith(self._open_tag, start):
+            if buf[start + 1] in b"!?" or not _names_response(buf, start):
+                return None
+            return start, end, None
+        block = bytes(buf[start:end])
+        if not self._utf8 or self._analyses_left <= 0:
+            return start, end, None
+        tags = _tags_of(block)
+        if tags is None:
+            return start, end, None
+        shape = _shape_of(self._root_tag, self._root_end, tags)
+        if shape is None:  # malformed: the validator says where
+            return start, end, None
+        if shape not in self._shapes:
+            self._analyses_left -= 1
+            self._shapes.insert(0, shape)
+            del self._shapes[_SHAPES_PER_ROOT:]
+        match = shape.match(buf, start)
+        if (
+            match is None
+            or match.end() != end
+            or not shape.fast
+            or (self._suspect and not _clean(block))
+        ):
+            return start, end, None
+        return start, end, match
+
+    def _find_root(self) -> int:
+        """Validate the prolog and the root start tag; return how much of _buf was validated."""
+        buf = self._buf  # nothing is forgotten before the root: _base is 0
+        checked = self._checked
+        prolog = _PROLOG.match(buf)
+        cut = len(buf)
+        if prolog is not None and buf[prolog.end() + 1 : prolog.end() + 2] not in b"?!":
+            root = _START_TAG.match(buf, prolog.end())
+            if root is not None:
+                cut = root.end()  # most likely the root's start tag: stop the validator there
+        if cut > checked:
+            self._validate([buf[checked:cut]], [], final=False)
+            checked = cut
+        if self._root_at < 0 and checked < len(buf):
+            self._validate([buf[checked:]], [], final=False)
+            checked = len(buf)
+        self._checked = checked
+        if self._root_at < 0:
+            return checked
+        root = _START_TAG.match(buf, self._root_at)
+        name = _TAG_NAME.match(buf, self._root_at)
+        assert root is not None and name is not None  # expat reported the start tag
+        # Neither can come after the root; dropping them ends the validator's references to
+        # this filter, so it is freed without waiting for the cycle collector.
+        self._validator.XmlDeclHandler = None
+        self._validator.StartDoctypeDeclHandler = None
+        self._root_tag = bytes(root.group())
+        qname = name.group(1)
+        prefix = qname[: len(qname) - len(b"multistatus")]
+        self._root_end = b"</" + qname + b">"
+        self._open_tag = b"<" + prefix + b"response>"
+        self._shapes = _shapes_for(self._root_tag)
+        self._close_tag = b"</" + prefix + b"response>"
+        self._pos = root.end()
+        self._state = _EPILOG_STATE if self._root_tag.endswith(b"/>") else _BODY_STATE
+        return checked
+
+    # -- validation -----------------------------------------------------------------
+
+    def _validate(
+        self, pieces: list[bytes | bytearray], marks: list[tuple[int, int]], *, final: bool
+    ) -> None:
+        """Have expat check the next bytes; raise MultistatusError where it finds a fault."""
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        try:
+            self._validator.Parse(data, final)
+        except expat.ExpatError as exc:
+            reason = expat.ErrorString(exc.code)
+            if final:
+                where = ""
+                start = self._open_response()
+                if start is not None:
+                    where = f" inside the <response> that starts at byte {start}"
+                message = (
+                    f"multistatus ended early after {self._base + len(self._buf)} bytes"
+                    f"{where}: {reason}"
+                )
+            else:
+                index = self._validator.ErrorByteIndex
+                shift = self._shift
+                for position, after in marks:
+                    if index < position:
+                        break
+                    shift = after
+                at = index + shift
+                line, column = self._line_column(at - self._base)
+                message = (
+                    f"malformed multistatus at byte {at} (line {line}, column {column}): {reason}"
+                )
+            raise MultistatusError(message) from None
+
+    def _open_response(self) -> int | None:
+        """Where the unfinished <response> starts, if the body ends inside one."""
+        if self._state != _BODY_STATE or not self._pending:
+            return None
+        start = self._pos
+        at = start - self._base
+        if self._buf.startswith(self._open_tag, at):
+            return start
+        tag = _START_TAG.match(self._buf, at)
+        if tag is None:
+            return None
+        names: list[str] = []
+        parser = expat.ParserCreate(namespace_separator=_NS_SEP)
+        parser.StartElementHandler = lambda name, _attributes: names.append(name)
+        try:
+            parser.Parse(self._decl + self._root_tag + tag.group(), False)
+        except expat.ExpatError:
+            return None
+        return start if names[1:] == [_RESPONSE] else None
+
+    def _line_column(self, end: int) -> tuple[int, int]:
+        """expat's line and column of the byte at _buf[end]."""
+        lines, column, _after_cr = self._position_after(max(0, min(end, len(self._buf))))
+        return lines + 1, column
+
+    def _position_after(self, end: int) -> tuple[int, int, bool]:
+        """Line breaks before _buf[end], characters since the last, and whether a CR ends them."""
+        buf = self._buf
+        if not end:
+            return self._lines, self._column, self._after_cr
+        last = max(buf.rfind(b"\n", 0, end), buf.rfind(b"\r", 0, end))
+        if last < 0:
+            return self._lines, self._column + self._characters(0, end), False
+        head = buf[:end]
+        breaks = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+        if self._after_cr and head.startswith(b"\n"):
+            breaks -= 1  # the second half of a CR LF already counted
+        return self._lines + breaks, self._characters(last + 1, end), buf[end - 1] == 0x0D
+
+    def _characters(self, start: int, end: int) -> int:
+        """How many characters expat counts in _buf[start:end]."""
+        if self._ascii or not self._utf8:
+            return end - start
+        return len(self._buf[start:end].translate(None, _CONTINUATION_BYTES))
+
+    # -- expat handlers (the validator calls only these, and the first only once) ---------
+
+    def _root(self, name: str, _attributes: dict[str, str]) -> None:
+        self._validator.StartElementHandler = None
+        at = self._validator.CurrentByteIndex
+        _check_root(self._buf[at : at + 2], name, at)  # nothing is forgotten yet
+        self._root_at = at
+
+    def _xml_decl(self, _version: str | None, encoding: str | None, _standalone: int) -> None:
+        if encoding is None:
+            return
+        if _declared_codec(encoding) != "utf-8":
+            self._utf8 = False
+            self._decl = f'<?xml version="1.0" encoding="{encoding}"?>'.encode("ascii")
+
+    def _doctype(self, name: str, *_ids: object) -> None:
+        raise _doctype_error(name, self._validator.CurrentByteIndex)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _emit(self, items: list[tuple[int, int, re.Match[bytes] | None]]) -> None:
+        """Write the validated input up to _pos, each response as the policy says."""
+        buf = self._buf
+        out = self._out
+        policy = self._policy
+        cursor = self._done - self._base  # buf[:cursor] is written or dropped
+        taken = written = 0  # responses in and out of the fast path
+        for start, end, match in items:
+            if match is None:
+                out.append(buf[cursor:start])
+                out.append(self._through_expat(bytes(buf[start:end]), policy))
+                cursor = end
+                continue
+            taken += 1
+            text_start, text_end = match.span(1)
+            text = buf[text_start:text_end].decode()
+            plain = _split_plain_href(text)
+            if plain is not None:
+                href = None
+                prefix, path = plain
+            else:
+                href = _parse_href(text, self._base_path)
+                if href is None:
+                    self.bad_hrefs += 1
+                    out.append(buf[cursor:start])
+                    cursor = end
+                    continue
+                prefix, path = "", href.decoded
+            paths = policy.client_paths(path)
+            if isinstance(paths, str):
+                raise TypeError("ResponsePolicy.client_paths must return a sequence of paths")
+            if len(paths) == 1:
+                written += 1
+                client_path = paths[0]
+                if client_path != path:
+                    if href is None:
+                        new_text = prefix + _encode_unescaped(path, client_path)
+                    else:
+                        new_text = href.text_for(client_path) or ""
+                    out.append(buf[cursor:text_start])
+                    out.append(_xml_escape(new_text).encode())
+                    cursor = text_end
+            elif not paths:
+                out.append(buf[cursor:start])
+                cursor = end
+            else:  # clones: _ExpatFilter finds the displaynames
+                taken -= 1
+                out.append(buf[cursor:start])
+                answered = _Answered(policy, path, paths)
+                out.append(self._through_expat(bytes(buf[start:end]), answered))
+                cursor = end
+        self.responses_in += taken
+        self.responses_out += written
+        upto = self._pos - self._base
+        if upto > cursor:
+            out.append(buf[cursor:upto])
+            cursor = upto
+        self._done = self._base + cursor
+
+    def _through_expat(self, response: bytes, policy: ResponsePolicy) -> bytes:
+        """One root item filtered by _ExpatFilter, inside the body's root start tag."""
+        head = self._decl + self._root_tag
+        listing = _ExpatFilter(policy, base_path=self._base_path)
+        out = listing.feed(head + response + self._root_end) + listing.close()
+        self.responses_in += listing.responses_in
+        self.responses_out += listing.responses_out
+        self.bad_hrefs += listing.bad_hrefs
+        return out[len(head) : len(out) - len(self._root_end)]
+
+    def _take_output(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        done = self._done - self._base
+        if done:
+            self._lines, self._column, self._after_cr = self._position_after(done)
+            del self._buf[:done]
+            self._base = self._done
+            if not self._buf:
+                self._ascii = True
+                self._suspect = False
+        return out
