@@ -196,6 +196,45 @@ def _doctype_error(name: str, at: int) -> MultistatusError:
     )
 
 
+def _ordered_ranges(
+    start: int, end: int, propstats: Sequence[tuple[int, int, bool]]
+) -> list[tuple[int, int]]:
+    """A response's byte ranges in output order: 2xx propstats first.
+
+    propstats are (start, end, status is 2xx) in input order, inside start..end.
+    """
+    first_bad = next((i for i, (_start, _end, ok) in enumerate(propstats) if not ok), None)
+    if first_bad is None or not any(ok for _start, _end, ok in propstats[first_bad + 1 :]):
+        return [(start, end)]  # already 2xx first (or no 2xx at all)
+    order = [ps for ps in propstats if ps[2]] + [ps for ps in propstats if not ps[2]]
+    # Propstats change places; what lies between them (whitespace) stays put.
+    ranges = [(start, propstats[0][0])]
+    for slot, (moved_start, moved_end, _ok) in enumerate(order):
+        ranges.append((moved_start, moved_end))
+        if slot + 1 < len(propstats):
+            ranges.append((propstats[slot][1], propstats[slot + 1][0]))
+    ranges.append((propstats[-1][1], end))
+    return ranges
+
+
+def _render(
+    out: list[bytes | bytearray],
+    buf: bytearray,
+    base: int,
+    ranges: list[tuple[int, int]],
+    edits: list[tuple[int, int, bytes]],
+) -> None:
+    """Write the ranges of buf (offsets from base) in order, with the edits inside them applied."""
+    for start, end in ranges:
+        at = start
+        for edit_start, edit_end, data in edits:
+            if edit_start >= start and edit_end <= end:
+                out.append(buf[at - base : edit_start - base])
+                out.append(data)
+                at = edit_end
+        out.append(buf[at - base : end - base])
+
+
 class _Element:
     """Where one tracked element sits in the input: absolute byte offsets."""
 
@@ -378,6 +417,11 @@ class _ExpatFilter:
             raise self._failure
         self._parse(b"", final=True)
         self._closed = True
+        # The handlers are bound methods: dropping them frees this filter without waiting
+        # for the cycle collector.
+        parser = self._parser
+        parser.StartElementHandler = parser.EndElementHandler = None
+        parser.XmlDeclHandler = parser.StartDoctypeDeclHandler = None
         self._pass_to(self._base + len(self._buf))
         return self._take_output()
 
@@ -558,7 +602,8 @@ class _ExpatFilter:
         if not any(paths for _element, _href, paths in mapped):
             return
 
-        ranges = self._ordered_ranges(response, end)
+        propstats = [(element.start, element.end, ok) for element, ok in response.propstats]
+        ranges = _ordered_ranges(response.start, end, propstats)
         edits: list[tuple[int, int, bytes]]
         if len(mapped) == 1:
             element, href, paths = mapped[0]
@@ -572,7 +617,7 @@ class _ExpatFilter:
                     name = _NOT_XML_CHAR.sub("\ufffd", _last_segment(path))
                     edits.extend(self._text_edit(dn, name) for dn in response.displaynames)
                     edits.sort(key=_edit_start)
-                self._render(ranges, edits)
+                _render(self._out, self._buf, self._base, ranges, edits)
             self.responses_out += len(paths)
             return
         # RFC 4918 lets a status-only response list several hrefs: each is mapped on
@@ -588,24 +633,8 @@ class _ExpatFilter:
             else:
                 copies = [self._href_element(element, href, path) for path in paths]
                 edits.append((element.start, element.end, b"".join(copies)))
-        self._render(ranges, edits)
+        _render(self._out, self._buf, self._base, ranges, edits)
         self.responses_out += 1
-
-    def _ordered_ranges(self, response: _Response, end: int) -> list[tuple[int, int]]:
-        """The response's input byte ranges in output order: 2xx propstats first."""
-        propstats = response.propstats
-        first_bad = next((i for i, (_ps, ok) in enumerate(propstats) if not ok), None)
-        if first_bad is None or not any(ok for _ps, ok in propstats[first_bad + 1 :]):
-            return [(response.start, end)]  # already 2xx first (or no 2xx at all)
-        order = [ps for ps, ok in propstats if ok] + [ps for ps, ok in propstats if not ok]
-        # Propstats change places; what lies between them (whitespace) stays put.
-        ranges = [(response.start, propstats[0][0].start)]
-        for slot, moved in enumerate(order):
-            ranges.append((moved.start, moved.end))
-            if slot + 1 < len(propstats):
-                ranges.append((propstats[slot][0].end, propstats[slot + 1][0].start))
-        ranges.append((propstats[-1][0].end, end))
-        return ranges
 
     def _text_edit(self, element: _Element, text: str) -> tuple[int, int, bytes]:
         """An edit that sets element's text content."""
@@ -638,20 +667,6 @@ class _ExpatFilter:
     def _slice(self, start: int, end: int) -> bytearray:
         return self._buf[start - self._base : end - self._base]
 
-    def _render(self, ranges: list[tuple[int, int]], edits: list[tuple[int, int, bytes]]) -> None:
-        """Write the input ranges in order, with the edits that fall inside them applied."""
-        out = self._out
-        buf = self._buf
-        base = self._base
-        for start, end in ranges:
-            at = start
-            for edit_start, edit_end, data in edits:
-                if edit_start >= start and edit_end <= end:
-                    out.append(buf[at - base : edit_start - base])
-                    out.append(data)
-                    at = edit_end
-            out.append(buf[at - base : end - base])
-
 
 # -- the fast path ------------------------------------------------------------------------
 #
@@ -672,6 +687,7 @@ _CONTINUATION_BYTES: Final = bytes(range(0x80, 0xC0))
 _PLACEHOLDER: Final = b"<_/>"
 _TEXT: Final = rb"[^<]*"  # and no "&": see _clean and MultistatusFilter.feed
 _HREF_TEXT: Final = rb"([^<\r]*)"  # expat would turn "\r" into "\n"
+_SLOT_TEXT: Final = rb"([^<]*)"
 # The prolog up to the root start tag: byte order mark, space, declarations, comments.
 _PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _SHAPES_PER_ROOT: Final = 8  # patterns tried, most recently matched first
@@ -688,13 +704,27 @@ _PENDING_ITEM: Final = 2  # anything else, scanned token by token
 
 
 class _Shape:
-    """One shape of <response>: a pattern of its tags, and whether the fast path takes it."""
+    """One shape of <response>: a pattern of its tags, and what the fast path needs of it.
 
-    __slots__ = ("fast", "match")
+    In a fast shape's pattern, group ``href`` is the href's text. With several propstats, each
+    has an empty group just before it and one just after it, and a group for the text of
+    its status: ``propstats`` holds those group numbers (0 for no status).
+    """
 
-    def __init__(self, pattern: re.Pattern[bytes], *, fast: bool) -> None:
+    __slots__ = ("fast", "href", "match", "propstats")
+
+    def __init__(
+        self,
+        pattern: re.Pattern[bytes],
+        *,
+        fast: bool,
+        href: int = 0,
+        propstats: tuple[tuple[int, int, int], ...] = (),
+    ) -> None:
         self.match: Callable[[bytearray, int], re.Match[bytes] | None] = pattern.match
-        self.fast = fast  # one text-only href at level 2, at most one propstat
+        self.fast = fast  # one text-only href at level 2, at most one text-only status a propstat
+        self.href = href
+        self.propstats = propstats
 
 
 # (root start tag, tags of a response) -> its shape, or None if the tags are malformed.
@@ -728,59 +758,112 @@ def _tags_of(block: bytes) -> tuple[bytes, ...] | None:
 
 
 def _study(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
-    """The shape of a response with these tags; None if they are not well-formed there."""
+    """The shape of a response with these tags; None if they are not well-formed there.
+
+    expat reads the tags alone under the root start tag; what _ExpatFilter would track
+    (the level-2 hrefs and propstats, the level-3 statuses) is noted by tag index.
+    """
     offsets: dict[int, int] = {}
     at = len(root_tag)
     for index, tag in enumerate(tags):
         offsets[at] = index
         at += len(tag)
     parser = expat.ParserCreate(namespace_separator=_NS_SEP)
-    depth = 0
-    children: list[tuple[str, int]] = []  # (event, tag index) at level 1
-    hrefs: list[int] = []
-    href_ends: list[int] = []
-    propstats = 0
+    open_elements: list[int] = []  # tag index of each open element's start tag
+    children: list[tuple[str, int]] = []  # (name or "end", tag index) at level 1
+    hrefs: list[tuple[int, int]] = []  # (start, end) tag index of each level-2 href
+    propstats: list[tuple[int, int, list[tuple[int, int]]]] = []  # and their statuses
 
-    def start(name: str, _attributes: dict[str, str]) -> None:
-        nonlocal depth, propstats
-        level = depth
-        depth = level + 1
+    def on_start(name: str, _attributes: dict[str, str]) -> None:
+        index = offsets.get(parser.CurrentByteIndex, -1)
+        level = len(open_elements)
+        open_elements.append(index)
         if level == 1:
-            children.append((name, offsets.get(parser.CurrentByteIndex, -1)))
-        elif level == 2:
-            if name == _HREF:
-                hrefs.append(offsets.get(parser.CurrentByteIndex, -1))
-            elif name == _PROPSTAT:
-                propstats += 1
+            children.append((name, index))
+        elif level == 2 and name == _PROPSTAT:
+            propstats.append((index, -1, []))
+        elif level == 3 and name == _STATUS and propstats and propstats[-1][1] < 0:
+            propstats[-1][2].append((index, -1))
 
-    def end(name: str) -> None:
-        nonlocal depth
-        depth -= 1
-        if depth == 1:
-            children.append(("end", offsets.get(parser.CurrentByteIndex, -1)))
-        elif depth == 2 and name == _HREF:
-            href_ends.append(offsets.get(parser.CurrentByteIndex, -1))
+    def on_end(name: str) -> None:
+        start_index = open_elements.pop()
+        level = len(open_elements)
+        index = start_index
+        if not tags[start_index].endswith(b"/>"):
+            index = offsets.get(parser.CurrentByteIndex, -1)
+        if level == 1:
+            children.append(("end", index))
+        elif level == 2 and name == _HREF:
+            hrefs.append((start_index, index))
+        elif level == 2 and name == _PROPSTAT:
+            propstats[-1] = (start_index, index, propstats[-1][2])
+        elif level == 3 and name == _STATUS and propstats and propstats[-1][1] < 0:
+            propstats[-1][2][-1] = (start_index, index)
 
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    parser.StartElementHandler = on_start
+    parser.EndElementHandler = on_end
     try:
         parser.Parse(root_tag + b"".join(tags) + root_end, True)
     except expat.ExpatError:
         return None
-    single = children == [(_RESPONSE, 0), ("end", len(tags) - 1)]
-    href = hrefs[0] if len(hrefs) == 1 else -1
+    finally:
+        parser.StartElementHandler = parser.EndElementHandler = None
     fast = (
-        single
-        and href >= 0
-        and href_ends == [href + 1]
-        and not tags[href].endswith(b"/>")
-        and propstats <= 1
+        children == [(_RESPONSE, 0), ("end", len(tags) - 1)]
+        and len(hrefs) == 1
+        and hrefs[0][1] == hrefs[0][0] + 1  # text only (an empty element ends where it starts)
+        and all(
+            len(statuses) <= 1 and all(end == begin + 1 for begin, end in statuses)
+            for _start, _end, statuses in propstats
+        )
     )
-    pieces = [re.escape(tags[0])]
-    for index in range(1, len(tags)):
-        pieces.append(_HREF_TEXT if fast and index == href + 1 else _TEXT)
-        pieces.append(re.escape(tags[index]))
-    return _Shape(re.compile(b"".join(pieces)), fast=fast)
+    # Text slots (by the index of the tag that follows) that get a group, and empty
+    # groups before (by tag index) or after (by -1 - tag index) a tag.
+    slots: dict[int, int] = {}
+    marks: dict[int, int] = {}
+    groups = 0
+    ordered: list[tuple[int, int, int]] = []
+    if fast:
+        groups = 1
+        slots[hrefs[0][1]] = 1
+        if len(propstats) > 1:
+            for begin, end, statuses in propstats:
+                before, after, status = groups + 1, groups + 2, 0
+                groups += 2
+                if statuses:
+                    groups += 1
+                    status = groups
+                    slots[statuses[0][1]] = status
+                marks[begin] = before
+                marks[-1 - end] = after
+                ordered.append((before, after, status))
+    # Groups are numbered in the order they open, so number them as the pattern is built.
+    numbers: dict[int, int] = {}
+    pieces: list[bytes] = []
+    for index, tag in enumerate(tags):
+        if index:
+            if index in slots:
+                numbers[slots[index]] = len(numbers) + 1
+                pieces.append(_HREF_TEXT if slots[index] == 1 else _SLOT_TEXT)
+            else:
+                pieces.append(_TEXT)
+        if index in marks:
+            numbers[marks[index]] = len(numbers) + 1
+            pieces.append(b"()")
+        pieces.append(re.escape(tag))
+        if -1 - index in marks:
+            numbers[marks[-1 - index]] = len(numbers) + 1
+            pieces.append(b"()")
+    assert len(numbers) == groups
+    return _Shape(
+        re.compile(b"".join(pieces)),
+        fast=fast,
+        href=numbers.get(1, 0),
+        propstats=tuple(
+            (numbers[before], numbers[after], numbers[status] if status else 0)
+            for before, after, status in ordered
+        ),
+    )
 
 
 def _shape_of(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
@@ -862,6 +945,19 @@ def _names_response(buf: bytearray, at: int) -> bool:
     return name is not None and (
         name.group(1) == b"response" or name.group(1).endswith(b":response")
     )
+
+
+# A response found in the body: (start, end) in the buffer, and the shape pattern's match
+# and the shape when the fast path takes it (None, None when _ExpatFilter does).
+_Item = tuple[int, int, "re.Match[bytes] | None", "_Shape | None"]
+
+
+def _propstats_of(match: re.Match[bytes], shape: _Shape) -> list[tuple[int, int, bool]]:
+    """(start, end, status is 2xx) of each propstat of a response matched by shape."""
+    return [
+        (match.start(before), match.start(after), status > 0 and _is_2xx(match[status].decode()))
+        for before, after, status in shape.propstats
+    ]
 
 
 class _Answered:
@@ -1002,7 +1098,7 @@ class MultistatusFilter:
 
     # -- finding the items of the root --------------------------------------------------
 
-    def _scan(self, *, final: bool) -> list[tuple[int, int, re.Match[bytes] | None]]:
+    def _scan(self, *, final: bool) -> list[_Item]:
         """Find the complete <response> elements in _buf and have the new bytes validated.
 
         Returns (start, end, match) for each, offsets into _buf; match is the shape
@@ -1015,7 +1111,7 @@ class MultistatusFilter:
         position = self._checked - self._shift  # the validator's offset of buf[checked]
         pieces: list[bytes | bytearray] = []
         marks: list[tuple[int, int]] = []  # (validator offset, shift from there on)
-        items: list[tuple[int, int, re.Match[bytes] | None]] = []
+        items: list[_Item] = []
         if self._state == _PROLOG_STATE:
             checked = self._find_root()
             position = checked + base - self._shift
@@ -1049,7 +1145,7 @@ class MultistatusFilter:
                             shapes.remove(shape)
                             shapes.insert(0, shape)
                         if not shape.fast or (suspect and not _clean(buf[lt:end])):
-                            items.append((lt, end, None))
+                            items.append((lt, end, None, None))
                         else:
                             if lt == checked and marks and marks[-1][0] == position:
                                 # Right after the last placeholder: it stands for both.
@@ -1061,7 +1157,7 @@ class MultistatusFilter:
                                 position += lt - checked + len(_PLACEHOLDER)
                                 checked = end
                                 marks.append((position, base + end - position))
-                            items.append((lt, end, match))
+                            items.append((lt, end, match, shape))
                         at = end
                         continue
                     self._pending = _PENDING_RESPONSE
@@ -1109,22 +1205,22 @@ class MultistatusFilter:
         self._pending = _NOT_PENDING
         return at
 
-    def _item(self, start: int, end: int) -> tuple[int, int, re.Match[bytes] | None] | None:
+    def _item(self, start: int, end: int) -> _Item | None:
         """What the complete root item in _buf[start:end] is: a response or nothing."""
         buf = self._buf
         if not buf.startswith(self._open_tag, start):
             if buf[start + 1] in b"!?" or not _names_response(buf, start):
                 return None
-            return start, end, None
+            return start, end, None, None
         block = bytes(buf[start:end])
         if not self._utf8 or self._analyses_left <= 0:
-            return start, end, None
+            return start, end, None, None
         tags = _tags_of(block)
         if tags is None:
-            return start, end, None
+            return start, end, None, None
         shape = _shape_of(self._root_tag, self._root_end, tags)
         if shape is None:  # malformed: the validator says where
-            return start, end, None
+            return start, end, None, None
         if shape not in self._shapes:
             self._analyses_left -= 1
             self._shapes.insert(0, shape)
@@ -1136,8 +1232,8 @@ class MultistatusFilter:
             or not shape.fast
             or (self._suspect and not _clean(block))
         ):
-            return start, end, None
-        return start, end, match
+            return start, end, None, None
+        return start, end, match, shape
 
     def _find_root(self) -> int:
         """Validate the prolog and the root start tag; return how much of _buf was validated."""
@@ -1275,21 +1371,21 @@ class MultistatusFilter:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _emit(self, items: list[tuple[int, int, re.Match[bytes] | None]]) -> None:
+    def _emit(self, items: list[_Item]) -> None:
         """Write the validated input up to _pos, each response as the policy says."""
         buf = self._buf
         out = self._out
         policy = self._policy
         cursor = self._done - self._base  # buf[:cursor] is written or dropped
         taken = written = 0  # responses in and out of the fast path
-        for start, end, match in items:
-            if match is None:
+        for start, end, match, shape in items:
+            if match is None or shape is None:
                 out.append(buf[cursor:start])
                 out.append(self._through_expat(bytes(buf[start:end]), policy))
                 cursor = end
                 continue
             taken += 1
-            text_start, text_end = match.span(1)
+            text_start, text_end = match.span(shape.href)
             text = buf[text_start:text_end].decode()
             plain = _split_plain_href(text)
             if plain is not None:
@@ -1309,13 +1405,24 @@ class MultistatusFilter:
             if len(paths) == 1:
                 written += 1
                 client_path = paths[0]
+                data = None
                 if client_path != path:
                     if href is None:
                         new_text = prefix + _encode_unescaped(path, client_path)
                     else:
                         new_text = href.text_for(client_path) or ""
+                    data = _xml_escape(new_text).encode()
+                if shape.propstats:
+                    ranges = _ordered_ranges(start, end, _propstats_of(match, shape))
+                    if len(ranges) > 1:
+                        out.append(buf[cursor:start])
+                        edits = [] if data is None else [(text_start, text_end, data)]
+                        _render(out, buf, 0, ranges, edits)
+                        cursor = end
+                        continue
+                if data is not None:
                     out.append(buf[cursor:text_start])
-                    out.append(_xml_escape(new_text).encode())
+                    out.append(data)
                     cursor = text_end
             elif not paths:
                 out.append(buf[cursor:start])
