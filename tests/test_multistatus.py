@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shardproxy.multistatus import MultistatusError, MultistatusFilter, ResponsePolicy
+from shardproxy.multistatus import (
+    MultistatusError,
+    MultistatusFilter,
+    ResponsePolicy,
+    _ExpatFilter,
+    _parse_href,
+    _split_plain_href,
+)
 
 DAV = "{DAV:}"
 HEAD = (
@@ -833,3 +840,141 @@ def test_output_lags_input_by_at_most_one_response_and_one_chunk(
         sent += len(stream.feed(listing.data[at : at + chunk]))
         received = min(at + chunk, len(listing.data))
         assert received - sent <= largest + chunk + slack
+
+
+# -- the fast path against _ExpatFilter ------------------------------------------------
+# MultistatusFilter slices out most responses without expat calling back into Python;
+# _ExpatFilter sees every element through expat's callbacks. Fed the same bytes, cut the
+# same way, they must write the same bytes, count the same, and fail at the same call
+# with the same message.
+
+POLICIES = [ShardOne, Identity, RootListing]
+# Content that is well-formed anywhere inside an element, and takes a response off the
+# fast path or tests how it ends.
+CONTENT = [
+    "<!-- c -->",
+    "<![CDATA[x]]>",
+    "<?pi x?>",
+    "&amp;",
+    "&#38;",
+    "\r\n",
+    " \t",
+    "é",
+    "]",
+    "<D:responsedescription>d</D:responsedescription>",
+    '<X:a xmlns:X="urn:x"><D:href>/.ids/5</D:href></X:a>',
+    '<X:response xmlns:X="urn:x"/>',
+    '<D:status xmlns:D="DAV:">HTTP/1.1 404 x</D:status>',
+    "<D:propstat><D:prop/><D:status>HTTP/1.1 404 x</D:status></D:propstat>",
+    "<D:propstat><D:prop/></D:propstat>",
+]
+# Bytes that break a body wherever they land (or, by chance, do not).
+BREAKAGE = [b"<", b">", b"&", b"&bad;", b"]]>", b"\x01", b"\xff", b"\xef\xbf\xbe", b"</x>"]
+
+
+def outcome(
+    filter_class: type[MultistatusFilter] | type[_ExpatFilter],
+    policy: ResponsePolicy,
+    data: bytes,
+    chunks: list[int],
+    base_path: str | None,
+) -> tuple[bytes, int, int, int] | tuple[str, int]:
+    """(output, responses in, out, bad hrefs); or the error and how many calls went well."""
+    listing = filter_class(policy, base_path=base_path)
+    out = []
+    at = 0
+    try:
+        for size in [*chunks, len(data) - sum(chunks)]:
+            out.append(listing.feed(data[at : at + size]))
+            at += size
+        out.append(listing.close())
+    except MultistatusError as exc:
+        return str(exc), len(out)
+    return b"".join(out), listing.responses_in, listing.responses_out, listing.bad_hrefs
+
+
+@st.composite
+def unusual(draw: st.DrawFn, listing: Listing) -> bytes:
+    """The listing with content inserted after tags and tags spelt differently."""
+    data = listing.data
+    if draw(st.booleans()):
+        data = data.replace(b"<D:response>", b"<D:response >", 1)
+    if draw(st.booleans()):
+        data = data.replace(b"</D:response>", b"</D:response\n>", 1)
+    if draw(st.booleans()):  # a second prefix for DAV:, used by one response
+        data = data.replace(b'xmlns:D="DAV:"', b'xmlns:D="DAV:" xmlns:q="DAV:"', 1)
+        data = data.replace(b"<D:response>", b"<q:response>", 1)
+        data = data.replace(b"</D:response>", b"</q:response>", 1)
+    if draw(st.booleans()):  # not UTF-8: every byte reads as a character
+        data = data.replace(b'encoding="utf-8"', b'encoding="ISO-8859-1"')
+    tag_ends = [m.end() for m in re.finditer(rb">", data)][1:-1]  # inside the root
+    for _ in range(draw(st.integers(0, 3))):
+        if tag_ends:
+            at = draw(st.sampled_from(tag_ends))
+            snippet = draw(st.sampled_from(CONTENT)).encode()
+            data = data[:at] + snippet + data[at:]
+            tag_ends = [end + len(snippet) if end > at else end for end in tag_ends]
+    return data
+
+
+@st.composite
+def broken(draw: st.DrawFn, data: bytes) -> bytes:
+    """data with bytes inserted, deleted or cut off at random places."""
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from(["insert", "delete", "truncate"]))
+        if edit == "insert":
+            data = data[:at] + draw(st.sampled_from(BREAKAGE)) + data[at:]
+        elif edit == "delete":
+            data = data[:at] + data[at + draw(st.integers(1, 8)) :]
+        else:
+            data = data[:at]
+    return data
+
+
+@PROPERTY_SETTINGS
+@given(listing=listings(), data=st.data())
+def test_fast_path_writes_what_expat_filter_writes(listing: Listing, data: st.DataObject) -> None:
+    chunks = data.draw(chunkings(len(listing.data)))
+    policy = data.draw(st.sampled_from(POLICIES))
+    fast = outcome(MultistatusFilter, policy(), listing.data, chunks, listing.base_path)
+    reference = outcome(_ExpatFilter, policy(), listing.data, chunks, listing.base_path)
+    assert fast == reference
+
+
+@PROPERTY_SETTINGS
+@given(listing=listings(), data=st.data())
+def test_fast_path_matches_expat_filter_on_unusual_listings(
+    listing: Listing, data: st.DataObject
+) -> None:
+    body = data.draw(unusual(listing))
+    chunks = data.draw(chunkings(len(body)))
+    policy = data.draw(st.sampled_from(POLICIES))
+    fast = outcome(MultistatusFilter, policy(), body, chunks, listing.base_path)
+    assert fast == outcome(_ExpatFilter, policy(), body, chunks, listing.base_path)
+
+
+@PROPERTY_SETTINGS
+@given(listing=listings(), data=st.data())
+def test_fast_path_fails_where_expat_filter_fails(listing: Listing, data: st.DataObject) -> None:
+    body = data.draw(broken(data.draw(unusual(listing))))
+    chunks = data.draw(chunkings(len(body)))
+    policy = data.draw(st.sampled_from(POLICIES))
+    fast = outcome(MultistatusFilter, policy(), body, chunks, listing.base_path)
+    assert fast == outcome(_ExpatFilter, policy(), body, chunks, listing.base_path)
+
+
+HREF_CHARS = "ab/.%2E?#: \t"
+HREF_STARTS = ["http://", "https://", "/", "//", "HTTP://", "ftp://", "", " /"]
+
+
+@PROPERTY_SETTINGS
+@given(start=st.sampled_from(HREF_STARTS), rest=st.text(HREF_CHARS, max_size=12))
+def test_plain_href_split_is_what_href_parsing_gives(start: str, rest: str) -> None:
+    text = start + rest
+    plain = _split_plain_href(text)
+    if plain is not None:
+        href = _parse_href(text, "/base/")
+        assert href is not None
+        assert (href.lead, href.rest, href.trail) == ("", "", "")
+        assert (href.prefix, href.raw_path, href.decoded) == (plain[0], plain[1], plain[1])
