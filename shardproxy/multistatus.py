@@ -111,14 +111,23 @@ def _quote_path(path: str) -> str:
     return quote(path, safe=_PATH_SAFE)
 
 
+def _shared_tail(path: str, client_path: str) -> int:
+    """Where in path the longest tail of whole segments it shares with client_path starts.
+
+    -1 if they share none.
+    """
+    at = path.find("/")
+    while at != -1 and not client_path.endswith(path[at:]):
+        at = path.find("/", at + 1)
+    return at
+
+
 def _encode_unescaped(path: str, client_path: str) -> str:
     """client_path percent-encoded, keeping the longest tail of segments it shares with path.
 
     path has nothing percent-encoded, so its raw offsets are its decoded offsets.
     """
-    at = path.find("/")
-    while at != -1 and not client_path.endswith(path[at:]):
-        at = path.find("/", at + 1)
+    at = _shared_tail(path, client_path)
     if at == -1:
         return _quote_path(client_path)
     return _quote_path(client_path[: len(client_path) - len(path) + at]) + path[at:]
@@ -685,9 +694,9 @@ _XML_BYTES: Final = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r")
 _CONTINUATION_BYTES: Final = bytes(range(0x80, 0xC0))
 # What the validating parser reads in place of a response handled by a shape pattern.
 _PLACEHOLDER: Final = b"<_/>"
-_TEXT: Final = rb"[^<]*"  # and no "&": see _clean and MultistatusFilter.feed
-_HREF_TEXT: Final = rb"([^<\r]*)"  # expat would turn "\r" into "\n"
-_SLOT_TEXT: Final = rb"([^<]*)"
+_TEXT: Final = rb"[^<]*+"  # and no "&": see _clean and MultistatusFilter.feed
+_HREF_TEXT: Final = rb"([^<\r]*+)"  # expat would turn "\r" into "\n"
+_SLOT_TEXT: Final = rb"([^<]*+)"
 # The prolog up to the root start tag: byte order mark, space, declarations, comments.
 _PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _SHAPES_PER_ROOT: Final = 8  # patterns tried, most recently matched first
@@ -733,14 +742,39 @@ _KNOWN_SHAPES: dict[tuple[bytes, tuple[bytes, ...]], _Shape | None] = {}
 _SHAPES_BY_ROOT: dict[bytes, list[_Shape]] = {}
 
 
+class _Root:
+    """What a body's root start tag tells the fast path."""
+
+    __slots__ = ("at", "close_tag", "decl", "end", "end_tag", "open_tag", "tag")
+
+    def __init__(self, at: int, tag: bytes, qname: bytes, decl: bytes) -> None:
+        prefix = qname[: len(qname) - len(b"multistatus")]
+        self.at = at  # where it starts
+        self.end = at + len(tag)
+        self.tag = tag
+        self.end_tag = b"</" + qname + b">"
+        self.open_tag = b"<" + prefix + b"response>"  # as the root's prefix writes it
+        self.close_tag = b"</" + prefix + b"response>"
+        self.decl = decl  # an XML declaration of the encoding, if it is not UTF-8
+
+
+# Bodies' prologs up to the end of the root start tag -> what they told.
+_KNOWN_ROOTS: dict[bytes, _Root] = {}
+
+
 def _tags_of(block: bytes) -> tuple[bytes, ...] | None:
-    """The tags of an element, in order; None if it holds comments, CDATA or PIs."""
+    """The tags of an element in order, with b"" where text lies between two of them.
+
+    None if the element holds comments, CDATA or PIs.
+    """
     tags: list[bytes] = []
     at = 0
     while True:
         lt = block.find(b"<", at)
         if lt < 0:
             return tuple(tags)
+        if lt > at and tags:
+            tags.append(b"")
         kind = block[lt + 1 : lt + 2]
         if kind in (b"!", b"?"):
             return None
@@ -757,12 +791,19 @@ def _tags_of(block: bytes) -> tuple[bytes, ...] | None:
         tags.append(tag.group())
 
 
-def _study(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
+def _study(root_tag: bytes, root_end: bytes, skeleton: tuple[bytes, ...]) -> _Shape | None:
     """The shape of a response with these tags; None if they are not well-formed there.
 
-    expat reads the tags alone under the root start tag; what _ExpatFilter would track
-    (the level-2 hrefs and propstats, the level-3 statuses) is noted by tag index.
+    skeleton is what _tags_of gives. expat reads the tags alone under the root start
+    tag; what _ExpatFilter would track (the level-2 hrefs and propstats, the level-3
+    statuses) is noted by tag index. Text may lie where the skeleton had some, and in
+    the href and statuses (a pattern with fewer places for text is quicker to match).
     """
+    tags = tuple(tag for tag in skeleton if tag)
+    with_text: set[int] = set()  # indexes of the tags that text comes before
+    for index, tag in enumerate(skeleton):
+        if not tag:
+            with_text.add(index - len(with_text))
     offsets: dict[int, int] = {}
     at = len(root_tag)
     for index, tag in enumerate(tags):
@@ -845,7 +886,7 @@ def _study(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape 
             if index in slots:
                 numbers[slots[index]] = len(numbers) + 1
                 pieces.append(_HREF_TEXT if slots[index] == 1 else _SLOT_TEXT)
-            else:
+            elif index in with_text:
                 pieces.append(_TEXT)
         if index in marks:
             numbers[marks[index]] = len(numbers) + 1
@@ -866,14 +907,14 @@ def _study(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape 
     )
 
 
-def _shape_of(root_tag: bytes, root_end: bytes, tags: tuple[bytes, ...]) -> _Shape | None:
-    """The shape of a response with these tags, studied once per process."""
-    key = (root_tag, tags)
+def _shape_of(root_tag: bytes, root_end: bytes, skeleton: tuple[bytes, ...]) -> _Shape | None:
+    """The shape of a response with this skeleton, studied once per process."""
+    key = (root_tag, skeleton)
     try:
         return _KNOWN_SHAPES[key]
     except KeyError:
         pass
-    shape = _study(root_tag, root_end, tags)
+    shape = _study(root_tag, root_end, skeleton)
     if len(_KNOWN_SHAPES) >= _SHAPES_REMEMBERED:
         _KNOWN_SHAPES.clear()
     _KNOWN_SHAPES[key] = shape
@@ -1037,6 +1078,8 @@ class MultistatusFilter:
         self._close_tag = b""
         self._shapes: list[_Shape] = []
         self._analyses_left = _ANALYSES_PER_FILTER
+        # (path head, client path head, the latter encoded) of the last href changed.
+        self._last_head = ("\x00", "", "")
         self._failure: MultistatusError | None = None
         self._closed = False
 
@@ -1140,25 +1183,29 @@ class MultistatusFilter:
                         if match is not None:
                             break
                     if match is not None:
-                        end = match.end()
                         if shape is not shapes[0]:  # keep the shape that matched first in line
                             shapes.remove(shape)
                             shapes.insert(0, shape)
-                        if not shape.fast or (suspect and not _clean(buf[lt:end])):
-                            items.append((lt, end, None, None))
-                        else:
-                            if lt == checked and marks and marks[-1][0] == position:
-                                # Right after the last placeholder: it stands for both.
-                                checked = end
-                                marks[-1] = (position, base + end - position)
-                            elif lt >= checked:
-                                pieces.append(buf[checked:lt])
-                                pieces.append(_PLACEHOLDER)
-                                position += lt - checked + len(_PLACEHOLDER)
-                                checked = end
-                                marks.append((position, base + end - position))
-                            items.append((lt, end, match, shape))
-                        at = end
+                        fast = shape.fast
+                        same_shape = shape.match
+                        while match is not None:  # and the responses of its shape right after
+                            end = match.end()
+                            if not fast or (suspect and not _clean(buf[lt:end])):
+                                items.append((lt, end, None, None))
+                            else:
+                                if lt == checked and marks and marks[-1][0] == position:
+                                    # Right after the last placeholder: it stands for both.
+                                    checked = end
+                                    marks[-1] = (position, base + end - position)
+                                elif lt >= checked:
+                                    pieces.append(buf[checked:lt])
+                                    pieces.append(_PLACEHOLDER)
+                                    position += lt - checked + len(_PLACEHOLDER)
+                                    checked = end
+                                    marks.append((position, base + end - position))
+                                items.append((lt, end, match, shape))
+                            lt = at = end
+                            match = same_shape(buf, end)
                         continue
                     self._pending = _PENDING_RESPONSE
                     self._pending_at = base + lt + len(open_tag)
@@ -1215,10 +1262,10 @@ class MultistatusFilter:
         block = bytes(buf[start:end])
         if not self._utf8 or self._analyses_left <= 0:
             return start, end, None, None
-        tags = _tags_of(block)
-        if tags is None:
+        skeleton = _tags_of(block)
+        if skeleton is None:
             return start, end, None, None
-        shape = _shape_of(self._root_tag, self._root_end, tags)
+        shape = _shape_of(self._root_tag, self._root_end, skeleton)
         if shape is None:  # malformed: the validator says where
             return start, end, None, None
         if shape not in self._shapes:
@@ -1241,10 +1288,21 @@ class MultistatusFilter:
         checked = self._checked
         prolog = _PROLOG.match(buf)
         cut = len(buf)
+        head = b""
         if prolog is not None and buf[prolog.end() + 1 : prolog.end() + 2] not in b"?!":
             root = _START_TAG.match(buf, prolog.end())
             if root is not None:
                 cut = root.end()  # most likely the root's start tag: stop the validator there
+                head = bytes(buf[:cut])
+                known = _KNOWN_ROOTS.get(head) if not checked else None
+                if known is not None:  # the handlers would learn nothing new
+                    validator = self._validator
+                    validator.StartElementHandler = validator.XmlDeclHandler = None
+                    validator.StartDoctypeDeclHandler = None
+                    self._validate([head], [], final=False)
+                    self._checked = cut
+                    self._take_root(known)
+                    return cut
         if cut > checked:
             self._validate([buf[checked:cut]], [], final=False)
             checked = cut
@@ -1254,23 +1312,33 @@ class MultistatusFilter:
         self._checked = checked
         if self._root_at < 0:
             return checked
-        root = _START_TAG.match(buf, self._root_at)
-        name = _TAG_NAME.match(buf, self._root_at)
-        assert root is not None and name is not None  # expat reported the start tag
         # Neither can come after the root; dropping them ends the validator's references to
         # this filter, so it is freed without waiting for the cycle collector.
         self._validator.XmlDeclHandler = None
         self._validator.StartDoctypeDeclHandler = None
-        self._root_tag = bytes(root.group())
-        qname = name.group(1)
-        prefix = qname[: len(qname) - len(b"multistatus")]
-        self._root_end = b"</" + qname + b">"
-        self._open_tag = b"<" + prefix + b"response>"
-        self._shapes = _shapes_for(self._root_tag)
-        self._close_tag = b"</" + prefix + b"response>"
-        self._pos = root.end()
-        self._state = _EPILOG_STATE if self._root_tag.endswith(b"/>") else _BODY_STATE
+        root = _START_TAG.match(buf, self._root_at)
+        name = _TAG_NAME.match(buf, self._root_at)
+        assert root is not None and name is not None  # expat reported the start tag
+        learnt = _Root(self._root_at, bytes(root.group()), name.group(1), self._decl)
+        if head and len(head) == learnt.end:
+            if len(_KNOWN_ROOTS) >= _ROOTS_REMEMBERED:
+                _KNOWN_ROOTS.clear()
+            _KNOWN_ROOTS[head] = learnt
+        self._take_root(learnt)
         return checked
+
+    def _take_root(self, root: _Root) -> None:
+        """Go on from the root start tag, which expat has accepted."""
+        self._root_at = root.at
+        self._root_tag = root.tag
+        self._root_end = root.end_tag
+        self._open_tag = root.open_tag
+        self._close_tag = root.close_tag
+        self._decl = root.decl
+        self._utf8 = not root.decl
+        self._shapes = _shapes_for(root.tag)
+        self._pos = root.end
+        self._state = _EPILOG_STATE if root.tag.endswith(b"/>") else _BODY_STATE
 
     # -- validation -----------------------------------------------------------------
 
@@ -1310,11 +1378,19 @@ class MultistatusFilter:
         """Where the unfinished <response> starts, if the body ends inside one."""
         if self._state != _BODY_STATE or not self._pending:
             return None
-        start = self._pos
-        at = start - self._base
-        if self._buf.startswith(self._open_tag, at):
+        buf = self._buf
+        at = self._pos - self._base
+        while True:  # a pending response may have ended (with "</D:response >", say)
+            end, _depth, ended = _scan_item(buf, at, 0)
+            if not ended:
+                break
+            at = buf.find(b"<", end)
+            if at < 0 or buf.startswith(b"</", at):
+                return None
+        start = self._base + at
+        if buf.startswith(self._open_tag, at):
             return start
-        tag = _START_TAG.match(self._buf, at)
+        tag = _START_TAG.match(buf, at)
         if tag is None:
             return None
         names: list[str] = []
@@ -1408,7 +1484,24 @@ class MultistatusFilter:
                 data = None
                 if client_path != path:
                     if href is None:
-                        new_text = prefix + _encode_unescaped(path, client_path)
+                        # The entries of a listing change the same head: if this one
+                        # does too, the rest of the path is the shared tail.
+                        head, client_head, encoded_head = self._last_head
+                        tail = path[len(head) :]
+                        if not (
+                            path.startswith(head)
+                            and tail[:1] == "/"
+                            and client_path == client_head + tail
+                        ):
+                            at = _shared_tail(path, client_path)
+                            if at < 0:
+                                head, encoded_head, tail = path, _quote_path(client_path), ""
+                            else:
+                                head, tail = path[:at], path[at:]
+                                client_head = client_path[: len(client_path) - len(tail)]
+                                encoded_head = _quote_path(client_head)
+                                self._last_head = head, client_head, encoded_head
+                        new_text = prefix + encoded_head + tail
                     else:
                         new_text = href.text_for(client_path) or ""
                     data = _xml_escape(new_text).encode()
