@@ -1,15 +1,21 @@
 """Streaming filter for WebDAV 207 multistatus bodies: bytes in, bytes out, no I/O.
 
-The body is parsed incrementally with expat (namespace-aware, so ``D:``, ``d:`` and a
+The body is checked incrementally by expat (namespace-aware, so ``D:``, ``d:`` and a
 default ``xmlns="DAV:"`` are the same thing). Each ``<response>`` is held until its end
 tag, then dropped, rewritten or cloned as a :class:`ResponsePolicy` decides. Everything
 the filter does not change is copied byte for byte from the input: output is built from
-slices of the input located by expat's byte offsets, never by re-serialising, so memory
-stays bounded by the largest single ``<response>`` plus one input chunk.
+slices of the input, never by re-serialising, so memory stays bounded by the largest
+single ``<response>`` plus one input chunk.
 
 Inside every kept response, propstats whose status is 2xx are moved before the others,
 because rclone 1.60.1 reads only the first propstat's status and drops an entry whose
 first propstat says 404 (NzbDav puts the 404 ones first).
+
+Two implementations give the same bytes and the same errors. :class:`_ExpatFilter` sees
+every element through expat's callbacks, about fifteen Python calls per response.
+:class:`MultistatusFilter` recognises most responses by their shape (see "the fast
+path" below), slices them, and has expat read a placeholder in their place; whatever it
+does not recognise it hands to an :class:`_ExpatFilter` of its own.
 """
 
 from __future__ import annotations
@@ -682,15 +688,20 @@ class _ExpatFilter:
 # Most responses of a listing have the same tags in the same order and differ only in
 # their text. The first response of each such shape is checked by expat once (its tags
 # alone, inside the real root start tag) and the shape becomes one compiled pattern: its
-# tags verbatim, any text without "<" or "&" between them. A response that matches such a
-# pattern, in a stretch of input free of bytes that XML forbids, is well-formed; where its
-# href text lies is known from the shape. The validating parser then sees a placeholder
-# element instead of that response. Everything else (another shape, entities, comments,
-# CDATA, several hrefs or propstats, clones) goes through _ExpatFilter on its own.
+# tags verbatim, text without "<" between them. A response that matches such a pattern,
+# in input with nothing but plain characters (no "&", no "]]>", no bytes XML forbids,
+# valid UTF-8), is well-formed: the validating parser reads a placeholder element in its
+# place. Where its href, propstats and statuses lie is known from the shape, so it is
+# dropped, rewritten or reordered by slicing. Everything else (new shapes past a few a
+# body, entities, comments, CDATA, several hrefs, clones, bodies not in UTF-8) goes
+# through _ExpatFilter, one root item at a time, inside the body's own root start tag.
 
 # Bytes XML 1.0 allows somewhere in a document: all but the C0 controls other than tab,
 # newline and carriage return.
 _XML_BYTES: Final = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r")
+# Bytes that never need a second look in the text of a response the fast path takes:
+# ASCII XML characters but "&" (references are left to expat) and "]" (of "]]>").
+_PLAIN_BYTES: Final = bytes(b for b in _XML_BYTES if b < 0x80 and b not in b"&]")
 _CONTINUATION_BYTES: Final = bytes(range(0x80, 0xC0))
 # What the validating parser reads in place of a response handled by a shape pattern.
 _PLACEHOLDER: Final = b"<_/>"
@@ -1095,15 +1106,12 @@ class MultistatusFilter:
             return b""
         try:
             buf = self._buf
-            if not data.isascii():
-                self._ascii = False
-                self._suspect = True
-            elif (
-                b"&" in data
-                or data.translate(None, _XML_BYTES)
-                or (b"]" in data and b"]]>" in buf[-2:] + data)
-            ):
-                self._suspect = True
+            odd = data.translate(None, _PLAIN_BYTES)
+            if odd:
+                if not odd.isascii():
+                    self._ascii = False
+                if odd.strip(b"]") or b"]]>" in buf[-2:] + data:
+                    self._suspect = True
             buf += data
             items = self._scan(final=False)
             self._emit(items)

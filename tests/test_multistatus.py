@@ -848,7 +848,24 @@ def test_output_lags_input_by_at_most_one_response_and_one_chunk(
 # same way, they must write the same bytes, count the same, and fail at the same call
 # with the same message.
 
-POLICIES = [ShardOne, Identity, RootListing]
+
+class Scatter:
+    """Keeps, drops or moves each path under one of several heads, by its length."""
+
+    def client_paths(self, backend_path: str) -> Sequence[str]:
+        kind = len(backend_path) % 5
+        if kind == 0:
+            return ()
+        if kind == 1:
+            return (backend_path,)
+        if kind == 2:
+            return ("/my views/#1" + backend_path,)
+        second = backend_path.find("/", 1)
+        rest = backend_path[second:] if second > 0 else ""
+        return (f"/s{len(backend_path) % 3}" + rest,)
+
+
+POLICIES = [ShardOne, Identity, RootListing, Scatter]
 # Content that is well-formed anywhere inside an element, and takes a response off the
 # fast path or tests how it ends.
 CONTENT = [
