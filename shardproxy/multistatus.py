@@ -693,8 +693,9 @@ class _ExpatFilter:
 # valid UTF-8), is well-formed: the validating parser reads a placeholder element in its
 # place. Where its href, propstats and statuses lie is known from the shape, so it is
 # dropped, rewritten or reordered by slicing. Everything else (new shapes past a few a
-# body, entities, comments, CDATA, several hrefs, clones, bodies not in UTF-8) goes
-# through _ExpatFilter, one root item at a time, inside the body's own root start tag.
+# body, entities, comments, CDATA, several hrefs, clones) goes through _ExpatFilter, one
+# root item at a time, inside the body's own root start tag; a body not in UTF-8 goes
+# through one _ExpatFilter whole.
 
 # Bytes XML 1.0 allows somewhere in a document: all but the C0 controls other than tab,
 # newline and carriage return.
@@ -756,9 +757,9 @@ _SHAPES_BY_ROOT: dict[bytes, list[_Shape]] = {}
 class _Root:
     """What a body's root start tag tells the fast path."""
 
-    __slots__ = ("at", "close_tag", "decl", "end", "end_tag", "open_tag", "tag")
+    __slots__ = ("at", "close_tag", "end", "end_tag", "open_tag", "tag", "utf8")
 
-    def __init__(self, at: int, tag: bytes, qname: bytes, decl: bytes) -> None:
+    def __init__(self, at: int, tag: bytes, qname: bytes, *, utf8: bool) -> None:
         prefix = qname[: len(qname) - len(b"multistatus")]
         self.at = at  # where it starts
         self.end = at + len(tag)
@@ -766,7 +767,7 @@ class _Root:
         self.end_tag = b"</" + qname + b">"
         self.open_tag = b"<" + prefix + b"response>"  # as the root's prefix writes it
         self.close_tag = b"</" + prefix + b"response>"
-        self.decl = decl  # an XML declaration of the encoding, if it is not UTF-8
+        self.utf8 = utf8  # the body's encoding, as its XML declaration says
 
 
 # Bodies' prologs up to the end of the root start tag -> what they told.
@@ -933,7 +934,7 @@ def _shape_of(root_tag: bytes, root_end: bytes, skeleton: tuple[bytes, ...]) -> 
 
 
 def _shapes_for(root_tag: bytes) -> list[_Shape]:
-    """The shapes seen under this root start tag (shared by every filter)."""
+    """The shapes seen under this root start tag, newest first (shared by every filter)."""
     shapes = _SHAPES_BY_ROOT.get(root_tag)
     if shapes is None:
         if len(_SHAPES_BY_ROOT) >= _ROOTS_REMEMBERED:
@@ -1004,10 +1005,16 @@ def _names_response(buf: bytearray, at: int) -> bool:
 _Item = tuple[int, int, "re.Match[bytes] | None", "_Shape | None"]
 
 
+@functools.lru_cache(maxsize=64)
+def _is_2xx_bytes(status: bytes) -> bool:
+    """_is_2xx of a UTF-8 status text (a listing repeats the same few)."""
+    return _is_2xx(status.decode())
+
+
 def _propstats_of(match: re.Match[bytes], shape: _Shape) -> list[tuple[int, int, bool]]:
     """(start, end, status is 2xx) of each propstat of a response matched by shape."""
     return [
-        (match.start(before), match.start(after), status > 0 and _is_2xx(match[status].decode()))
+        (match.start(before), match.start(after), status > 0 and _is_2xx_bytes(match[status]))
         for before, after, status in shape.propstats
     ]
 
@@ -1080,8 +1087,9 @@ class MultistatusFilter:
         self._lines = 0
         self._column = 0
         self._after_cr = False
-        self._decl = b""  # an XML declaration naming the body's encoding, if it is not UTF-8
         self._utf8 = True
+        # Bodies in other encodings go through an _ExpatFilter whole.
+        self._whole: _ExpatFilter | None = None
         self._root_at = -1
         self._root_tag = b""
         self._root_end = b""
@@ -1105,6 +1113,8 @@ class MultistatusFilter:
         if not data:
             return b""
         try:
+            if self._whole is not None:
+                return self._take_counts(self._whole.feed(data))
             buf = self._buf
             odd = data.translate(None, _PLAIN_BYTES)
             if odd:
@@ -1114,6 +1124,8 @@ class MultistatusFilter:
                     self._suspect = True
             buf += data
             items = self._scan(final=False)
+            if self._whole is not None:  # the root came, and the body is not in UTF-8
+                return self._take_counts(self._whole.feed(bytes(buf)))
             self._emit(items)
         except MultistatusError as exc:
             self._failure = exc
@@ -1130,6 +1142,10 @@ class MultistatusFilter:
         if self._failure is not None:
             raise self._failure
         try:
+            if self._whole is not None:
+                out = self._take_counts(self._whole.close())
+                self._closed = True
+                return out
             self._validate([self._buf[self._checked - self._base :]], [], final=True)
             self._checked = self._base + len(self._buf)
             if self._state == _BODY_STATE:
@@ -1166,10 +1182,12 @@ class MultistatusFilter:
         if self._state == _PROLOG_STATE:
             checked = self._find_root()
             position = checked + base - self._shift
+            if self._whole is not None:
+                return items
         at = self._pos - base
         if self._state == _BODY_STATE:
             open_tag = self._open_tag
-            shapes = self._shapes if self._utf8 else []
+            shapes = self._shapes
             suspect = self._suspect
             while True:
                 if self._pending:
@@ -1268,7 +1286,7 @@ class MultistatusFilter:
                 return None
             return start, end, None, None
         block = bytes(buf[start:end])
-        if not self._utf8 or self._analyses_left <= 0:
+        if self._analyses_left <= 0:
             return start, end, None, None
         skeleton = _tags_of(block)
         if skeleton is None:
@@ -1280,6 +1298,10 @@ class MultistatusFilter:
             self._analyses_left -= 1
             self._shapes.insert(0, shape)
             del self._shapes[_SHAPES_PER_ROOT:]
+            known = _shapes_for(self._root_tag)
+            if shape not in known:
+                known.insert(0, shape)
+                del known[_SHAPES_PER_ROOT:]
         match = shape.match(buf, start)
         if (
             match is None
@@ -1327,7 +1349,7 @@ class MultistatusFilter:
         root = _START_TAG.match(buf, self._root_at)
         name = _TAG_NAME.match(buf, self._root_at)
         assert root is not None and name is not None  # expat reported the start tag
-        learnt = _Root(self._root_at, bytes(root.group()), name.group(1), self._decl)
+        learnt = _Root(self._root_at, bytes(root.group()), name.group(1), utf8=self._utf8)
         if head and len(head) == learnt.end:
             if len(_KNOWN_ROOTS) >= _ROOTS_REMEMBERED:
                 _KNOWN_ROOTS.clear()
@@ -1342,9 +1364,10 @@ class MultistatusFilter:
         self._root_end = root.end_tag
         self._open_tag = root.open_tag
         self._close_tag = root.close_tag
-        self._decl = root.decl
-        self._utf8 = not root.decl
-        self._shapes = _shapes_for(root.tag)
+        self._utf8 = root.utf8
+        if not root.utf8:  # the fast path reads UTF-8 only
+            self._whole = _ExpatFilter(self._policy, base_path=self._base_path)
+        self._shapes = _shapes_for(root.tag).copy()  # reordered as they match, here only
         self._pos = root.end
         self._state = _EPILOG_STATE if root.tag.endswith(b"/>") else _BODY_STATE
 
@@ -1405,7 +1428,7 @@ class MultistatusFilter:
         parser = expat.ParserCreate(namespace_separator=_NS_SEP)
         parser.StartElementHandler = lambda name, _attributes: names.append(name)
         try:
-            parser.Parse(self._decl + self._root_tag + tag.group(), False)
+            parser.Parse(self._root_tag + tag.group(), False)
         except expat.ExpatError:
             return None
         return start if names[1:] == [_RESPONSE] else None
@@ -1448,7 +1471,6 @@ class MultistatusFilter:
             return
         if _declared_codec(encoding) != "utf-8":
             self._utf8 = False
-            self._decl = f'<?xml version="1.0" encoding="{encoding}"?>'.encode("ascii")
 
     def _doctype(self, name: str, *_ids: object) -> None:
         raise _doctype_error(name, self._validator.CurrentByteIndex)
@@ -1460,6 +1482,8 @@ class MultistatusFilter:
         buf = self._buf
         out = self._out
         policy = self._policy
+        client_paths = policy.client_paths
+        last_head = self._last_head
         cursor = self._done - self._base  # buf[:cursor] is written or dropped
         taken = written = 0  # responses in and out of the fast path
         for start, end, match, shape in items:
@@ -1483,7 +1507,7 @@ class MultistatusFilter:
                     cursor = end
                     continue
                 prefix, path = "", href.decoded
-            paths = policy.client_paths(path)
+            paths = client_paths(path)
             if isinstance(paths, str):
                 raise TypeError("ResponsePolicy.client_paths must return a sequence of paths")
             if len(paths) == 1:
@@ -1494,7 +1518,7 @@ class MultistatusFilter:
                     if href is None:
                         # The entries of a listing change the same head: if this one
                         # does too, the rest of the path is the shared tail.
-                        head, client_head, encoded_head = self._last_head
+                        head, client_head, encoded_head = last_head
                         tail = path[len(head) :]
                         if not (
                             path.startswith(head)
@@ -1508,7 +1532,7 @@ class MultistatusFilter:
                                 head, tail = path[:at], path[at:]
                                 client_head = client_path[: len(client_path) - len(tail)]
                                 encoded_head = _quote_path(client_head)
-                                self._last_head = head, client_head, encoded_head
+                                last_head = head, client_head, encoded_head
                         new_text = prefix + encoded_head + tail
                     else:
                         new_text = href.text_for(client_path) or ""
@@ -1534,6 +1558,7 @@ class MultistatusFilter:
                 answered = _Answered(policy, path, paths)
                 out.append(self._through_expat(bytes(buf[start:end]), answered))
                 cursor = end
+        self._last_head = last_head
         self.responses_in += taken
         self.responses_out += written
         upto = self._pos - self._base
@@ -1544,13 +1569,22 @@ class MultistatusFilter:
 
     def _through_expat(self, response: bytes, policy: ResponsePolicy) -> bytes:
         """One root item filtered by _ExpatFilter, inside the body's root start tag."""
-        head = self._decl + self._root_tag
+        head = self._root_tag
         listing = _ExpatFilter(policy, base_path=self._base_path)
         out = listing.feed(head + response + self._root_end) + listing.close()
         self.responses_in += listing.responses_in
         self.responses_out += listing.responses_out
         self.bad_hrefs += listing.bad_hrefs
         return out[len(head) : len(out) - len(self._root_end)]
+
+    def _take_counts(self, out: bytes) -> bytes:
+        """Pass on what the _ExpatFilter reading the whole body wrote, and its counts."""
+        whole = self._whole
+        assert whole is not None
+        self.responses_in = whole.responses_in
+        self.responses_out = whole.responses_out
+        self.bad_hrefs = whole.bad_hrefs
+        return out
 
     def _take_output(self) -> bytes:
         out = b"".join(self._out)
