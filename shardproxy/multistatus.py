@@ -204,6 +204,21 @@ def _declared_codec(encoding: str) -> str:
     return codec
 
 
+def _ended_early(length: int, response: int | None, error: expat.ExpatError) -> MultistatusError:
+    """The body stopped after length bytes (inside the response that starts at response)."""
+    where = "" if response is None else f" inside the <response> that starts at byte {response}"
+    reason = expat.ErrorString(error.code)
+    return MultistatusError(f"multistatus ended early after {length} bytes{where}: {reason}")
+
+
+def _malformed(at: int, line: int, column: int, error: expat.ExpatError) -> MultistatusError:
+    """expat found the body malformed at byte at."""
+    reason = expat.ErrorString(error.code)
+    return MultistatusError(
+        f"malformed multistatus at byte {at} (line {line}, column {column}): {reason}"
+    )
+
+
 def _doctype_error(name: str, at: int) -> MultistatusError:
     return MultistatusError(
         f"multistatus has a DOCTYPE ({name}) at byte {at}; "
@@ -361,17 +376,9 @@ class _Response:
         self.displaynames: list[_Element] = []
 
 
-class _ExpatFilter:
-    """The reference filter: every element seen through expat's callbacks.
-
-    Call :meth:`feed` with each chunk of the backend's body and send what it returns;
-    call :meth:`close` at the end of the body and send what it returns. Both raise
-    :class:`MultistatusError` when the body is not a well-formed DAV: multistatus.
-
-    ``base_path`` is the percent-encoded path of the request sent to the backend; it
-    resolves relative hrefs (those are written back as absolute paths when rewritten).
-    Without it, a relative href reaches the policy as the relative decoded path.
-    """
+class _Filter:
+    """What both filters share: how they are made, what they count, the input they hold,
+    and how feed() and close() keep the first failure (see MultistatusFilter)."""
 
     responses_in: int
     """<response> elements read."""
@@ -389,8 +396,56 @@ class _ExpatFilter:
         # The input not yet written or dropped: _buf[0] is byte _base of the stream.
         self._buf = bytearray()
         self._base = 0
-        self._emitted = 0  # every byte before this offset has been written or dropped
         self._out: list[bytes | bytearray] = []
+        self._failure: MultistatusError | None = None
+        self._closed = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next chunk of the body; return the output that is ready (maybe b"")."""
+        if self._closed:
+            raise RuntimeError("MultistatusFilter.feed() called after close()")
+        if self._failure is not None:
+            raise self._failure
+        if not data:
+            return b""
+        return self._keeping_failure(self._filter, data)
+
+    def close(self) -> bytes:
+        """End of the body: return the rest of the output; raise if the body is incomplete."""
+        if self._closed:
+            return b""
+        if self._failure is not None:
+            raise self._failure
+        out = self._keeping_failure(self._end_of_body)
+        self._closed = True
+        return out
+
+    def _keeping_failure(self, step: Callable[..., bytes], *data: bytes) -> bytes:
+        """step(*data); a failure is kept, to be raised again by later calls."""
+        try:
+            return step(*data)
+        except MultistatusError as exc:
+            self._failure = exc
+            raise
+        except BaseException:
+            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
+            raise
+
+    def _filter(self, data: bytes) -> bytes:
+        """feed() for a chunk that is not empty."""
+        raise NotImplementedError
+
+    def _end_of_body(self) -> bytes:
+        """close() for the first time."""
+        raise NotImplementedError
+
+
+class _ExpatFilter(_Filter):
+    """The reference filter: every element seen through expat's callbacks."""
+
+    def __init__(self, policy: ResponsePolicy, *, base_path: str | None = None) -> None:
+        super().__init__(policy, base_path=base_path)
+        self._emitted = 0  # every byte before this offset has been written or dropped
         self._depth = 0  # open elements
         self._response: _Response | None = None
         self._element: _Element | None = None  # the open href
@@ -399,8 +454,6 @@ class _ExpatFilter:
         self._propstat_ok = False
         self._text_encoding = "utf-8"
         self._text_errors = "strict"
-        self._failure: MultistatusError | None = None
-        self._closed = False
 
         parser = expat.ParserCreate(namespace_separator=_NS_SEP)
         parser.buffer_text = True
@@ -412,26 +465,13 @@ class _ExpatFilter:
 
     # -- public interface -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bytes:
-        """Take the next chunk of the body; return the output that is ready (maybe b"")."""
-        if self._closed:
-            raise RuntimeError("MultistatusFilter.feed() called after close()")
-        if self._failure is not None:
-            raise self._failure
-        if not data:
-            return b""
+    def _filter(self, data: bytes) -> bytes:
         self._buf += data
         self._parse(data, final=False)
         return self._take_output()
 
-    def close(self) -> bytes:
-        """End of the body: return the rest of the output; raise if the body is incomplete."""
-        if self._closed:
-            return b""
-        if self._failure is not None:
-            raise self._failure
+    def _end_of_body(self) -> bytes:
         self._parse(b"", final=True)
-        self._closed = True
         # The handlers are bound methods: dropping them frees this filter without waiting
         # for the cycle collector.
         parser = self._parser
@@ -446,28 +486,11 @@ class _ExpatFilter:
         try:
             self._parser.Parse(data, final)
         except expat.ExpatError as exc:
-            reason = expat.ErrorString(exc.code)
             if final:
-                where = ""
-                if self._response is not None:
-                    where = f" inside the <response> that starts at byte {self._response.start}"
-                message = (
-                    f"multistatus ended early after {self._base + len(self._buf)} bytes"
-                    f"{where}: {reason}"
-                )
-            else:
-                message = (
-                    f"malformed multistatus at byte {self._parser.ErrorByteIndex} "
-                    f"(line {exc.lineno}, column {exc.offset}): {reason}"
-                )
-            self._failure = MultistatusError(message)
-            raise self._failure from None
-        except MultistatusError as exc:
-            self._failure = exc
-            raise
-        except BaseException:
-            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
-            raise
+                response = None if self._response is None else self._response.start
+                raise _ended_early(self._base + len(self._buf), response, exc) from None
+            at = self._parser.ErrorByteIndex
+            raise _malformed(at, exc.lineno, exc.offset, exc) from None
 
     def _take_output(self) -> bytes:
         out = b"".join(self._out)
@@ -1034,7 +1057,7 @@ class _Answered:
         return self._policy.client_paths(backend_path)
 
 
-class MultistatusFilter:
+class MultistatusFilter(_Filter):
     """Filters a 207 multistatus body as it streams, one <response> at a time.
 
     Call :meth:`feed` with each chunk of the backend's body and send what it returns;
@@ -1046,25 +1069,10 @@ class MultistatusFilter:
     Without it, a relative href reaches the policy as the relative decoded path.
     """
 
-    responses_in: int
-    """<response> elements read."""
-    responses_out: int
-    """<response> elements written (a cloned response counts once per clone)."""
-    bad_hrefs: int
-    """hrefs that could not be decoded (or were missing); their responses are dropped."""
-
     def __init__(self, policy: ResponsePolicy, *, base_path: str | None = None) -> None:
-        self._policy = policy
-        self._base_path = base_path
-        self.responses_in = 0
-        self.responses_out = 0
-        self.bad_hrefs = 0
-        # The input not yet written or dropped: _buf[0] is byte _base of the stream.
-        self._buf = bytearray()
-        self._base = 0
+        super().__init__(policy, base_path=base_path)
         self._done = 0  # every byte before this offset has been written or dropped
         self._pos = 0  # where scanning goes on
-        self._out: list[bytes | bytearray] = []
         self._state = _PROLOG_STATE
         self._pending = _NOT_PENDING  # the root item that starts at _pos is incomplete
         self._pending_at = (
@@ -1099,68 +1107,35 @@ class MultistatusFilter:
         self._analyses_left = _ANALYSES_PER_FILTER
         # (path head, client path head, the latter encoded) of the last href changed.
         self._last_head = ("\x00", "", "")
-        self._failure: MultistatusError | None = None
-        self._closed = False
 
-    # -- public interface -------------------------------------------------------------
-
-    def feed(self, data: bytes) -> bytes:
-        """Take the next chunk of the body; return the output that is ready (maybe b"")."""
-        if self._closed:
-            raise RuntimeError("MultistatusFilter.feed() called after close()")
-        if self._failure is not None:
-            raise self._failure
-        if not data:
-            return b""
-        try:
-            if self._whole is not None:
-                return self._take_counts(self._whole.feed(data))
-            buf = self._buf
-            odd = data.translate(None, _PLAIN_BYTES)
-            if odd:
-                if not odd.isascii():
-                    self._ascii = False
-                if odd.strip(b"]") or b"]]>" in buf[-2:] + data:
-                    self._suspect = True
-            buf += data
-            items = self._scan(final=False)
-            if self._whole is not None:  # the root came, and the body is not in UTF-8
-                return self._take_counts(self._whole.feed(bytes(buf)))
-            self._emit(items)
-        except MultistatusError as exc:
-            self._failure = exc
-            raise
-        except BaseException:
-            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
-            raise
+    def _filter(self, data: bytes) -> bytes:
+        if self._whole is not None:
+            return self._take_counts(self._whole.feed(data))
+        buf = self._buf
+        odd = data.translate(None, _PLAIN_BYTES)
+        if odd:
+            if not odd.isascii():
+                self._ascii = False
+            if odd.strip(b"]") or b"]]>" in buf[-2:] + data:
+                self._suspect = True
+        buf += data
+        items = self._scan(final=False)
+        if self._whole is not None:  # the root came, and the body is not in UTF-8
+            return self._take_counts(self._whole.feed(bytes(buf)))
+        self._emit(items)
         return self._take_output()
 
-    def close(self) -> bytes:
-        """End of the body: return the rest of the output; raise if the body is incomplete."""
-        if self._closed:
-            return b""
-        if self._failure is not None:
-            raise self._failure
-        try:
-            if self._whole is not None:
-                out = self._take_counts(self._whole.close())
-                self._closed = True
-                return out
-            self._validate([self._buf[self._checked - self._base :]], [], final=True)
-            self._checked = self._base + len(self._buf)
-            if self._state == _BODY_STATE:
-                self._emit(self._scan(final=True))
-            if self._state != _EPILOG_STATE:  # pragma: no cover - expat saw the whole body
-                raise MultistatusError("multistatus filter lost its place in a complete body")
-            self._out.append(self._buf[self._done - self._base :])
-            self._done = self._base + len(self._buf)
-        except MultistatusError as exc:
-            self._failure = exc
-            raise
-        except BaseException:
-            self._failure = MultistatusError("multistatus filter stopped by an earlier error")
-            raise
-        self._closed = True
+    def _end_of_body(self) -> bytes:
+        if self._whole is not None:
+            return self._take_counts(self._whole.close())
+        self._validate([self._buf[self._checked - self._base :]], [], final=True)
+        self._checked = self._base + len(self._buf)
+        if self._state == _BODY_STATE:
+            self._emit(self._scan(final=True))
+        if self._state != _EPILOG_STATE:  # pragma: no cover - expat saw the whole body
+            raise MultistatusError("multistatus filter lost its place in a complete body")
+        self._out.append(self._buf[self._done - self._base :])
+        self._done = self._base + len(self._buf)
         return self._take_output()
 
     # -- finding the items of the root --------------------------------------------------
@@ -1381,29 +1356,18 @@ class MultistatusFilter:
         try:
             self._validator.Parse(data, final)
         except expat.ExpatError as exc:
-            reason = expat.ErrorString(exc.code)
             if final:
-                where = ""
-                start = self._open_response()
-                if start is not None:
-                    where = f" inside the <response> that starts at byte {start}"
-                message = (
-                    f"multistatus ended early after {self._base + len(self._buf)} bytes"
-                    f"{where}: {reason}"
-                )
-            else:
-                index = self._validator.ErrorByteIndex
-                shift = self._shift
-                for position, after in marks:
-                    if index < position:
-                        break
-                    shift = after
-                at = index + shift
-                line, column = self._line_column(at - self._base)
-                message = (
-                    f"malformed multistatus at byte {at} (line {line}, column {column}): {reason}"
-                )
-            raise MultistatusError(message) from None
+                length = self._base + len(self._buf)
+                raise _ended_early(length, self._open_response(), exc) from None
+            index = self._validator.ErrorByteIndex
+            shift = self._shift
+            for position, after in marks:
+                if index < position:
+                    break
+                shift = after
+            at = index + shift
+            line, column = self._line_column(at - self._base)
+            raise _malformed(at, line, column, exc) from None
 
     def _open_response(self) -> int | None:
         """Where the unfinished <response> starts, if the body ends inside one."""
