@@ -358,21 +358,32 @@ class WebDavProxy:
         headers = self.reply_headers(upstream, plan)
         response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
         listing = MultistatusFilter(plan.listing_policy)
+        # Output is held until it passes one read buffer's worth: a typical listing then
+        # goes out in one write with a Content-Length, and a malformed one gets a clean
+        # 502. Larger listings stream on, chunked, as they are filtered.
+        held: list[bytes] = []
+        held_size = 0
         try:
             async for chunk in upstream.content.iter_any():
                 out = listing.feed(chunk)
-                if out:
-                    if not response.prepared:
-                        await response.prepare(request)
+                if not out:
+                    continue
+                if response.prepared:
                     await response.write(out)
+                    continue
+                held.append(out)
+                held_size += len(out)
+                if held_size > SMALL_REPLY_LIMIT:
+                    await response.prepare(request)
+                    await response.write(b"".join(held))
             out = listing.close()
         except MultistatusError as exc:
             return self.broken_listing(request, response, f"malformed listing: {exc}")
         except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
             return self.broken_listing(request, response, f"listing broke off: {exc}")
         if not response.prepared:
-            response.content_length = len(out)
-            await response.prepare(request)
+            body = b"".join([*held, out])
+            return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
         await response.write(out)
         return response
 

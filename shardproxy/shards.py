@@ -270,17 +270,29 @@ def owning_view_path(backend_path: str, shard_map: ShardMap) -> str | None:
     return view_path(backend_path, shard_map.shard_of(first), shard_map)
 
 
-@dataclass(frozen=True)
 class ShardListingPolicy:
-    """PROPFIND policy for a shard view: keep the shard's entries, shown under its view."""
+    """PROPFIND policy for a shard view: keep the shard's entries, shown under its view.
 
-    shard_map: ShardMap
-    shard: int
+    Called once per listed entry, so it answers from precomputed values; it agrees with
+    ``view_path`` for every path.
+    """
+
+    __slots__ = ("_owned", "_view_root", "shard", "shard_map")
+
+    def __init__(self, shard_map: ShardMap, shard: int) -> None:
+        self.shard_map = shard_map
+        self.shard = shard
+        self._owned = shard_map.chars_of(shard)
+        self._view_root = shard_map.view_root(shard)
 
     def client_paths(self, backend_path: str) -> Sequence[str]:
         """The entry's path in the shard view, or nothing if the shard does not own it."""
-        mapped = view_path(backend_path, self.shard, self.shard_map)
-        return () if mapped is None else (mapped,)
+        if backend_path.startswith("/.ids/"):
+            first = backend_path[6:7]
+            if first in self._owned and (len(backend_path) == 7 or backend_path[7] == "/"):
+                return (self._view_root + backend_path[5:],)
+            return (self._view_root + "/",) if len(backend_path) == 6 else ()
+        return (self._view_root,) if backend_path == IDS_ROOT else ()
 
 
 @dataclass(frozen=True)

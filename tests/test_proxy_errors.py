@@ -119,14 +119,6 @@ def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
     return answer
 
 
-ONE_ENTRY = (
-    b'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
-    b"<D:response><D:href>/.ids/0</D:href><D:propstat><D:prop><D:displayname>0"
-    b"</D:displayname></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-    b"</D:response>"
-)
-
-
 async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) -> None:
     script = multistatus_script(b"<D:multistatus xmlns:D='DAV:'><D:response></D:href>")
     async with raw_backend(script) as backend, proxy(backend) as url:
@@ -140,11 +132,19 @@ async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) 
     assert backend in body
 
 
-async def test_listing_that_breaks_off_mid_stream_is_cut_not_completed(
-    proxy: RunningProxy,
-) -> None:
-    # The first response is complete and gets sent; then the backend stops mid-document.
-    script = multistatus_script(ONE_ENTRY + b"<D:response><D:href>/.ids/1", chunked=True)
+LISTING_HEAD = b'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
+ENTRY = (
+    b"<D:response><D:href>/.ids/0</D:href><D:propstat><D:prop><D:displayname>0"
+    b"</D:displayname></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+    b"</D:response>"
+)
+BROKEN_TAIL = b"<D:response><D:href>/.ids/1"
+
+
+async def test_large_listing_that_breaks_off_is_cut_not_completed(proxy: RunningProxy) -> None:
+    # Past 64 KiB the filtered listing is already on its way when the backend stops.
+    body = LISTING_HEAD + ENTRY * 1000 + BROKEN_TAIL
+    script = multistatus_script(body, chunked=True)
     async with raw_backend(script) as backend, proxy(backend) as url:
         async with (
             aiohttp.ClientSession() as client,
@@ -153,6 +153,31 @@ async def test_listing_that_breaks_off_mid_stream_is_cut_not_completed(
             assert reply.status == 207
             with pytest.raises(aiohttp.ClientPayloadError):
                 await reply.read()
+
+
+async def test_small_listing_that_breaks_off_is_a_502(proxy: RunningProxy) -> None:
+    script = multistatus_script(LISTING_HEAD + ENTRY + BROKEN_TAIL, chunked=True)
+    async with raw_backend(script) as backend, proxy(backend) as url:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
+        ):
+            text = await reply.text()
+    assert reply.status == 502
+    assert "listing broke off" in text
+
+
+async def test_small_listing_goes_out_with_a_content_length(proxy: RunningProxy) -> None:
+    body = LISTING_HEAD + ENTRY * 3 + b"</D:multistatus>"
+    async with raw_backend(multistatus_script(body)) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            async with client.request(
+                "PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}
+            ) as reply:
+                got = await reply.read()
+    assert reply.status == 207
+    assert reply.content_length == len(got)
+    assert got.count(b"<D:href>/.ids-s0/0</D:href>") == 3
 
 
 async def test_client_hangup_closes_the_backend_connection(proxy: RunningProxy) -> None:

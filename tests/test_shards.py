@@ -586,3 +586,20 @@ def test_property_random_paths_never_escape_ids_or_the_shard(
 def test_property_arbitrary_text_never_makes_route_raise(shard_map: ShardMap, text: str) -> None:
     for raw_path in ("/" + text, "/.ids-s0/" + text, text):
         route(raw_path, shard_map)
+
+
+@given(
+    shard=st.integers(0, 3),
+    path=st.one_of(
+        st.text(),
+        st.builds(
+            lambda head, tail: head + tail,
+            st.sampled_from(["/.ids", "/.ids/", "/.ids-s1/", "/.idsx", "/content/", ""]),
+            st.text(alphabet="0123456789abcdefg/xX.-", max_size=12),
+        ),
+    ),
+)
+def test_listing_policy_agrees_with_view_path(shard: int, path: str) -> None:
+    mapped = view_path(path, shard, FOUR)
+    expected = () if mapped is None else (mapped,)
+    assert tuple(ShardListingPolicy(FOUR, shard).client_paths(path)) == expected
