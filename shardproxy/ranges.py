@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 # re.ASCII: HTTP digits are 0-9 only, not every Unicode decimal digit.
 _RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*", re.ASCII)
 _CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE | re.ASCII)
-_UNSATISFIED_RE = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE | re.ASCII)
 # int() refuses strings of more than 4300 digits; no byte position comes near this many.
 _MAX_DIGITS = 1000
 
@@ -183,13 +182,3 @@ def check_ranged_reply(
         )
     # NzbDav's 200 + Content-Range for a whole-file range is made a proper 206.
     return Forward(206, got)
-
-
-def unsatisfied_length(content_range_header: str | None) -> int | None:
-    """The length in ``Content-Range: bytes */length`` (a 416), or None."""
-    if not content_range_header:
-        return None
-    match = _UNSATISFIED_RE.fullmatch(content_range_header)
-    if match is None or len(match.group(1)) > _MAX_DIGITS:
-        return None
-    return int(match.group(1))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 HEX_DIGITS = "0123456789abcdef"
 IDS_ROOT = "/.ids"
@@ -307,8 +307,3 @@ class RootListingPolicy:
             return (backend_path,)
         views = tuple(self.shard_map.view_root(s) for s in range(self.shard_map.count))
         return (backend_path, *views)
-
-
-def encode_path(path: str) -> str:
-    """Percent-encode a decoded path for a URL (slashes kept)."""
-    return quote(path, safe="/!$&'()*+,;=:@-._~")

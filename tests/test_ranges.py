@@ -18,7 +18,6 @@ from shardproxy.ranges import (
     parse_content_range,
     parse_range,
     resolve_suffix,
-    unsatisfied_length,
     upstream_range_header,
 )
 
@@ -202,15 +201,6 @@ def test_content_range_header_round_trips() -> None:
 
 def test_content_range_size_counts_both_ends() -> None:
     assert ContentRange(10, 19, 100).size == 10
-
-
-def test_unsatisfied_length_reads_the_416_form() -> None:
-    assert unsatisfied_length("bytes */1234") == 1234
-
-
-@pytest.mark.parametrize("value", [None, "", "bytes 0-1/2", "bytes */*", "bytes */" + "9" * 5000])
-def test_unsatisfied_length_of_anything_else_is_none(value: str | None) -> None:
-    assert unsatisfied_length(value) is None
 
 
 # --- check_ranged_reply: well-behaved replies --------------------------------------------

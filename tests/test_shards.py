@@ -16,7 +16,6 @@ from shardproxy.shards import (
     ShardMap,
     ShardMapError,
     ShardRoute,
-    encode_path,
     format_prefixes,
     owning_view_path,
     parse_prefixes,
@@ -422,31 +421,6 @@ def test_root_listing_adds_one_view_folder_per_shard_after_ids(backend_path: str
 
 def test_root_listing_does_not_add_views_below_ids() -> None:
     assert RootListingPolicy(FOUR).client_paths("/.ids/0") == ("/.ids/0",)
-
-
-# --- encode_path -------------------------------------------------------------------------
-
-
-def test_encode_path_keeps_slashes_and_plain_names() -> None:
-    assert encode_path(UUID0_VIEW) == UUID0_VIEW
-
-
-def test_encode_path_escapes_space_percent_hash_and_question_mark() -> None:
-    assert encode_path("/a b/100%/#1?") == "/a%20b/100%25/%231%3F"
-
-
-def test_encode_path_encodes_unicode_as_utf8() -> None:
-    assert encode_path("/Amélie") == "/Am%C3%A9lie"
-
-
-def test_encode_path_keeps_sub_delimiters() -> None:
-    assert encode_path("/a(1)+b,c;d=e&f'!$*:@~") == "/a(1)+b,c;d=e&f'!$*:@~"
-
-
-def test_encode_path_round_trips_through_route() -> None:
-    raw = encode_path("/content/Amélie (2001)/x y.mkv")
-    assert route(raw, FOUR) is PASS_THROUGH
-    assert route(encode_path(UUID0_VIEW), FOUR) == ShardRoute(0, UUID0_BACKEND)
 
 
 # --- properties ----------------------------------------------------------------------------
