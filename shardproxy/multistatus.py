@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Protocol
 from urllib.parse import quote, unquote
 from xml.parsers import expat
@@ -52,9 +52,11 @@ _STATUS_CODE = re.compile(r"[ \t\r\n]*(?:HTTP/[^ \t\r\n]+[ \t\r\n]+)?([0-9]{3})(
 # Characters XML 1.0 cannot carry at all, not even as character references.
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _XML_SPACE: Final = " \t\r\n"
+_XML_SPACE_BYTES: Final = b" \t\r\n"
 # Characters left unescaped when re-encoding a path: RFC 3986 pchar minus ":" (a colon in
 # a first segment would read as a scheme).
 _PATH_SAFE: Final = "/!$&'()*+,;=@"
+_NOT_A_SEQUENCE: Final = "ResponsePolicy.client_paths must return a sequence of paths"
 _ASCII_PROBE: Final = "<?xml version='1.0'?>/=\"abcXYZ019 \t\r\n"
 
 
@@ -162,6 +164,32 @@ def _split_plain_href(text: str) -> tuple[str, str] | None:
     if "/./" in path or "/../" in path or path.endswith(("/.", "/..")):
         return None
     return text[:slash], path
+
+
+# The folder of a plain href: its href text up to the last segment, its path, and if
+# the policy kept that segment, the client's path for the folder and its new href text
+# (None if unchanged).
+_Folder = tuple[bytes, str, "str | None", "bytes | None"]
+
+
+@functools.lru_cache(maxsize=256)
+def _folder_of(prefix: str, path: str, client_path: str | None) -> _Folder:
+    """The folder of a plain href (scheme and authority, and path) that the policy showed
+    as client_path (None if it dropped or cloned it)."""
+    leaf = path[path.rfind("/") + 1 :]
+    folder_path = path[: len(path) - len(leaf)]
+    client_folder = new_folder = None
+    if client_path is not None and client_path.endswith(leaf):
+        client_folder = client_path[: len(client_path) - len(leaf)]
+        if not client_folder.endswith("/"):
+            client_folder = None
+        elif client_folder != folder_path:
+            # client_folder ends in "/": the tail the folder shares with it, plus the
+            # leaf, is the tail path shares with client_path, so encoding the folder
+            # alone gives the same text.
+            text = prefix + _encode_unescaped(folder_path, client_folder)
+            new_folder = _xml_escape(text).encode()
+    return (prefix + folder_path).encode(), folder_path, client_folder, new_folder
 
 
 def _last_segment(path: str) -> str:
@@ -732,6 +760,9 @@ _PLACEHOLDER: Final = b"<_/>"
 _TEXT: Final = rb"[^<]*+"  # and no "&": see _clean and MultistatusFilter.feed
 _HREF_TEXT: Final = rb"([^<\r]*+)"  # expat would turn "\r" into "\n"
 _SLOT_TEXT: Final = rb"([^<]*+)"
+# The last segment of a plain href (see _split_plain_href) that XML escaping leaves as is:
+# no "/", "%", "?", "#", "&", "<", ">", not "." or "..", no space at its end.
+_PLAIN_LEAF = re.compile(rb"(?!\.\.?\Z)[^\x00-\x1f/%?#&<>\x7f-\xff]*(?<! )")
 # The prolog up to the root start tag: byte order mark, space, declarations, comments.
 _PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _SHAPES_PER_ROOT: Final = 8  # patterns tried, most recently matched first
@@ -755,7 +786,7 @@ class _Shape:
     its status: ``propstats`` holds those group numbers (0 for no status).
     """
 
-    __slots__ = ("fast", "href", "match", "propstats")
+    __slots__ = ("fast", "finditer", "href", "match", "propstats")
 
     def __init__(
         self,
@@ -766,6 +797,7 @@ class _Shape:
         propstats: tuple[tuple[int, int, int], ...] = (),
     ) -> None:
         self.match: Callable[[bytearray, int], re.Match[bytes] | None] = pattern.match
+        self.finditer: Callable[[bytearray, int], Iterator[re.Match[bytes]]] = pattern.finditer
         self.fast = fast  # one text-only href at level 2, at most one text-only status a propstat
         self.href = href
         self.propstats = propstats
@@ -1023,9 +1055,10 @@ def _names_response(buf: bytearray, at: int) -> bool:
     )
 
 
-# A response found in the body: (start, end) in the buffer, and the shape pattern's match
-# and the shape when the fast path takes it (None, None when _ExpatFilter does).
-_Item = tuple[int, int, "re.Match[bytes] | None", "_Shape | None"]
+# Responses found in the body: (start, end) in the buffer, and when the fast path takes
+# them the shape pattern's matches (responses of one shape with only whitespace between
+# them) and the shape; (None, None) for a response _ExpatFilter reads.
+_Item = tuple[int, int, "list[re.Match[bytes]] | None", "_Shape | None"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -1105,8 +1138,8 @@ class MultistatusFilter(_Filter):
         self._close_tag = b""
         self._shapes: list[_Shape] = []
         self._analyses_left = _ANALYSES_PER_FILTER
-        # (path head, client path head, the latter encoded) of the last href changed.
-        self._last_head = ("\x00", "", "")
+        # The folder of the last plain href the fast path read (see _folder_of).
+        self._folder: _Folder = (b"", "", None, None)
 
     def _filter(self, data: bytes) -> bytes:
         if self._whole is not None:
@@ -1188,6 +1221,29 @@ class MultistatusFilter(_Filter):
                             shapes.remove(shape)
                             shapes.insert(0, shape)
                         fast = shape.fast
+                        if fast and not suspect and lt >= checked:
+                            # The common case: a run of responses of this shape, with
+                            # nothing but whitespace between them, read in one pass.
+                            run = [match]
+                            end = match.end()
+                            for match in shape.finditer(buf, end):
+                                gap = match.start()
+                                if gap != end and buf[end:gap].strip(_XML_SPACE_BYTES):
+                                    break
+                                run.append(match)
+                                end = match.end()
+                            if lt == checked and marks and marks[-1][0] == position:
+                                # Right after the last placeholder: it stands for both.
+                                marks[-1] = (position, base + end - position)
+                            else:
+                                pieces.append(buf[checked:lt])
+                                pieces.append(_PLACEHOLDER)
+                                position += lt - checked + len(_PLACEHOLDER)
+                                marks.append((position, base + end - position))
+                            checked = end
+                            items.append((lt, end, run, shape))
+                            at = end
+                            continue
                         same_shape = shape.match
                         while match is not None:  # and the responses of its shape right after
                             end = match.end()
@@ -1204,8 +1260,10 @@ class MultistatusFilter(_Filter):
                                     position += lt - checked + len(_PLACEHOLDER)
                                     checked = end
                                     marks.append((position, base + end - position))
-                                items.append((lt, end, match, shape))
+                                items.append((lt, end, [match], shape))
                             lt = at = end
+                            if fast and not suspect:  # validated before: on in a run
+                                break
                             match = same_shape(buf, end)
                         continue
                     self._pending = _PENDING_RESPONSE
@@ -1285,7 +1343,7 @@ class MultistatusFilter(_Filter):
             or (self._suspect and not _clean(block))
         ):
             return start, end, None, None
-        return start, end, match, shape
+        return start, end, [match], shape
 
     def _find_root(self) -> int:
         """Validate the prolog and the root start tag; return how much of _buf was validated."""
@@ -1445,84 +1503,61 @@ class MultistatusFilter(_Filter):
         """Write the validated input up to _pos, each response as the policy says."""
         buf = self._buf
         out = self._out
-        policy = self._policy
-        client_paths = policy.client_paths
-        last_head = self._last_head
+        client_paths = self._policy.client_paths
         cursor = self._done - self._base  # buf[:cursor] is written or dropped
-        taken = written = 0  # responses in and out of the fast path
-        for start, end, match, shape in items:
-            if match is None or shape is None:
+        taken = written = 0  # responses in and out of the folder shortcut
+        folder, folder_path, client_folder, new_folder = self._folder
+        folder_len = len(folder)
+        plain_leaf = _PLAIN_LEAF.fullmatch
+        for start, end, run, shape in items:
+            if run is None or shape is None:
                 out.append(buf[cursor:start])
-                out.append(self._through_expat(bytes(buf[start:end]), policy))
+                out.append(self._through_expat(bytes(buf[start:end]), self._policy))
                 cursor = end
                 continue
-            taken += 1
-            text_start, text_end = match.span(shape.href)
-            text = buf[text_start:text_end].decode()
-            plain = _split_plain_href(text)
-            if plain is not None:
-                href = None
-                prefix, path = plain
-            else:
-                href = _parse_href(text, self._base_path)
-                if href is None:
-                    self.bad_hrefs += 1
-                    out.append(buf[cursor:start])
-                    cursor = end
-                    continue
-                prefix, path = "", href.decoded
-            paths = client_paths(path)
-            if isinstance(paths, str):
-                raise TypeError("ResponsePolicy.client_paths must return a sequence of paths")
-            if len(paths) == 1:
-                written += 1
-                client_path = paths[0]
-                data = None
-                if client_path != path:
-                    if href is None:
-                        # The entries of a listing change the same head: if this one
-                        # does too, the rest of the path is the shared tail.
-                        head, client_head, encoded_head = last_head
-                        tail = path[len(head) :]
-                        if not (
-                            path.startswith(head)
-                            and tail[:1] == "/"
-                            and client_path == client_head + tail
-                        ):
-                            at = _shared_tail(path, client_path)
-                            if at < 0:
-                                head, encoded_head, tail = path, _quote_path(client_path), ""
+            group = shape.href
+            reorder = bool(shape.propstats)
+            for match in run:
+                text_start, text_end = match.span(group)
+                leaf_start = text_start + folder_len
+                paths: Sequence[str] | None = None
+                if (
+                    folder_len
+                    and buf.startswith(folder, text_start)
+                    and plain_leaf(buf, leaf_start, text_end) is not None
+                ):
+                    # An entry of the folder seen last: its href is that folder's plus a
+                    # plain last segment, which a rewrite of the folder's part keeps.
+                    leaf = buf[leaf_start:text_end].decode()
+                    paths = client_paths(folder_path + leaf)
+                    if isinstance(paths, str):
+                        raise TypeError(_NOT_A_SEQUENCE)
+                    if (
+                        len(paths) == 1
+                        and client_folder is not None
+                        and paths[0] == client_folder + leaf
+                    ):
+                        taken += 1
+                        written += 1
+                        if reorder:
+                            if new_folder is None:
+                                cursor = self._write_kept(match, shape, cursor, None, b"")
                             else:
-                                head, tail = path[:at], path[at:]
-                                client_head = client_path[: len(client_path) - len(tail)]
-                                encoded_head = _quote_path(client_head)
-                                last_head = head, client_head, encoded_head
-                        new_text = prefix + encoded_head + tail
-                    else:
-                        new_text = href.text_for(client_path) or ""
-                    data = _xml_escape(new_text).encode()
-                if shape.propstats:
-                    ranges = _ordered_ranges(start, end, _propstats_of(match, shape))
-                    if len(ranges) > 1:
-                        out.append(buf[cursor:start])
-                        edits = [] if data is None else [(text_start, text_end, data)]
-                        _render(out, buf, 0, ranges, edits)
-                        cursor = end
+                                edit = (text_start, leaf_start)
+                                cursor = self._write_kept(match, shape, cursor, edit, new_folder)
+                        elif new_folder is not None:
+                            out.append(buf[cursor:text_start])
+                            out.append(new_folder)
+                            cursor = leaf_start
                         continue
-                if data is not None:
-                    out.append(buf[cursor:text_start])
-                    out.append(data)
-                    cursor = text_end
-            elif not paths:
-                out.append(buf[cursor:start])
-                cursor = end
-            else:  # clones: _ExpatFilter finds the displaynames
-                taken -= 1
-                out.append(buf[cursor:start])
-                answered = _Answered(policy, path, paths)
-                out.append(self._through_expat(bytes(buf[start:end]), answered))
-                cursor = end
-        self._last_head = last_head
+                    if not paths:
+                        taken += 1
+                        out.append(buf[cursor : match.start()])
+                        cursor = match.end()
+                        continue
+                cursor = self._emit_response(match, shape, cursor, paths)
+                folder, folder_path, client_folder, new_folder = self._folder
+                folder_len = len(folder)
         self.responses_in += taken
         self.responses_out += written
         upto = self._pos - self._base
@@ -1530,6 +1565,91 @@ class MultistatusFilter(_Filter):
             out.append(buf[cursor:upto])
             cursor = upto
         self._done = self._base + cursor
+
+    def _emit_response(
+        self,
+        match: re.Match[bytes],
+        shape: _Shape,
+        cursor: int,
+        paths: Sequence[str] | None,
+    ) -> int:
+        """Write one response the fast path took (paths: the policy's answer if asked).
+
+        Returns where the input is written or dropped up to.
+        """
+        buf = self._buf
+        out = self._out
+        start, end = match.span()
+        text_start, text_end = match.span(shape.href)
+        text = buf[text_start:text_end].decode()
+        plain = _split_plain_href(text)
+        if plain is not None:
+            href = None
+            prefix, path = plain
+        else:
+            href = _parse_href(text, self._base_path)
+            if href is None:
+                self.bad_hrefs += 1
+                self.responses_in += 1
+                out.append(buf[cursor:start])
+                return end
+            prefix, path = "", href.decoded
+        if paths is None:
+            paths = self._policy.client_paths(path)
+            if isinstance(paths, str):
+                raise TypeError(_NOT_A_SEQUENCE)
+        folder = None
+        if href is None and len(prefix) + len(path) == len(text):
+            folder = _folder_of(prefix, path, paths[0] if len(paths) == 1 else None)
+            self._folder = folder
+        if len(paths) > 1:  # clones: _ExpatFilter finds the displaynames
+            out.append(buf[cursor:start])
+            answered = _Answered(self._policy, path, paths)
+            out.append(self._through_expat(bytes(buf[start:end]), answered))
+            return end
+        self.responses_in += 1
+        if not paths:
+            out.append(buf[cursor:start])
+            return end
+        self.responses_out += 1
+        client_path = paths[0]
+        if client_path == path:
+            return self._write_kept(match, shape, cursor, None, b"")
+        if folder is not None and folder[3] is not None:  # the folder's text changes
+            leaf_start = text_start + len(folder[0])
+            if buf.find(b">", leaf_start, text_end) < 0:  # the leaf needs no escaping
+                return self._write_kept(match, shape, cursor, (text_start, leaf_start), folder[3])
+        if href is None:
+            new_text = prefix + _encode_unescaped(path, client_path)
+        else:
+            new_text = href.text_for(client_path) or ""
+        data = _xml_escape(new_text).encode()
+        return self._write_kept(match, shape, cursor, (text_start, text_end), data)
+
+    def _write_kept(
+        self,
+        match: re.Match[bytes],
+        shape: _Shape,
+        cursor: int,
+        edit: tuple[int, int] | None,
+        data: bytes,
+    ) -> int:
+        """Write a kept response: buf[edit] replaced by data, 2xx propstats first."""
+        buf = self._buf
+        out = self._out
+        if shape.propstats:
+            start, end = match.span()
+            ranges = _ordered_ranges(start, end, _propstats_of(match, shape))
+            if len(ranges) > 1:
+                out.append(buf[cursor:start])
+                edits = [] if edit is None else [(edit[0], edit[1], data)]
+                _render(out, buf, 0, ranges, edits)
+                return end
+        if edit is None:
+            return cursor
+        out.append(buf[cursor : edit[0]])
+        out.append(data)
+        return edit[1]
 
     def _through_expat(self, response: bytes, policy: ResponsePolicy) -> bytes:
         """One root item filtered by _ExpatFilter, inside the body's root start tag."""

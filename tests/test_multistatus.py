@@ -995,3 +995,20 @@ def test_plain_href_split_is_what_href_parsing_gives(start: str, rest: str) -> N
         assert href is not None
         assert (href.lead, href.rest, href.trail) == ("", "", "")
         assert (href.prefix, href.raw_path, href.decoded) == (plain[0], plain[1], plain[1])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(
+    "leaves",
+    [["", "a", "b>c", "d"], ["a>", "b", "c"], ["", ".", "..", "e f", "g "], ["a", "b/c", "d"]],
+)
+def test_entries_of_one_folder_are_written_as_expat_filter_writes_them(
+    policy: type[ResponsePolicy], leaves: list[str]
+) -> None:
+    # Raw ">" (escaped when rewritten), dot segments, spaces and deeper paths among
+    # entries that share the folder of the first.
+    for host in ("", "http://h:1"):
+        data = doc(*(folder(f"{host}/.ids/4/{leaf}", "x") for leaf in leaves))
+        for chunks in ([], [len(HEAD) + 300]):
+            fast = outcome(MultistatusFilter, policy(), data, chunks, None)
+            assert fast == outcome(_ExpatFilter, policy(), data, chunks, None)
