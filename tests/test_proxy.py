@@ -223,21 +223,20 @@ async def test_wrong_password_is_the_backends_401(setup: Setup) -> None:
 # --- the Range contract -----------------------------------------------------------------
 
 
-async def ranged(setup: Setup, uuid: str, spec: str, **headers: str) -> aiohttp.ClientResponse:
+async def ranged(
+    setup: Setup, uuid: str, spec: str, **headers: str
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """GET a shard file with a Range header; the reply and its body."""
     async with setup.client.get(
         f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": spec, **headers}
     ) as reply:
-        await reply.read()
-        return reply
+        return reply, await reply.read()
 
 
 async def test_suffix_range_returns_the_last_bytes(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(1)
     size = setup.catalog.ids[uuid].size
-    async with setup.client.get(
-        f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=-100"}
-    ) as reply:
-        body = await reply.read()
+    reply, body = await ranged(setup, uuid, "bytes=-100")
     assert reply.status == 206
     assert reply.headers["Content-Range"] == f"bytes {size - 100}-{size - 1}/{size}"
     assert body == setup.expected(uuid, size - 100, size - 1)
@@ -246,10 +245,7 @@ async def test_suffix_range_returns_the_last_bytes(setup: Setup) -> None:
 async def test_whole_file_range_is_a_206(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(0)
     size = setup.catalog.ids[uuid].size
-    async with setup.client.get(
-        f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=0-"}
-    ) as reply:
-        body = await reply.read()
+    reply, body = await ranged(setup, uuid, "bytes=0-")
     assert reply.status == 206
     assert reply.headers["Content-Range"] == f"bytes 0-{size - 1}/{size}"
     assert body == setup.expected(uuid, 0, size - 1)
@@ -257,10 +253,7 @@ async def test_whole_file_range_is_a_206(setup: Setup) -> None:
 
 async def test_closed_range_gives_exact_bytes(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(2)
-    async with setup.client.get(
-        f"{setup.proxy}{setup.view_path(uuid)}", headers={"Range": "bytes=1000-1999"}
-    ) as reply:
-        body = await reply.read()
+    reply, body = await ranged(setup, uuid, "bytes=1000-1999")
     assert reply.status == 206
     assert body == setup.expected(uuid, 1000, 1999)
 
@@ -268,7 +261,7 @@ async def test_closed_range_gives_exact_bytes(setup: Setup) -> None:
 async def test_range_past_the_end_is_416(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(2)
     size = setup.catalog.ids[uuid].size
-    reply = await ranged(setup, uuid, f"bytes={size}-")
+    reply, _ = await ranged(setup, uuid, f"bytes={size}-")
     assert reply.status == 416
     assert reply.headers["Content-Range"] == f"bytes */{size}"
 
@@ -276,11 +269,7 @@ async def test_range_past_the_end_is_416(setup: Setup) -> None:
 async def test_if_range_with_an_etag_sends_the_whole_file(setup: Setup) -> None:
     uuid = setup.uuid_in_shard(3)
     size = setup.catalog.ids[uuid].size
-    async with setup.client.get(
-        f"{setup.proxy}{setup.view_path(uuid)}",
-        headers={"Range": "bytes=10-20", "If-Range": '"some-etag"'},
-    ) as reply:
-        body = await reply.read()
+    reply, body = await ranged(setup, uuid, "bytes=10-20", **{"If-Range": '"some-etag"'})
     assert reply.status == 200
     assert body == setup.expected(uuid, 0, size - 1)
 
