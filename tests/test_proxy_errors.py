@@ -119,14 +119,23 @@ def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
     return answer
 
 
-async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) -> None:
-    script = multistatus_script(b"<D:multistatus xmlns:D='DAV:'><D:response></D:href>")
+@asynccontextmanager
+async def shard_propfind(
+    proxy: RunningProxy, script: Script
+) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
+    """A Depth-1 PROPFIND of /.ids-s0/ through the proxy to a raw backend running ``script``."""
     async with raw_backend(script) as backend, proxy(backend) as url:
         async with (
             aiohttp.ClientSession() as client,
             client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
         ):
-            body = await reply.text()
+            yield backend, reply
+
+
+async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) -> None:
+    script = multistatus_script(b"<D:multistatus xmlns:D='DAV:'><D:response></D:href>")
+    async with shard_propfind(proxy, script) as (backend, reply):
+        body = await reply.text()
     assert reply.status == 502
     assert "malformed listing" in body
     assert backend in body
@@ -143,38 +152,25 @@ BROKEN_TAIL = b"<D:response><D:href>/.ids/1"
 
 async def test_large_listing_that_breaks_off_is_cut_not_completed(proxy: RunningProxy) -> None:
     # Past 64 KiB the filtered listing is already on its way when the backend stops.
-    body = LISTING_HEAD + ENTRY * 1000 + BROKEN_TAIL
-    script = multistatus_script(body, chunked=True)
-    async with raw_backend(script) as backend, proxy(backend) as url:
-        async with (
-            aiohttp.ClientSession() as client,
-            client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
-        ):
-            assert reply.status == 207
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await reply.read()
+    script = multistatus_script(LISTING_HEAD + ENTRY * 1000 + BROKEN_TAIL, chunked=True)
+    async with shard_propfind(proxy, script) as (_, reply):
+        assert reply.status == 207
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await reply.read()
 
 
 async def test_small_listing_that_breaks_off_is_a_502(proxy: RunningProxy) -> None:
     script = multistatus_script(LISTING_HEAD + ENTRY + BROKEN_TAIL, chunked=True)
-    async with raw_backend(script) as backend, proxy(backend) as url:
-        async with (
-            aiohttp.ClientSession() as client,
-            client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
-        ):
-            text = await reply.text()
+    async with shard_propfind(proxy, script) as (_, reply):
+        text = await reply.text()
     assert reply.status == 502
     assert "listing broke off" in text
 
 
 async def test_small_listing_goes_out_with_a_content_length(proxy: RunningProxy) -> None:
-    body = LISTING_HEAD + ENTRY * 3 + b"</D:multistatus>"
-    async with raw_backend(multistatus_script(body)) as backend, proxy(backend) as url:
-        async with aiohttp.ClientSession() as client:
-            async with client.request(
-                "PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}
-            ) as reply:
-                got = await reply.read()
+    script = multistatus_script(LISTING_HEAD + ENTRY * 3 + b"</D:multistatus>")
+    async with shard_propfind(proxy, script) as (_, reply):
+        got = await reply.read()
     assert reply.status == 207
     assert reply.content_length == len(got)
     assert got.count(b"<D:href>/.ids-s0/0</D:href>") == 3
