@@ -19,7 +19,12 @@ from yarl import URL
 
 from shardproxy import ranges
 from shardproxy.config import Settings
-from shardproxy.multistatus import MultistatusError, MultistatusFilter, ResponsePolicy
+from shardproxy.multistatus import (
+    MultistatusError,
+    MultistatusFilter,
+    ResponsePolicy,
+    filter_multistatus,
+)
 from shardproxy.shards import (
     Refused,
     RootListingPolicy,
@@ -102,6 +107,11 @@ class WebDavProxy:
         self.shard_map: ShardMap = settings.shard_map
         self.session = session
         self.backend_origin = settings.backend.origin()
+        # Policies are immutable, so every listing of a shard shares its shard's.
+        self.shard_policies = [
+            ShardListingPolicy(self.shard_map, shard) for shard in range(self.shard_map.count)
+        ]
+        self.root_policy = RootListingPolicy(self.shard_map)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one client request."""
@@ -162,9 +172,9 @@ class WebDavProxy:
             # folders under /.ids; a listing one level deep is what every client needs.
             plan.headers["Depth"] = depth = "1"
         if plan.shard is not None:
-            plan.listing_policy = ShardListingPolicy(self.shard_map, plan.shard)
+            plan.listing_policy = self.shard_policies[plan.shard]
         elif raw_path == "/" and depth == "1":
-            plan.listing_policy = RootListingPolicy(self.shard_map)
+            plan.listing_policy = self.root_policy
         if plan.listing_policy is not None:
             # The filter reads XML; a compressed listing could not be filtered.
             plan.headers["Accept-Encoding"] = "identity"
@@ -298,7 +308,11 @@ class WebDavProxy:
                 truncate_to = length = verdict.truncate_to
         has_body = request.method != "HEAD" and status not in (204, 304)
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
-            return await self.relay_small_body(request, upstream, status, headers, length)
+            # Half of a small reply's cost is per write, so it goes out in one.
+            body = await self.read_small_body(request, upstream, length)
+            if isinstance(body, web.Response):
+                return body
+            return web.Response(status=status, reason=None, headers=headers, body=body)
         response = web.StreamResponse(status=status, reason=None, headers=headers)
         if length is not None:
             response.content_length = length
@@ -319,21 +333,16 @@ class WebDavProxy:
             abort_client(request, response)
         return response
 
-    async def relay_small_body(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        status: int,
-        headers: CIMultiDict[str],
-        length: int,
-    ) -> web.StreamResponse:
-        """A short body is read whole and sent with the headers in one write.
+    async def read_small_body(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, length: int
+    ) -> bytes | web.Response:
+        """A short body read whole; or, if the backend breaks off, the 502 to answer.
 
-        Half of a small reply's cost is per write; and if the backend breaks off, nothing
-        has been sent yet, so the client gets a clear 502 instead of a cut connection.
+        Nothing has been sent yet then, so the client gets a clear error instead of a cut
+        connection.
         """
         try:
-            body = await upstream.content.readexactly(length)
+            return await upstream.content.readexactly(length)
         except (
             asyncio.IncompleteReadError,
             aiohttp.ClientPayloadError,
@@ -343,7 +352,6 @@ class WebDavProxy:
             reason = f"backend {self.backend_origin} broke off its reply: {type(exc).__name__}"
             log.warning("%s %s: %s", request.method, request.raw_path, reason)
             return plain_error(502, reason)
-        return web.Response(status=status, reason=None, headers=headers, body=body)
 
     async def relay_multistatus(
         self, request: web.Request, upstream: aiohttp.ClientResponse, plan: UpstreamPlan
@@ -356,6 +364,17 @@ class WebDavProxy:
                 502, f"backend sent a {encoding}-encoded listing although identity was asked"
             )
         headers = self.reply_headers(upstream, plan)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_REPLY_LIMIT:
+            # A typical listing: filtered whole, sent in one write with a Content-Length.
+            body = await self.read_small_body(request, upstream, length)
+            if isinstance(body, web.Response):
+                return body
+            try:
+                out = filter_multistatus(plan.listing_policy, body)
+            except MultistatusError as exc:
+                return self.broken_listing(request, None, f"malformed listing: {exc}")
+            return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
         response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
         listing = MultistatusFilter(plan.listing_policy)
         # Output is held until it passes one read buffer's worth: a typical listing then
@@ -388,11 +407,11 @@ class WebDavProxy:
         return response
 
     def broken_listing(
-        self, request: web.Request, response: web.StreamResponse, problem: str
+        self, request: web.Request, response: web.StreamResponse | None, problem: str
     ) -> web.StreamResponse:
         """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
-        if not response.prepared:
+        if response is None or not response.prepared:
             return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
         abort_client(request, response)
         return response

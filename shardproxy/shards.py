@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from shardproxy.multistatus import PrefixRewrite
+
 HEX_DIGITS = "0123456789abcdef"
 IDS_ROOT = "/.ids"
 VIEW_PREFIX = "/.ids-s"
@@ -277,13 +279,26 @@ class ShardListingPolicy:
     ``view_path`` for every path.
     """
 
-    __slots__ = ("_owned", "_view_root", "shard", "shard_map")
+    __slots__ = ("_owned", "_view_root", "prefix_rewrite", "shard", "shard_map")
 
     def __init__(self, shard_map: ShardMap, shard: int) -> None:
         self.shard_map = shard_map
         self.shard = shard
         self._owned = shard_map.chars_of(shard)
         self._view_root = shard_map.view_root(shard)
+        # Below a first level the shard owns, every path maps by swapping "/.ids/" for the
+        # view's root: a listing of such a folder is rewritten in one pass. Segments are
+        # limited to what NzbDav writes there (hex levels, UUIDs), which need no escaping.
+        owned = "".join(sorted(self._owned))
+        self.prefix_rewrite = (
+            PrefixRewrite(
+                rb"/\.ids/[" + re.escape(owned).encode() + rb"](?:/[0-9A-Za-z_-]++)*+/?",
+                f"{IDS_ROOT}/".encode(),
+                f"{self._view_root}/".encode(),
+            )
+            if owned
+            else None
+        )
 
     def client_paths(self, backend_path: str) -> Sequence[str]:
         """The entry's path in the shard view, or nothing if the shard does not own it."""
