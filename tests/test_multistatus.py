@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shardproxy import multistatus
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -19,7 +20,9 @@ from shardproxy.multistatus import (
     _ExpatFilter,
     _parse_href,
     _split_plain_href,
+    filter_multistatus,
 )
+from shardproxy.shards import ShardListingPolicy, ShardMap
 
 DAV = "{DAV:}"
 HEAD = (
@@ -1012,3 +1015,143 @@ def test_entries_of_one_folder_are_written_as_expat_filter_writes_them(
         for chunks in ([], [len(HEAD) + 300]):
             fast = outcome(MultistatusFilter, policy(), data, chunks, None)
             assert fast == outcome(_ExpatFilter, policy(), data, chunks, None)
+
+
+# -- whole bodies, and listings the shard policy rewrites by prefix ----------------------
+# NzbDav's listings of its /.ids tree: hex folders and UUID files under one folder, which
+# ShardListingPolicy rewrites by swapping "/.ids/" for its view root. Some entries step
+# off that path (another shard's, an odd name, a 404 propstat first) so that runs break.
+
+SHARD_ONE_POLICY = ShardListingPolicy(ShardMap.even(4), 1)
+HEX = "0123456789abcdef"
+
+
+@st.composite
+def nzbdav_listings(draw: st.DrawFn) -> bytes:
+    # Half are as NzbDav writes them for a folder of the shard: all covered by the rewrite.
+    tidy = draw(st.booleans())
+    prefix = draw(st.sampled_from(["D", "d", ""]))
+    space = draw(st.sampled_from(["", "", "\n", "\r\n  "]))
+    host = draw(st.sampled_from(["http://127.0.0.1:8080", "https://[::1]:443", "", "HTTP://h"]))
+    q = f"{prefix}:" if prefix else ""
+    xmlns = f'xmlns:{prefix}="DAV:"' if prefix else 'xmlns="DAV:"'
+    levels = draw(st.lists(st.sampled_from(HEX), min_size=1, max_size=4))
+    levels[0] = draw(st.sampled_from("4567" if tidy or draw(st.booleans()) else HEX))
+    folder = "/.ids/" + "/".join(levels)
+    name = st.one_of(st.sampled_from(HEX), st.uuids().map(str))
+    if not tidy:
+        name = st.one_of(name, st.sampled_from(["a b", "x%41", "&amp;", "é", "..", "-_", "a>"]))
+    entries = [(folder + "/", levels[-1])]
+    entries += [(f"{folder}/{leaf}", leaf) for leaf in draw(st.lists(name, max_size=17))]
+    if not tidy and draw(st.booleans()):  # one entry of another folder, maybe another shard's
+        stray = ("/.ids/" + draw(st.sampled_from(HEX)), "x")
+        entries.insert(draw(st.integers(0, len(entries))), stray)
+
+    def element(name: str, content: str) -> str:
+        return f"{space}<{q}{name}>{content}</{q}{name}>"
+
+    body = []
+    for path, leaf in entries:
+        props = element("displayname", leaf) + element("getcontentlength", "0")
+        good = element("propstat", element("prop", props) + element("status", "HTTP/1.1 200 OK"))
+        bad = element(
+            "propstat", element("prop", f"<{q}getetag/>") + element("status", "HTTP/1.1 404 x")
+        )
+        inner = bad + good if not tidy and draw(st.integers(0, 3)) == 0 else good
+        body.append(element("response", element("href", host + path) + inner))
+    root = f"<{q}multistatus {xmlns}>{''.join(body)}{space}</{q}multistatus>"
+    return f'<?xml version="1.0" encoding="utf-8"?>{space}{root}{space}'.encode()
+
+
+def whole(policy: ResponsePolicy, data: bytes, base_path: str | None = None) -> bytes | str:
+    """filter_multistatus's output, or its error."""
+    try:
+        return filter_multistatus(policy, data, base_path=base_path)
+    except MultistatusError as exc:
+        return str(exc)
+
+
+def expected(policy: ResponsePolicy, data: bytes, base_path: str | None = None) -> bytes | str:
+    """_ExpatFilter's output for the whole body, or its error."""
+    return outcome(_ExpatFilter, policy, data, [], base_path)[0]
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_prefix_rewritten_listings_are_what_expat_filter_writes(data: st.DataObject) -> None:
+    body = data.draw(nzbdav_listings())
+    chunks = data.draw(chunkings(len(body)))
+    reference = outcome(_ExpatFilter, SHARD_ONE_POLICY, body, chunks, None)
+    assert outcome(MultistatusFilter, SHARD_ONE_POLICY, body, chunks, None) == reference
+    # Twice: the second time the root and shapes are known and the shortcut may be taken.
+    for _ in range(2):
+        assert whole(SHARD_ONE_POLICY, body) == expected(SHARD_ONE_POLICY, body)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_whole_body_filter_fails_where_expat_filter_fails(data: st.DataObject) -> None:
+    body = data.draw(nzbdav_listings())
+    whole(SHARD_ONE_POLICY, body)  # its root and shapes become known
+    broken_body = data.draw(broken(body))
+    assert whole(SHARD_ONE_POLICY, broken_body) == expected(SHARD_ONE_POLICY, broken_body)
+
+
+@PROPERTY_SETTINGS
+@given(listing=listings(), data=st.data())
+def test_whole_body_filter_matches_expat_filter_on_any_listing(
+    listing: Listing, data: st.DataObject
+) -> None:
+    body = data.draw(unusual(listing))
+    policy = data.draw(st.sampled_from([*POLICIES, lambda: SHARD_ONE_POLICY]))
+    for _ in range(2):
+        got = whole(policy(), body, listing.base_path)
+        assert got == expected(policy(), body, listing.base_path)
+
+
+def test_listing_seen_before_is_rewritten_without_a_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = doc(*(folder(f"http://h:1/.ids/4/{leaf}", leaf) for leaf in ("", "5", "6")))
+    expected = data.replace(b"/.ids/4/", b"/.ids-s1/4/")
+    assert filter_multistatus(SHARD_ONE_POLICY, data) == expected  # learns root and shape
+
+    class NoParser:
+        def __init__(self, *_args: object, **_kwargs: object) -> None:
+            raise AssertionError("the shortcut should not need a filter")
+
+    monkeypatch.setattr(multistatus, "MultistatusFilter", NoParser)
+    monkeypatch.setattr(multistatus.expat, "ParserCreate", NoParser)
+    assert filter_multistatus(SHARD_ONE_POLICY, data) == expected
+    # An entry of another shard in the same shape is dropped, which takes the filter.
+    other = doc(folder("http://h:1/.ids/4/", "4"), folder("http://h:1/.ids/0", "0"))
+    with pytest.raises(AssertionError, match="shortcut"):
+        filter_multistatus(SHARD_ONE_POLICY, other)
+
+
+def test_prefix_in_other_text_of_a_run_is_left_alone() -> None:
+    data = doc(folder("http://h:1/.ids/4/", "/.ids/4"), folder("http://h:1/.ids/4/5", "5"))
+    want = doc(folder("http://h:1/.ids-s1/4/", "/.ids/4"), folder("http://h:1/.ids-s1/4/5", "5"))
+    for _ in range(2):
+        assert run(SHARD_ONE_POLICY, data) == want
+        assert filter_multistatus(SHARD_ONE_POLICY, data) == want
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [b"", b"</D:multistatus", b"</D:multistatus><x/>", b"</D:multistatus>x", b"</D:multi>"],
+)
+def test_whole_body_ends_with_its_root_end_tag_or_fails(ending: bytes) -> None:
+    good = doc(folder("/.ids/4/", "4"), folder("/.ids/4/5", "5"))
+    assert filter_multistatus(SHARD_ONE_POLICY, good) == good.replace(b"/.ids/", b"/.ids-s1/")
+    data = good.removesuffix(TAIL) + ending
+    with pytest.raises(MultistatusError) as failure:
+        filter_multistatus(SHARD_ONE_POLICY, data)
+    assert str(failure.value) == expected(SHARD_ONE_POLICY, data)
+
+
+def test_whole_body_with_space_and_comment_after_its_root_is_copied() -> None:
+    good = doc(folder("/.ids/4/", "4"))
+    filter_multistatus(SHARD_ONE_POLICY, good)
+    for tail in (b"\r\n ", b"<!-- done -->\n"):
+        assert filter_multistatus(SHARD_ONE_POLICY, good + tail) == (
+            good.replace(b"/.ids/", b"/.ids-s1/") + tail
+        )

@@ -105,7 +105,9 @@ async def test_truncated_small_body_is_a_502_naming_the_backend(proxy: RunningPr
     assert f"backend {backend} broke off its reply" in text
 
 
-def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
+def multistatus_script(body: bytes, *, chunked: bool = False, missing: int = 0) -> Script:
+    """A 207 with body; chunked without its last chunk, or ``missing`` bytes short."""
+
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = b'HTTP/1.1 207 Multi-Status\r\nContent-Type: text/xml; charset="utf-8"\r\n'
         if chunked:
@@ -113,7 +115,7 @@ def multistatus_script(body: bytes, *, chunked: bool = False) -> Script:
             writer.write(b"%x\r\n%s\r\n" % (len(body), body))
             await writer.drain()
             return  # no terminating chunk: the reply breaks off
-        writer.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        writer.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(body) + missing, body))
         await writer.drain()
 
     return answer
@@ -165,6 +167,16 @@ async def test_small_listing_that_breaks_off_is_a_502(proxy: RunningProxy) -> No
         text = await reply.text()
     assert reply.status == 502
     assert "listing broke off" in text
+
+
+async def test_small_listing_shorter_than_its_content_length_is_a_502(
+    proxy: RunningProxy,
+) -> None:
+    script = multistatus_script(LISTING_HEAD + ENTRY + b"</D:multistatus>", missing=10)
+    async with shard_propfind(proxy, script) as (backend, reply):
+        text = await reply.text()
+    assert reply.status == 502
+    assert f"backend {backend} broke off its reply" in text
 
 
 async def test_small_listing_goes_out_with_a_content_length(proxy: RunningProxy) -> None:
