@@ -191,8 +191,41 @@ def decode_segments(raw_path: str) -> list[str] | Refused:
     return segments
 
 
+# A shard-view path as rclone sends it: nothing encoded, lowercase hex levels, maybe a
+# file. Such paths take a shortcut in route(); anything else goes the careful way.
+_PLAIN_VIEW_PATH = re.compile(
+    r"/\.ids-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})(/[0-9a-fA-F-]{36})?(/?)"
+)
+
+
 def route(raw_path: str, shard_map: ShardMap) -> Route:
     """Decide where a request for ``raw_path`` (as sent, percent-encoded) goes."""
+    plain = _PLAIN_VIEW_PATH.fullmatch(raw_path)
+    if plain is not None:
+        shortcut = _plain_route(plain, shard_map)
+        if shortcut is not None:
+            return shortcut
+    return _route_carefully(raw_path, shard_map)
+
+
+def _plain_route(plain: re.Match[str], shard_map: ShardMap) -> ShardRoute | None:
+    """What route() gives for a plain view path that is one of the shard's; None if not."""
+    shard_digits, levels, file, slash = plain.groups()
+    shard = int(shard_digits)
+    if shard >= shard_map.count or (levels and shard_map.shard_of(levels[1]) != shard):
+        return None
+    if file is not None:
+        uuid = file[1:].lower()
+        if len(levels) != 2 * ID_LEVELS or uuid[:ID_LEVELS] != levels[1::2]:
+            return None
+        if not _UUID_RE.fullmatch(uuid):
+            return None
+        return ShardRoute(shard, f"{IDS_ROOT}{levels}/{uuid}{slash}")
+    return ShardRoute(shard, f"{IDS_ROOT}{levels}{slash}")
+
+
+def _route_carefully(raw_path: str, shard_map: ShardMap) -> Route:
+    """route() for any path: decoded, checked segment by segment."""
     segments = decode_segments(raw_path)
     if isinstance(segments, Refused):
         return segments

@@ -18,6 +18,7 @@ from shardproxy.shards import (
     ShardMap,
     ShardMapError,
     ShardRoute,
+    _route_carefully,
     format_prefixes,
     owning_view_path,
     parse_prefixes,
@@ -623,3 +624,29 @@ def test_prefix_rewrite_covers_nzbdav_folders_and_files_of_the_shard_only() -> N
         b"/.ids/4/a%20b",
     ):
         assert not covered(path), path
+
+
+@st.composite
+def plain_looking_view_paths(draw: st.DrawFn) -> str:
+    """Paths near the shape route() takes a shortcut for, on both sides of its edge."""
+    shard = draw(st.sampled_from(["0", "1", "3", "4", "00", "01", "15", "99"]))
+    levels = draw(st.lists(st.sampled_from("0123456789abcdefA"), max_size=6))
+    path = f"/.ids-s{shard}" + "".join("/" + level for level in levels)
+    if draw(st.booleans()):
+        uuid = draw(st.uuids()).hex if draw(st.booleans()) else str(draw(st.uuids()))
+        start = "".join(levels[:5])
+        if draw(st.booleans()) and len(start) == 5:
+            uuid = start + uuid[5:]  # stored where NzbDav keeps it
+        path += "/" + (uuid.upper() if draw(st.booleans()) else uuid)
+    return path + draw(st.sampled_from(["", "/", "//"]))
+
+
+@given(shard_map=shard_maps(), path=plain_looking_view_paths())
+def test_route_shortcut_agrees_with_the_careful_route(shard_map: ShardMap, path: str) -> None:
+    assert route(path, shard_map) == _route_carefully(path, shard_map)
+
+
+def test_route_shortcut_maps_a_file_of_the_shard_in_lowercase() -> None:
+    assert route(UUID0_VIEW, FOUR) == ShardRoute(0, UUID0_BACKEND)
+    shouted = UUID0_VIEW.replace(UUID0, UUID0.upper())
+    assert route(shouted, FOUR) == ShardRoute(0, UUID0_BACKEND)
