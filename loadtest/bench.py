@@ -34,6 +34,7 @@ from types import FrameType
 
 from loadtest import clients, peers
 from loadtest.figures import (
+    BARE_RELAY,
     FIGURES,
     HAPROXY,
     HAPROXY_SPLICE,
@@ -150,6 +151,11 @@ def build(work: Path, layout: Layout, big_size: int) -> tuple[peers.Server, list
         Proxy(SHARDPROXY, shardproxy("shardproxy", 1, False, pinned), shard),
         Proxy(SHARDPROXY_COPY, shardproxy("shardproxy-copy", 1, True, pinned), shard),
         Proxy(SHARDPROXY_2W, shardproxy("shardproxy-2w", 2, False, None), shard),
+        Proxy(
+            BARE_RELAY,
+            peers.bare_relay_server("bare-relay", peers.free_port(), origin_port, pinned),
+            same,
+        ),
     ]
     return origin, proxies
 

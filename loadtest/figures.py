@@ -23,6 +23,7 @@ SHARDPROXY_COPY = "shardproxy copy-only"
 SHARDPROXY_2W = "shardproxy --workers 2"
 PASS_THROUGH = f"{SHARDPROXY} pass-through"
 FILTERED = f"{SHARDPROXY} filtered"
+BARE_RELAY = "aiohttp relay, no logic"
 
 STREAMING = (NGINX, HAPROXY, HAPROXY_SPLICE, SHARDPROXY, SHARDPROXY_COPY)
 SMALL = (NGINX, HAPROXY, SHARDPROXY, SHARDPROXY_2W)
@@ -229,11 +230,12 @@ def wrk_table(
 def small_gets(bench: Bench) -> Table:
     path = f"{peers.FILE_FOLDER}/{peers.SMALL_UUID}"
     # shardproxy last: the ratios are to it.
-    labels = (NGINX, HAPROXY, SHARDPROXY_2W, SHARDPROXY)
+    labels = (NGINX, HAPROXY, BARE_RELAY, SHARDPROXY_2W, SHARDPROXY)
     return wrk_table(
         bench,
         title=f"Small GETs ({peers.SMALL_SIZE / 1000:g} KB file)",
-        note="",
+        note=f"'{BARE_RELAY}' is `loadtest/bare_relay.py`: one aiohttp ClientSession request "
+        "per client request, body read whole, nothing checked; the stack's own ceiling.",
         targets=[WrkTarget(x, bench.proxies[x], bench.proxies[x].view(path)) for x in labels],
         script=None,
     )
@@ -247,10 +249,11 @@ def propfinds(bench: Bench) -> Table:
         title="Depth-1 PROPFIND of a folder with 16 sub-folders (NzbDav-style body)",
         note=f"'{FILTERED}' is `{peers.shard_path(folder)}` (shard filter and href "
         f"rewriting); '{PASS_THROUGH}' is `{folder}`, the same listing through the same "
-        f"proxy, unfiltered; nginx and HAProxy pass `{folder}` through.",
+        f"proxy, unfiltered; nginx, HAProxy and '{BARE_RELAY}' pass `{folder}` through.",
         targets=[
             WrkTarget(NGINX, bench.proxies[NGINX], folder),
             WrkTarget(HAPROXY, bench.proxies[HAPROXY], folder),
+            WrkTarget(BARE_RELAY, bench.proxies[BARE_RELAY], folder),
             WrkTarget(PASS_THROUGH, shardproxy, folder),
             WrkTarget(FILTERED, shardproxy, peers.shard_path(folder)),
         ],

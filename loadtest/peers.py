@@ -318,6 +318,14 @@ def shardproxy_server(
     return Server(name, port, argv, cpus, shard_path(f"{FILE_FOLDER}/{SMALL_UUID}"), env)
 
 
+def bare_relay_server(name: str, port: int, origin: int, cpus: str | None) -> Server:
+    """The bare aiohttp relay (see loadtest.bare_relay): the stack's own ceiling."""
+    argv = [sys.executable, "-m", "loadtest.bare_relay", f"http://127.0.0.1:{origin}"]
+    argv.append(f"127.0.0.1:{port}")
+    env = {"PYTHONPATH": str(REPO)}
+    return Server(name, port, argv, cpus, f"{FILE_FOLDER}/{SMALL_UUID}", env)
+
+
 def tool_version(argv: list[str]) -> str:
     """The first line a tool prints about its version, or 'missing'."""
     if shutil.which(argv[0]) is None:
