@@ -1202,9 +1202,6 @@ def _rewritten_whole(rewrite: PrefixRewrite, body: bytes) -> bytes | None:
     references or "]]>", and only whitespace and the root's end tag surround the
     responses. None when any of that does not hold.
     """
-    odd = body.translate(None, _PLAIN_BYTES)
-    if odd and (odd.strip(b"]") or b"]]>" in body):
-        return None
     prolog = _PROLOG.match(body)
     assert prolog is not None  # the pattern matches the empty string
     tag = _START_TAG.match(body, prolog.end())
@@ -1226,6 +1223,9 @@ def _rewritten_whole(rewrite: PrefixRewrite, body: bytes) -> bytes | None:
     else:
         return None
     if body[end:].strip(_XML_SPACE_BYTES) != root.end_tag:
+        return None
+    odd = body.translate(None, _PLAIN_BYTES)
+    if odd and (odd.strip(b"]") or b"]]>" in body):
         return None
     pieces = body.split(rewrite.old, len(run))
     if len(pieces) != len(run) + 1 or rewrite.old in pieces[-1]:
