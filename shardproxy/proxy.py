@@ -356,7 +356,7 @@ class WebDavProxy:
     async def relay_multistatus(
         self, request: web.Request, upstream: aiohttp.ClientResponse, plan: UpstreamPlan
     ) -> web.StreamResponse:
-        """Filter a PROPFIND reply through the shard's listing policy as it streams."""
+        """Filter a PROPFIND reply through its listing policy: whole if short, else streamed."""
         assert plan.listing_policy is not None
         encoding = upstream.headers.get("Content-Encoding", "identity").lower()
         if encoding != "identity":
@@ -377,9 +377,10 @@ class WebDavProxy:
             return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
         response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
         listing = MultistatusFilter(plan.listing_policy)
-        # Output is held until it passes one read buffer's worth: a typical listing then
-        # goes out in one write with a Content-Length, and a malformed one gets a clean
-        # 502. Larger listings stream on, chunked, as they are filtered.
+        # A listing of unknown length (chunked) or a large one streams through the filter.
+        # Output is held until it passes one read buffer's worth: a short one still goes
+        # out in one write with a Content-Length, and a malformed one gets a clean 502.
+        # Larger listings stream on, chunked, as they are filtered.
         held: list[bytes] = []
         held_size = 0
         try:
