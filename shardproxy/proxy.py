@@ -19,6 +19,7 @@ from yarl import URL
 
 from shardproxy import ranges
 from shardproxy.config import Settings
+from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -27,8 +28,6 @@ from shardproxy.multistatus import (
 )
 from shardproxy.shards import (
     Refused,
-    RootListingPolicy,
-    ShardListingPolicy,
     ShardMap,
     ShardRoute,
     owning_view_path,
