@@ -23,8 +23,8 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 class RawBackend:
     """A loopback server running ``script`` on each connection, noting what it saw."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
+    def __init__(self, script: Callable[[RawBackend], Script]) -> None:
+        self.script = script(self)
         self.connections = 0
         self.heads: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []
@@ -54,7 +54,7 @@ async def backend_pool(
     script: Callable[[RawBackend], Script], read_timeout: float = 10.0
 ) -> AsyncIterator[tuple[RawBackend, UpstreamPool]]:
     """A raw backend running ``script(backend)`` and a pool to it."""
-    backend = RawBackend(lambda r, w: script(backend)(r, w))
+    backend = RawBackend(script)
     server = await asyncio.start_server(backend.on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     pool = UpstreamPool("127.0.0.1", port, connect_timeout=2.0, read_timeout=read_timeout)
