@@ -341,30 +341,40 @@ class _Connection(asyncio.Protocol):
         self.head_only = method == "HEAD"
         self.got_bytes = False
         self.parser = httptools.HttpResponseParser(self)
-        self.head = self.loop.create_future()
-        if body is None or isinstance(body, bytes):
-            self.transport.write(head + body if body else head)
-        else:
-            self.transport.write(head)
-            try:
-                await self._send_stream(body, chunked)
-            except (ConnectionError, TimeoutError) as exc:
-                if not self.head.done():
-                    why = "stopped reading" if isinstance(exc, TimeoutError) else "closed"
-                    raise BackendError(
-                        502, f"backend {self.pool.origin} {why} while the request body was sent"
-                    ) from None
-        timer = self.loop.call_later(self.pool.read_timeout, self._head_timed_out)
+        head_future = self.head = self.loop.create_future()
         try:
-            return await self.head
+            if body is None or isinstance(body, bytes):
+                self.transport.write(head + body if body else head)
+            else:
+                self.transport.write(head)
+                try:
+                    await self._send_stream(body, chunked)
+                except (ConnectionError, TimeoutError) as exc:
+                    if not head_future.done():
+                        why = "stopped reading" if isinstance(exc, TimeoutError) else "closed"
+                        raise BackendError(
+                            502,
+                            f"backend {self.pool.origin} {why} while the request body was sent",
+                        ) from None
+            timer = self.loop.call_later(self.pool.read_timeout, self._head_timed_out)
+            try:
+                return await head_future
+            finally:
+                timer.cancel()
         finally:
-            timer.cancel()
+            # Whatever happens to this connection later is nobody's reply any more.
+            self.head = None
+            if head_future.done() and not head_future.cancelled():
+                head_future.exception()
 
     async def _send_stream(self, body: AsyncIterable[bytes], chunked: bool) -> None:
         assert self.transport is not None
         async for data in body:
             if self.state != _WAIT_HEAD or self.closed:
-                return  # the backend answered (or gave up) before taking it all
+                # The backend answered (or gave up) before taking it all: the request
+                # was cut short, so the connection cannot carry another.
+                self.reusable = False
+                return
             if chunked:
                 if data:
                     self.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
