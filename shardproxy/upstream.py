@@ -341,7 +341,8 @@ class _Connection(asyncio.Protocol):
         self.head_only = method == "HEAD"
         self.got_bytes = False
         self.parser = httptools.HttpResponseParser(self)
-        head_future = self.head = self.loop.create_future()
+        head_future: asyncio.Future[UpstreamResponse] = self.loop.create_future()
+        self.head = head_future
         try:
             if body is None or isinstance(body, bytes):
                 self.transport.write(head + body if body else head)
