@@ -374,6 +374,13 @@ class Settings:
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
+    listing_max_bytes: int = setting(
+        Kind.INT,
+        "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
+        "BYTES",
+        default=16 << 20,
+        validate=_positive,
+    )
 
 
 def _options() -> tuple[Option, ...]:
