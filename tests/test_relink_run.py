@@ -170,7 +170,9 @@ def test_fifty_thousand_links_killed_midway_then_resumed_then_undone(memory_dir:
     assert targets(library, links) == {
         name: ids_target(uuid, MAP.shard_of(uuid)) for name, uuid in links.items()
     }
-    assert not [name for _, _, names in os.walk(library) for name in names if TMP_SUFFIX in name]
+    assert not [
+        name for _, _, names in os.walk(library) for name in names if name.endswith(TMP_SUFFIX)
+    ]
 
     undone = subprocess.run([*command, "--undo"], capture_output=True, text=True, check=True)
     assert "50000 links: 50000 changed" in undone.stdout
