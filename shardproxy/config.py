@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
@@ -24,6 +25,7 @@ from shardproxy.shards import ShardMap, ShardMapError
 ENV_PREFIX = "SHARDPROXY_"
 DEFAULT_LISTEN = "127.0.0.1:8765"
 DEFAULT_SHARDS = 4
+PENDING_FILE_NAME = "shardproxy-rc-pending.sqlite3"
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,8 @@ class Settings:
     rc_timeout: float = 10.0
     rc_pending_max: int = 10000
     rc_pending_max_age: float = 86400.0
+    rc_pending_file: str | None = None
+    shutdown_grace: float = 10.0
     log_level: str = "info"
 
 
@@ -111,6 +115,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("rc_pending_max", "int", "undelivered RC paths kept for retry (default 10000)", "N"),
     Option(
         "rc_pending_max_age", "float", "seconds an undelivered path is retried (default 86400)", "S"
+    ),
+    Option(
+        "rc_pending_file",
+        "str",
+        "SQLite file keeping undelivered RC paths across restarts "
+        f"(default: {PENDING_FILE_NAME} beside the config file, else in the state directory)",
+        "FILE",
+    ),
+    Option(
+        "shutdown_grace",
+        "float",
+        "seconds active requests may go on after SIGTERM before they are cut (default 10)",
+        "SECONDS",
     ),
     Option("log_level", "str", "debug, info, warning or error (default info)", "LEVEL"),
 )
@@ -193,13 +210,19 @@ def build_settings(raw: Mapping[str, tuple[Any, str]], *, need_backend: bool = T
     for name in ("workers", "rc_pending_max"):
         if name in values:
             kwargs[name] = _positive(values[name], raw[name][1])
-    for name in ("connect_timeout", "read_timeout", "rc_timeout", "rc_pending_max_age"):
+    for name in (
+        "connect_timeout",
+        "read_timeout",
+        "rc_timeout",
+        "rc_pending_max_age",
+        "shutdown_grace",
+    ):
         if name in values:
             kwargs[name] = _positive(values[name], raw[name][1])
     for name in ("listen", "rc_listen"):
         if name in values:
             kwargs[name] = parse_host_port(values[name], raw[name][1])
-    for name in ("rc_user", "rc_pass"):
+    for name in ("rc_user", "rc_pass", "rc_pending_file"):
         if name in values:
             kwargs[name] = values[name]
     if "log_level" in values:
@@ -387,4 +410,22 @@ def load_settings(
         for name, value in cli.items()
         if value is not None
     }
-    return build_settings(merge_layers(file_layer, env_layer, cli_layer), need_backend=need_backend)
+    merged = merge_layers(file_layer, env_layer, cli_layer)
+    if "rc_pending_file" not in merged:
+        where = "default rc_pending_file"
+        merged["rc_pending_file"] = (
+            default_pending_file(config_file, environ or os.environ),
+            where,
+        )
+    return build_settings(merged, need_backend=need_backend)
+
+
+def default_pending_file(config_file: str | None, environ: Mapping[str, str]) -> str:
+    """Beside the config file; else systemd's $STATE_DIRECTORY; else the XDG state folder."""
+    if config_file:
+        return str(Path(config_file).resolve().parent / PENDING_FILE_NAME)
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if not state:
+        xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        state = str(Path(xdg) / "shardproxy")
+    return str(Path(state) / PENDING_FILE_NAME)
