@@ -26,6 +26,7 @@ from shardproxy.config import HostPort, Settings
 from shardproxy.drain import ActiveRequests
 from shardproxy.rcserver import make_rc_app
 from shardproxy.rcstore import PendingStoreError
+from shardproxy.shards import view_root
 from shardproxy.workers import WorkerPool
 
 log = logging.getLogger("shardproxy")
@@ -178,7 +179,7 @@ def run(settings: Settings) -> None:
 
     async def announce() -> None:
         shards = ", ".join(
-            f"/.ids-s{n} ({settings.shard_map.prefixes_of(n)})"
+            f"{view_root(n)} ({settings.shard_map.prefixes_of(n)})"
             for n in range(settings.shard_map.count)
         )
         log.info(
