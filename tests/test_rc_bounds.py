@@ -52,8 +52,8 @@ class Gate:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.closed and request.method == "PROPFIND" and request.path.startswith(self.prefix):
             self.held += 1
-            while not self.opened.is_set():
-                await asyncio.sleep(0.01)
+            # The gate is opened from the test's own thread and event loop.
+            await asyncio.to_thread(self.opened.wait)
         return await handler(request)
 
     def close(self) -> None:
