@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from shardproxy.rcinflight import InFlight
 from shardproxy.rcpending import PendingDeliveries
 from shardproxy.rcroute import Target, Topology, plan_calls
 from shardproxy.rcsend import RcForwarder
@@ -25,6 +26,8 @@ T = TypeVar("T")
 
 # The retry loop wakes at least this often to drop deliveries past their age.
 IDLE_WAKE_SECONDS = 30.0
+# How often the retry loop looks again while what is due is still on its way.
+IN_FLIGHT_POLL_SECONDS = 0.5
 
 
 class RetryQueue:
@@ -79,37 +82,52 @@ class RetryQueue:
         return await asyncio.get_running_loop().run_in_executor(self._writer, function, *args)
 
 
-async def retry_forever(queue: RetryQueue, forwarder: RcForwarder, topology: Topology) -> None:
+async def retry_forever(
+    queue: RetryQueue, forwarder: RcForwarder, topology: Topology, in_flight: InFlight
+) -> None:
     """Resend waiting deliveries to each rclone whose backoff has run out, forever."""
     pending = queue.pending
     while True:
         pending.changed.clear()
         pending.expire()
         due = pending.due_targets()
+        sent = False
         if due:
             try:
-                await _retry_targets(pending, forwarder, topology, due)
+                sent = await _retry_targets(pending, forwarder, topology, due, in_flight)
             except Exception:
                 # A bug here must not end retries for good: log it and carry on.
                 log.exception("RC retry round failed")
                 await asyncio.sleep(1.0)
-            await queue.save()
+                continue
+            finally:
+                await queue.save()
+        if sent:
             continue
         await queue.save()
-        wait = pending.seconds_until_due()
+        # Nothing due, or all of it still on its way in a caller's call: wait for news.
+        wait = pending.seconds_until_due() if not due else IN_FLIGHT_POLL_SECONDS
         timeout = IDLE_WAKE_SECONDS if wait is None else min(wait, IDLE_WAKE_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pending.changed.wait(), timeout)
 
 
 async def _retry_targets(
-    pending: PendingDeliveries, forwarder: RcForwarder, topology: Topology, due: list[Target]
-) -> None:
-    calls = [c for t in due for c in plan_calls(pending.pending_for(t), topology)]
+    pending: PendingDeliveries,
+    forwarder: RcForwarder,
+    topology: Topology,
+    due: list[Target],
+    in_flight: InFlight,
+) -> bool:
+    """Resend what waits for the due rclones, except what is on its way; False if nothing."""
+    waiting = [d for t in due for d in pending.pending_for(t) if not in_flight.is_running(d)]
+    free, _ = in_flight.split(waiting)
+    calls = plan_calls(free, topology)
     delivered: dict[Target, int] = {}
-    async for call, outcome in forwarder.as_done(calls):
+    async for call, outcome in in_flight.send_each(forwarder.as_done, calls):
         confirmed = pending.record(call, outcome)
         if confirmed:
             delivered[call.target] = delivered.get(call.target, 0) + len(confirmed)
     for target, count in sorted(delivered.items()):
         log.info("delivered %d waiting RC path(s) to %s", count, target)
+    return bool(calls)

@@ -23,20 +23,24 @@ from aiohttp import web
 
 from shardproxy import __version__
 from shardproxy.config import Settings
+from shardproxy.rcinflight import InFlight
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
 from shardproxy.rcroute import (
     PATH_COMMANDS,
+    Delivery,
     Failure,
     PathPlan,
     RcError,
     Target,
     Topology,
+    delivered_by,
     error_body,
     fanout_params,
     merge_fanout,
     merge_path_reply,
     parse_params,
+    plan_calls,
     plan_fanout,
     plan_path_call,
     read_path_call,
@@ -53,10 +57,13 @@ MAX_REQUEST_BYTES = 8 << 20
 # below it a thread costs more than the work.
 OFF_LOOP_BYTES = 64 << 10
 OFF_LOOP_PATHS = 1000
+# A huge call marks its deliveries as on their way this many at a time, yielding between.
+SPLIT_CHUNK = 5000
 # Reasons for undeliverable paths that are logged once at WARNING, then at DEBUG.
 MAX_WARNED_REASONS = 1000
 
 RC_DELIVERY = web.AppKey("rc_delivery", PendingDeliveries)
+RC_IN_FLIGHT = web.AppKey("rc_in_flight", InFlight)
 
 
 async def _maybe_off_loop(big: bool, function: Callable[..., T], *args: Any) -> T:
@@ -106,6 +113,7 @@ class RcHandler:
         self.queue = queue
         # Set while the app runs: the client session only exists inside its event loop.
         self.forwarder: RcForwarder | None = None
+        self.in_flight = InFlight()
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -159,20 +167,35 @@ class RcHandler:
     ) -> dict[str, Any]:
         plan, unplaced = await _maybe_off_loop(big, _plan, command, params, self.topology)
         big = big or len(plan.paths) > OFF_LOOP_PATHS
+        free, running = await self._split(plan.deliveries, big)
+        calls = (
+            await _maybe_off_loop(big, plan_calls, free, self.topology)
+            if running
+            else list(plan.calls)
+        )
         confirmed: dict[DeliveryKey, str] = {}
         failures: dict[Target, str] = {}
         unconfirmed: dict[Target, int] = {}
-        # Each reply is recorded as it comes back (at most MAX_PATHS_PER_CALL paths), so
-        # the loop is never held for the whole call.
-        with self.queue.pending.batch():
-            async for call, outcome in forwarder.as_done(plan.calls):
-                if isinstance(outcome, Failure):
-                    failures[call.target] = outcome.reason
-                got = self.queue.pending.record(call, outcome)
-                confirmed.update(got)
-                missing = sum(1 for d in call.deliveries if d.key not in got)
-                if missing:
-                    unconfirmed[call.target] = unconfirmed.get(call.target, 0) + missing
+
+        async def send_own() -> None:
+            # Each reply is recorded as it comes back (at most MAX_PATHS_PER_CALL paths),
+            # so the loop is never held for the whole call.
+            with self.queue.pending.batch():
+                async for call, outcome in self.in_flight.send_each(forwarder.as_done, calls):
+                    if isinstance(outcome, Failure):
+                        failures[call.target] = outcome.reason
+                    got = self.queue.pending.record(call, outcome)
+                    confirmed.update(got)
+                    missing = sum(1 for d in call.deliveries if d.key not in got)
+                    if missing:
+                        unconfirmed[call.target] = unconfirmed.get(call.target, 0) + missing
+
+        _, shared = await asyncio.gather(send_own(), self.in_flight.join(running))
+        for call, outcome in shared:
+            if isinstance(outcome, Failure):
+                failures[call.target] = outcome.reason
+            # The call that carried it records it (and keeps it for retry if it failed).
+            confirmed.update(delivered_by(call, outcome))
         # Saved before the reply says "will retry": a restart now loses nothing.
         await self.queue.save()
         self._log_undelivered(plan, unplaced, unconfirmed, failures)
@@ -209,6 +232,21 @@ class RcHandler:
                 failures.get(target, "its reply did not confirm every path"),
             )
         log.debug("%s: %d path(s) in %d call(s)", command, len(plan.paths), len(plan.calls))
+
+    async def _split(
+        self, deliveries: tuple[Delivery, ...], big: bool
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """``InFlight.split`` in chunks with a yield between them when the call is big."""
+        if not big:
+            return self.in_flight.split(deliveries)
+        free: list[Delivery] = []
+        running: list[Delivery] = []
+        for start in range(0, len(deliveries), SPLIT_CHUNK):
+            more_free, more_running = self.in_flight.split(deliveries[start : start + SPLIT_CHUNK])
+            free += more_free
+            running += more_running
+            await asyncio.sleep(0)
+        return free, running
 
     async def _fanout_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any]
@@ -253,6 +291,7 @@ def make_rc_app(
     queue = RetryQueue(pending, store if store is not None else open_store(settings))
     topology = topology_of(settings)
     handler = RcHandler(settings, queue)
+    app[RC_IN_FLIGHT] = handler.in_flight
     app.router.add_route("*", "/{command:.*}", handler.handle)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -262,7 +301,7 @@ def make_rc_app(
         async with aiohttp.ClientSession(connector=connector) as session:
             forwarder = RcForwarder(session, endpoints, settings.rc_timeout)
             handler.forwarder = forwarder
-            task = asyncio.create_task(retry_forever(queue, forwarder, topology))
+            task = asyncio.create_task(retry_forever(queue, forwarder, topology, handler.in_flight))
             try:
                 yield
             finally:
