@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from shardproxy.shards import ShardMap
+from shardproxy.shards import IDS_ROOT, ShardMap, view_root
 
 # A file in NzbDav's tree as rclone asks for it: five lowercase hex levels, then the UUID.
 # Folders, listings and anything percent-encoded are not reads of a file.
@@ -74,6 +74,6 @@ class FallbackReads:
         since = "" if last is None else f" in the last {now - last:.0f} s"
         return (
             f"shard {shard}'s files are being read without its cache: {reads} read(s) "
-            f"through /.ids/ instead of /.ids-s{shard}/{since}, served uncached by the "
+            f"through {IDS_ROOT}/ instead of {view_root(shard)}/{since}, served uncached by the "
             f"rest mount ({self._counts[shard]} in all); is shard {shard}'s rclone running?"
         )

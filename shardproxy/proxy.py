@@ -20,6 +20,7 @@ from yarl import URL
 from shardproxy import ranges
 from shardproxy.config import Settings
 from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -28,8 +29,6 @@ from shardproxy.multistatus import (
 )
 from shardproxy.shards import (
     Refused,
-    RootListingPolicy,
-    ShardListingPolicy,
     ShardMap,
     ShardRoute,
     owning_view_path,

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import enum
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from shardproxy.shards import ShardMap
-
-ID_TREE = ".ids"
-JOURNAL_VERSION = 1
-_ID_FILE_RE = re.compile(
-    r"/((?:[0-9a-f]/){5})([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+from shardproxy.shards import (
+    IDS_NAME,
+    IDS_ROOT,
+    ShardMap,
+    ViewPath,
+    ViewPathError,
+    is_ids_root_name,
+    root_shard,
 )
-_ROOT_RE = re.compile(r"\.ids(?:-s([0-9]{1,2}))?")
+
+JOURNAL_VERSION = 1
 
 
 class Outcome(enum.Enum):
@@ -44,11 +46,6 @@ class LinkPlan:
     reason: str = ""
 
 
-def id_tree_root(mount: str, shard: int | None) -> str:
-    """``{mount}/.ids`` (``shard`` None) or ``{mount}/.ids-s<N>``: the one spelling of a root."""
-    return f"{mount}/{ID_TREE}" if shard is None else f"{mount}/{ID_TREE}-s{shard}"
-
-
 def normalize_mount(mount: str) -> str:
     """The mount directory as link targets spell it: absolute, no trailing slash."""
     trimmed = mount.rstrip("/")
@@ -67,22 +64,22 @@ def plan_link(target: str, mount: str, shard_map: ShardMap, *, undo: bool) -> Li
     exist) is broken and left alone.
     """
     head = f"{mount}/"
-    if not target.startswith(head + ID_TREE):
-        return LinkPlan(Outcome.SKIP, reason=f"not under {id_tree_root(mount, None)}")
-    root, slash, rest = target[len(head) :].partition("/")
-    root_match = _ROOT_RE.fullmatch(root)
-    if root_match is None or not slash:
-        return LinkPlan(Outcome.SKIP, reason=f"not under {id_tree_root(mount, None)}/")
-    file_match = _ID_FILE_RE.fullmatch("/" + rest)
-    if file_match is None or file_match.group(1).replace("/", "") != file_match.group(2)[:5]:
-        return LinkPlan(Outcome.BROKEN, reason="not a file path NzbDav makes (.ids/h/h/h/h/h/uuid)")
-    shard = None if root_match.group(1) is None else int(root_match.group(1))
-    if shard is not None and (shard >= shard_map.count or str(shard) != root_match.group(1)):
-        return LinkPlan(Outcome.BROKEN, reason=f"no shard {root_match.group(1)} in the shard map")
-    wanted = None if undo else shard_map.shard_of(file_match.group(2))
+    root, _, rest = target.removeprefix(head).partition("/")
+    if not target.startswith(head) or not is_ids_root_name(root):
+        return LinkPlan(Outcome.SKIP, reason=f"not under {mount}{IDS_ROOT}")
+    try:
+        shard = root_shard(root, shard_map)
+        # Parsed as a path of the whole tree: a link into the wrong view is not broken,
+        # it is moved to the right one.
+        path = ViewPath.parse(IDS_NAME, rest.split("/"), shard_map)
+    except ViewPathError as exc:
+        return LinkPlan(Outcome.BROKEN, reason=str(exc))
+    if not path.uuid:
+        return LinkPlan(Outcome.BROKEN, reason="a folder, not a file NzbDav makes")
+    wanted = None if undo else path.owner(shard_map)
     if shard == wanted:
         return LinkPlan(Outcome.RIGHT)
-    return LinkPlan(Outcome.CHANGE, new_target=f"{id_tree_root(mount, wanted)}/{rest}")
+    return LinkPlan(Outcome.CHANGE, new_target=mount + str(replace(path, shard=wanted)))
 
 
 # --- the journal ------------------------------------------------------------------------

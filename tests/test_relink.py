@@ -54,7 +54,6 @@ def test_a_link_in_the_wrong_view_after_a_map_change_moves_to_the_right_one() ->
         f"/mnt/other/.ids/9/6/1/b/0/{UUID}",
         f"{MOUNT}/content/movies/x.mkv",
         f"{MOUNT}/.idsx/9/6/1/b/0/{UUID}",
-        f"{MOUNT}/.ids",
         f"../.ids/9/6/1/b/0/{UUID}",
         f"{MOUNT}x/.ids/9/6/1/b/0/{UUID}",
     ],
@@ -70,6 +69,8 @@ def test_links_elsewhere_are_skipped(target: str) -> None:
         f"{MOUNT}/.ids/9/6/1/b/{UUID}",
         f"{MOUNT}/.ids/9/6/1/b/0/not-a-uuid",
         f"{MOUNT}/.ids/9/6/1/b/0/{UUID}/",
+        f"{MOUNT}/.ids",  # the tree itself, not a file in it
+        f"{MOUNT}/.ids-s2/9/6/1",
         f"{MOUNT}/.ids-s7/9/6/1/b/0/{UUID}",  # no shard 7 in a 4-shard map
         f"{MOUNT}/.ids-s02/9/6/1/b/0/{UUID}",
     ],
