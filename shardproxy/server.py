@@ -18,22 +18,30 @@ from typing import Any
 
 from aiohttp import web
 
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.rcserver import make_rc_app
 
 log = logging.getLogger("shardproxy")
 
 
-async def start_site(app: web.Application, address: HostPort, *, reuse_port: bool) -> web.AppRunner:
-    """Start serving ``app`` on ``address``; the caller cleans the runner up."""
-    runner = web.AppRunner(
-        app,
-        # A client that hangs up cancels its handler at once, which closes the
-        # upstream connection: NzbDav stops fetching from Usenet for nobody.
+def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
+    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy)."""
+    if isinstance(target, web.Server):
+        return web.ServerRunner(target)
+    return web.AppRunner(
+        target,
+        # A client that hangs up cancels its handler at once.
         handler_cancellation=True,
         access_log=log if log.isEnabledFor(logging.DEBUG) else None,
     )
+
+
+async def start_site(
+    target: web.Application | web.Server, address: HostPort, *, reuse_port: bool
+) -> web.BaseRunner:
+    """Start serving ``target`` on ``address``; the caller cleans the runner up."""
+    runner = make_runner(target)
     await runner.setup()
     site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
     try:
@@ -53,7 +61,9 @@ async def serve_until_stopped(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runners = [
-        await start_site(make_proxy_app(settings), settings.listen, reuse_port=settings.workers > 1)
+        await start_site(
+            make_proxy_server(settings), settings.listen, reuse_port=settings.workers > 1
+        )
     ]
     if with_rc and settings.rc_listen is not None:
         runners.append(

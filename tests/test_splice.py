@@ -20,8 +20,8 @@ from aiohttp import web
 from yarl import URL
 
 from shardproxy import splice
-from shardproxy.app import make_proxy_app
-from shardproxy.server import start_site
+from shardproxy.app import make_proxy_server
+from shardproxy.server import make_runner
 from tests.conftest import proxy_settings, run_on, running_proxy
 from tests.test_proxy_errors import raw_backend
 
@@ -112,13 +112,14 @@ async def proxied(backend_app: web.Application, **settings: Any) -> AsyncIterato
 async def proxy_with_tiny_send_buffers(backend: URL) -> AsyncIterator[URL]:
     """The proxy, its client sockets holding 4 KiB in the kernel (accepted sockets
     inherit the listener's SO_SNDBUF), so what it writes waits in the transport."""
-    settings = proxy_settings(backend)
-    runner = await start_site(make_proxy_app(settings), settings.listen, reuse_port=False)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    runner = make_runner(make_proxy_server(proxy_settings(backend)))
+    await runner.setup()
     try:
-        for site in runner.sites:
-            for sock in site._server.sockets:  # type: ignore[union-attr]
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        host, port = runner.addresses[0][:2]
+        await web.SockSite(runner, listener).start()
+        host, port = listener.getsockname()[:2]
         yield URL(f"http://{host}:{port}")
     finally:
         await runner.cleanup()
