@@ -134,7 +134,8 @@ class WebDavProxy:
         except BackendError as exc:
             return plain_error(exc.status, str(exc))
         except ClientStalled as exc:
-            return plain_error(408, str(exc), close=True)
+            # Closed at once: aiohttp would otherwise linger reading the rest of the body.
+            return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
             if plan.listing_policy is not None and upstream.status == 207:
                 return await self.relay_multistatus(request, upstream, plan)
@@ -450,6 +451,17 @@ async def copy_body(
                 return
             remaining -= len(data)
         await response.write(data)
+
+
+async def answer_and_close(
+    request: web.BaseRequest, response: web.StreamResponse
+) -> web.StreamResponse:
+    """Send ``response`` whole, then close the client connection."""
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def abort_client(request: web.BaseRequest, response: web.StreamResponse) -> None:
