@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from shardproxy.config import Settings
+from shardproxy.fallback import FallbackReads
 from shardproxy.listener import ClientLimits, ProxyServer
 from shardproxy.proxy import WebDavProxy
 from shardproxy.upstream import UpstreamPool
@@ -27,12 +28,16 @@ def backend_pool(settings: Settings) -> UpstreamPool:
 def make_proxy_server(settings: Settings) -> ProxyServer:
     """The WebDAV proxy as aiohttp's low-level server: one handler for every request."""
     pool = backend_pool(settings)
-    proxy = WebDavProxy(settings, pool)
+    # Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
+    fallback_reads = FallbackReads(settings.shard_map.count)
+    proxy = WebDavProxy(settings, pool, fallback_reads)
     limits = ClientLimits(settings.header_max_size, settings.header_timeout, settings.send_timeout)
-    return ProxyServer(
+    server = ProxyServer(
         proxy.handle,
         limits,
         on_shutdown=pool.close,
         keepalive_timeout=settings.keepalive_timeout,
         access_log=log if log.isEnabledFor(logging.DEBUG) else None,
     )
+    server.fallback_reads = fallback_reads
+    return server

@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 from yarl import URL
 
 from shardproxy.config import HostPort
+from shardproxy.shards import view_name
 
 # rclone's fixed key for `rclone obscure` (fs/config/obscure): obscuring only keeps a
 # password from being read over a shoulder; anyone can reveal it.
@@ -162,7 +163,7 @@ class Mount:
 
 def view_folder(shard: int) -> str:
     """The name of shard ``shard``'s view folder at the proxy's root."""
-    return f".ids-s{shard}"
+    return view_name(shard)
 
 
 def mounts(deployment: Deployment, layout: Layout) -> list[Mount]:
@@ -404,6 +405,8 @@ def proxy_unit(deployment: Deployment, programs: Programs) -> str:
             "ExecStart=" + exec_line(proxy_argv(deployment, programs)),
             "Restart=on-failure",
             "RestartSec=2",
+            # Gives $STATE_DIRECTORY: the RC retry queue's file lives there by default.
+            "StateDirectory=shardproxy",
         ],
     )
 

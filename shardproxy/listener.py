@@ -26,9 +26,12 @@ from typing import cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from shardproxy.fallback import FallbackReads
+
 log = logging.getLogger("shardproxy.listener")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.BaseRequest, Handler], Awaitable[web.StreamResponse]]
 
 
 def _refusal(status: int, reason: str, message: str) -> bytes:
@@ -178,6 +181,9 @@ class ProxyServer(web.Server):
         self.guards: dict[RequestHandler, _ClientGuard] = {}
         self.on_shutdown = on_shutdown
         self.handler = handler
+        # Set by whoever runs the server: counts for the metrics, a request tracker.
+        self.fallback_reads: FallbackReads | None = None
+        self.tracker: Middleware | None = None
         super().__init__(
             self._handle,
             # A client that hangs up cancels its handler at once, which closes the
@@ -190,6 +196,8 @@ class ProxyServer(web.Server):
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
+            if self.tracker is not None:
+                return await self.tracker(request, self.handler)
             return await self.handler(request)
         finally:
             guard = self.guards.get(request.protocol)
