@@ -57,6 +57,52 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
+    relink = commands.add_parser(
+        "relink",
+        help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
+        description="Point every symlink under LIBRARY_DIR that targets {mount}/.ids/... at "
+        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back to .ids). Atomic "
+        "per link, idempotent; an interrupted run resumes when run again.",
+    )
+    add_setting_flags(relink)
+    relink.add_argument("library", metavar="LIBRARY_DIR", help="the folder Plex and *arr use")
+    relink.add_argument(
+        "--mount-dir", required=True, metavar="DIR", help="NzbDav's mount dir, e.g. /mnt/nzbdav"
+    )
+    relink.add_argument("--undo", action="store_true", help="point links back at {mount}/.ids")
+    relink.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    relink.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="journal file (default LIBRARY_DIR/.shardproxy-relink.journal)",
+    )
+
+    reshard = commands.add_parser(
+        "reshard",
+        help="move cached files between rclone caches after the shard map changed",
+        description="Move every cached file (data and rclone's metadata together) into the "
+        "cache of the shard that owns it under the new map. Stop the affected rclones first.",
+    )
+    reshard.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    reshard.add_argument("--to", dest="new", required=True, metavar="NEW.toml")
+    reshard.add_argument(
+        "--cache-dirs", nargs="+", required=True, metavar="DIR", help="each shard's --cache-dir"
+    )
+    reshard.add_argument(
+        "--remotes", nargs="+", metavar="NAME", help="each shard's remote (default: found)"
+    )
+    reshard.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
+    reshard.add_argument("--journal", metavar="FILE", help="default: in the first cache dir")
+
+    rebalance = commands.add_parser(
+        "rebalance",
+        help="print a new shard map for new disk sizes that moves the least cached data",
+    )
+    rebalance.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    rebalance.add_argument(
+        "--weights", required=True, metavar="W,W,...", help="one per shard, e.g. 4T,8T,12T,8T"
+    )
+
     demo = commands.add_parser(
         "demo", help="run an NzbDav stand-in with sample files behind the proxy"
     )
@@ -71,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
 def describe(settings: Settings) -> str:
     """The settings as a short human-readable summary."""
     lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
-    for shard in range(settings.shard_map.count):
+    shard_map = settings.shard_map
+    for shard in range(shard_map.count):
+        # UUIDs are uniform, so a shard's share of characters is its share of the library.
         lines.append(
-            f"shard {shard}  {view_root(shard)}  prefixes {settings.shard_map.prefixes_of(shard)}"
+            f"shard {shard}  {view_root(shard)}  prefixes {shard_map.prefixes_of(shard)}  "
+            f"({len(shard_map.chars_of(shard))}/16, {shard_map.share_of(shard):.1%} of the library)"
         )
     if settings.rc_listen:
         lines.append(f"rc       {settings.rc_listen}")
@@ -103,6 +152,29 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return describe_location(shown, answer, settings.shard_map)
 
 
+def run_relink(args: argparse.Namespace, settings: Settings) -> int:
+    """``shardproxy relink``: run it and print the counts."""
+    from pathlib import Path
+
+    from shardproxy.relink import normalize_mount
+    from shardproxy.relink_run import RelinkError, relink_library
+
+    try:
+        mount = normalize_mount(args.mount_dir)
+        report = relink_library(
+            Path(args.library),
+            mount,
+            settings.shard_map,
+            undo=args.undo,
+            dry_run=args.dry_run,
+            journal_path=Path(args.journal) if args.journal else None,
+        )
+    except (RelinkError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    print(report.summary())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shardproxy`` console script."""
     args = build_parser().parse_args(argv)
@@ -111,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.demo import run_demo
 
             return run_demo(port=args.port, shards=args.shards, once=args.once)
+        if args.command in ("reshard", "rebalance"):
+            from shardproxy.reshard_cli import run_rebalance, run_reshard
+
+            return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
         settings = settings_from_args(args, need_backend=args.command == "serve")
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
@@ -118,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             print(describe(settings))
             return 0
+        if args.command == "relink":
+            return run_relink(args, settings)
         if args.command == "shard-of":
             failed = False
             for item in args.items:

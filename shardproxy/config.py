@@ -18,6 +18,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
@@ -27,6 +28,7 @@ from shardproxy.shards import ShardMap, ShardMapError
 ENV_PREFIX = "SHARDPROXY_"
 DEFAULT_SHARDS = 4
 DEFAULT_BACKEND = "http://127.0.0.1:3000"
+PENDING_FILE_NAME = "shardproxy-rc-pending.sqlite3"
 """Used only by commands that never talk to NzbDav (``check``, ``shard-of``)."""
 
 
@@ -273,24 +275,49 @@ SHARD = Option(
 )
 
 
+SHARD_WEIGHTS = Option(
+    "shard_weights",
+    Kind.LIST,
+    "shares of the first hex characters by disk size, one per shard, e.g. 4T,8T,12T",
+    "W,W,...",
+)
+
+
 def _shard_map(given: Mapping[str, Given]) -> ShardMap:
-    """``shards`` and ``shard``: a higher layer's one overrides a lower layer's other."""
-    if "shard" in given and "shards" in given and given["shard"].layer != given["shards"].layer:
-        loser = "shards" if given["shard"].layer > given["shards"].layer else "shard"
-        given = {name: value for name, value in given.items() if name != loser}
+    """``shards``, ``shard`` and ``shard_weights``: the highest layer that gives one wins."""
+    if given:
+        top = max(value.layer for value in given.values())
+        given = {name: value for name, value in given.items() if value.layer == top}
+    if "shard" in given and "shard_weights" in given:
+        raise ConfigError(
+            f"{given['shard'].where} and {given['shard_weights'].where} both set the shard "
+            "map: give the characters (shard) or the weights (shard_weights), not both"
+        )
     try:
         if "shard" in given:
             shard_map = ShardMap.from_prefixes(SHARD.read(given["shard"]))
-            if "shards" in given and SHARDS.read(given["shards"]) != shard_map.count:
-                raise ConfigError(
-                    f"{given['shards'].where} says {SHARDS.read(given['shards'])} shards but "
-                    f"{given['shard'].where} defines {shard_map.count}: give one or make them agree"
-                )
-            return shard_map
-        return ShardMap.even(SHARDS.read(given["shards"]) if "shards" in given else DEFAULT_SHARDS)
+            source = given["shard"].where
+        elif "shard_weights" in given:
+            weights = ",".join(SHARD_WEIGHTS.read(given["shard_weights"]))
+            shard_map = ShardMap.weighted(weights)
+            source = given["shard_weights"].where
+        else:
+            return ShardMap.even(SHARDS.read(given["shards"]) if given else DEFAULT_SHARDS)
     except ShardMapError as exc:
-        where = (given.get("shard") or given["shards"]).where
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{_shard_where(given)}: {exc}") from None
+    if "shards" in given and SHARDS.read(given["shards"]) != shard_map.count:
+        raise ConfigError(
+            f"{given['shards'].where} says {SHARDS.read(given['shards'])} shards but "
+            f"{source} defines {shard_map.count}: give one or make them agree"
+        )
+    return shard_map
+
+
+def _shard_where(given: Mapping[str, Given]) -> str:
+    for name in ("shard", "shard_weights", "shards"):
+        if name in given:
+            return given[name].where
+    return "shards"
 
 
 @dataclass(frozen=True)
@@ -313,7 +340,7 @@ class Settings:
     )
     shard_map: ShardMap = field(
         default_factory=lambda: ShardMap.even(DEFAULT_SHARDS),
-        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD), _shard_map)},
+        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD, SHARD_WEIGHTS), _shard_map)},
     )
     workers: int = setting(
         Kind.INT,
@@ -328,6 +355,41 @@ class Settings:
     read_timeout: float = setting(
         Kind.FLOAT,
         "seconds NzbDav may stay silent mid-reply",
+        "SECONDS",
+        default=60.0,
+        validate=_positive,
+    )
+    header_max_size: int = setting(
+        Kind.INT,
+        "bytes a client's request head (request line and headers) may take; larger is 431",
+        "BYTES",
+        default=32768,
+        validate=_positive,
+    )
+    header_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client has to send a whole request head once it starts; then 408",
+        "SECONDS",
+        default=20.0,
+        validate=_positive,
+    )
+    keepalive_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds an idle client connection is kept open for its next request",
+        "SECONDS",
+        default=75.0,
+        validate=_positive,
+    )
+    send_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client may read nothing of a reply before its connection is cut",
+        "SECONDS",
+        default=60.0,
+        validate=_positive,
+    )
+    body_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client may pause mid request body before its request is dropped",
         "SECONDS",
         default=60.0,
         validate=_positive,
@@ -369,6 +431,20 @@ class Settings:
         "seconds an undelivered path is retried",
         "S",
         default=86400.0,
+        validate=_positive,
+    )
+    rc_pending_file: str | None = setting(
+        Kind.STR,
+        "SQLite file keeping undelivered RC paths across restarts (default: "
+        f"{PENDING_FILE_NAME} beside the config file, else in the state directory)",
+        "FILE",
+        default=None,
+    )
+    shutdown_grace: float = setting(
+        Kind.FLOAT,
+        "seconds running requests may go on after SIGTERM before they are cut",
+        "SECONDS",
+        default=10.0,
         validate=_positive,
     )
     log_level: str = setting(
@@ -515,8 +591,21 @@ def load_settings(
     need_backend: bool = True,
 ) -> Settings:
     """Settings from a TOML file, then the environment, then command-line values."""
+    environ = os.environ if environ is None else environ
     file_layer = read_toml(config_file) if config_file else {}
-    env_layer = read_environment(os.environ if environ is None else environ)
-    return build_settings(
-        merge_layers(file_layer, env_layer, read_command_line(cli)), need_backend=need_backend
-    )
+    merged = merge_layers(file_layer, read_environment(environ), read_command_line(cli))
+    if "rc_pending_file" not in merged:
+        default = default_pending_file(config_file, environ)
+        merged["rc_pending_file"] = Given(default, Layer.FILE, "default rc_pending_file")
+    return build_settings(merged, need_backend=need_backend)
+
+
+def default_pending_file(config_file: str | None, environ: Mapping[str, str]) -> str:
+    """Beside the config file; else systemd's $STATE_DIRECTORY; else the XDG state folder."""
+    if config_file:
+        return str(Path(config_file).resolve().parent / PENDING_FILE_NAME)
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if not state:
+        xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        state = str(Path(xdg) / "shardproxy")
+    return str(Path(state) / PENDING_FILE_NAME)
