@@ -63,7 +63,7 @@ class UpstreamResponse:
         self.status = status
         self.reason = reason
         self.raw_headers: list[tuple[bytes, bytes]] = []
-        self.headers: CIMultiDict[str] = CIMultiDict()
+        self._headers: CIMultiDict[str] | None = None
         self.content_length: int | None = None
         self.chunked = False
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -73,6 +73,15 @@ class UpstreamResponse:
         self._waiter: asyncio.Future[None] | None = None
 
     # --- what the consumer calls --------------------------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The reply's headers as text (UTF-8 where they are, else Latin-1), built on demand."""
+        if self._headers is None:
+            self._headers = CIMultiDict(
+                (name.decode("latin-1"), header_text(value)) for name, value in self.raw_headers
+            )
+        return self._headers
 
     @property
     def read_timeout(self) -> float:
@@ -288,14 +297,14 @@ class _Connection(asyncio.Protocol):
                 raise _Unsolicited("the backend switched protocols")
             return  # interim reply: the real one follows
         response = UpstreamResponse(self, status, "")
-        response.raw_headers = self._raw_headers
-        headers = response.headers
-        for name, value in self._raw_headers:
-            headers.add(name.decode("latin-1"), _header_text(value))
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            response.content_length = int(length)
-        response.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        response.raw_headers = raw = self._raw_headers
+        for name, value in raw:
+            # Only the framing is read here; the rest waits for whoever asks.
+            if len(name) == 14 and name.lower() == b"content-length":
+                if value.isdigit():
+                    response.content_length = int(value)
+            elif len(name) == 17 and name.lower() == b"transfer-encoding":
+                response.chunked = b"chunked" in value.lower()
         no_body = self.head_only or status in (204, 304)
         if no_body:
             response._complete = True
@@ -476,7 +485,7 @@ class _Unsolicited(Exception):
     """Bytes from the backend that answer no request."""
 
 
-def _header_text(value: bytes) -> str:
+def header_text(value: bytes) -> str:
     """A header value as text: UTF-8 when it is, otherwise byte for byte (Latin-1)."""
     if value.isascii():
         return value.decode("ascii")
@@ -484,13 +493,6 @@ def _header_text(value: bytes) -> str:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return value.decode("latin-1")
-
-
-def _header_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
 
 
 class UpstreamPool:
@@ -508,7 +510,8 @@ class UpstreamPool:
     ) -> None:
         self.host = host
         self.port = port
-        self.origin = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        self.authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        self.origin = f"http://{self.authority}"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
@@ -528,7 +531,7 @@ class UpstreamPool:
         self,
         method: str,
         target: str,
-        headers: Iterable[tuple[str | bytes, str | bytes]],
+        headers: Iterable[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] | None = None,
         body_length: int | None = None,
     ) -> UpstreamResponse:
@@ -620,33 +623,34 @@ class UpstreamPool:
 def _request_head(
     method: str,
     target: str,
-    headers: Iterable[tuple[str | bytes, str | bytes]],
+    headers: Iterable[tuple[str, str]],
     pool: UpstreamPool,
     *,
     body: bytes | AsyncIterable[bytes] | None,
     body_length: int | None,
     chunked: bool,
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1")]
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
     has_host = False
     for name, value in headers:
-        raw_name = name.encode("latin-1") if isinstance(name, str) else name
-        # Text values are the client's bytes read as Latin-1, so they go back unchanged.
-        raw_value = _header_bytes(value) if isinstance(value, str) else value
-        lower = raw_name.lower()
-        if lower == b"content-length":
-            continue  # the body's framing is ours to state, below
-        if lower == b"host":
+        if len(name) == 4 and name.lower() == "host":
             has_host = True
-        lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+        elif len(name) == 14 and name.lower() == "content-length":
+            continue  # the body's framing is ours to state, below
+        lines.append(f"{name}: {value}\r\n")
     if not has_host:
-        lines.append(b"Host: %s\r\n" % pool.origin.removeprefix("http://").encode("idna"))
+        lines.append(f"Host: {pool.authority}\r\n")
     if isinstance(body, bytes):
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            lines.append(b"Content-Length: %d\r\n" % len(body))
+            lines.append(f"Content-Length: {len(body)}\r\n")
     elif chunked:
-        lines.append(b"Transfer-Encoding: chunked\r\n")
+        lines.append("Transfer-Encoding: chunked\r\n")
     elif body is not None:
-        lines.append(b"Content-Length: %d\r\n" % (body_length or 0))
-    lines.append(b"\r\n")
-    return b"".join(lines)
+        lines.append(f"Content-Length: {body_length or 0}\r\n")
+    lines.append("\r\n")
+    text = "".join(lines)
+    try:
+        # Header text is the client's bytes read as Latin-1, so this gives them back.
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")

@@ -238,7 +238,7 @@ def test_streamed_request_body_with_a_known_length_goes_as_is(loop_kind: str) ->
 def test_header_values_pass_as_bytes(loop_kind: str) -> None:
     async def scenario() -> None:
         async with backend_pool(replies(OK)) as (backend, pool):
-            response = await pool.request("GET", "/f", [(b"X-Name", b"caf\xe9")])
+            response = await pool.request("GET", "/f", [("X-Name", "caf\xe9")])
             await response.read_all()
         assert b"X-Name: caf\xe9\r\n" in backend.heads[0]
 
