@@ -106,19 +106,23 @@ def reply_headers_of(upstream: UpstreamResponse) -> ReplyHeaders:
     multidict of its own.
     """
     headers: ReplyHeaders = []
-    named = ""
-    for raw_name, raw_value in upstream.raw_headers:
-        name, value = raw_name.decode("latin-1"), header_text(raw_value)
+    named = b""
+    for name, value in upstream.raw_headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP_HEADERS or lower == "content-length":
-            if lower == "connection":
-                named += "," + value
+        if lower in _NOT_PASSED_ON:
+            if lower == b"connection":
+                named += b"," + value.lower()
             continue
-        headers.append((name, value))
-    if named:
-        dropped = {token.strip().lower() for token in named.split(",")}
+        headers.append((name.decode("latin-1"), header_text(value)))
+    # Connection: keep-alive names no header; anything else it names is dropped too.
+    dropped = {token.strip().decode("latin-1") for token in named.split(b",")} - _NO_NAMES
+    if dropped:
         headers = [(name, value) for name, value in headers if name.lower() not in dropped]
     return headers
+
+
+_NOT_PASSED_ON = frozenset(name.encode() for name in HOP_BY_HOP_HEADERS | {"content-length"})
+_NO_NAMES = frozenset({"", "keep-alive", "close"})
 
 
 def replace_header(headers: ReplyHeaders, name: str, value: str) -> None:

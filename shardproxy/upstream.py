@@ -220,7 +220,7 @@ class _Connection(asyncio.Protocol):
         self.head: asyncio.Future[UpstreamResponse] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.got_bytes = False
         self._status = 0
         self._raw_headers: list[tuple[bytes, bytes]] = []
@@ -257,8 +257,6 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.reusable = False
         self.pool._forget(self)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         if self.state == _BODY and self.close_delimited and exc is None:
             self._message_done()
         elif self.state in (_WAIT_HEAD, _BODY):
@@ -517,6 +515,7 @@ class UpstreamPool:
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
         self._idle: list[_Connection] = []
+        self._sweeper: asyncio.TimerHandle | None = None
         self._all: set[_Connection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -587,11 +586,9 @@ class UpstreamPool:
         return conn
 
     def _take_idle(self) -> _Connection | None:
+        # The most recently used first: it is the least likely to have been closed.
         while self._idle:
             conn = self._idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
             if not conn.closed and conn.reusable:
                 return conn
         return None
@@ -600,8 +597,22 @@ class UpstreamPool:
         if len(self._idle) >= self.max_idle:
             conn.close()
             return
-        conn.idle_timer = self.loop.call_later(self.idle_timeout, conn.close)
+        conn.idle_since = self.loop.time()
         self._idle.append(conn)
+        if self._sweeper is None:
+            # One timer for the pool, not one per request: idle connections are
+            # closed by the sweep that finds them past idle_timeout.
+            self._sweeper = self.loop.call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        limit = self.loop.time() - self.idle_timeout
+        # Oldest first: the list is in the order connections went idle.
+        while self._idle and self._idle[0].idle_since <= limit:
+            self._idle.pop(0).close()
+        if self._idle:
+            wait = self._idle[0].idle_since + self.idle_timeout - self.loop.time()
+            self._sweeper = self.loop.call_later(max(wait, 0.01), self._sweep)
 
     def _forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
@@ -615,6 +626,9 @@ class UpstreamPool:
 
     def close(self) -> None:
         """Close every connection, idle or busy."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.close()
         self._idle.clear()

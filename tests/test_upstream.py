@@ -500,3 +500,16 @@ def test_a_reused_connection_the_backend_closed_is_retried_on_a_new_one(loop_kin
         assert backend.connections == 2
 
     run_on(loop_kind, scenario)
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout(loop_kind: str) -> None:
+    async def scenario() -> None:
+        async with backend_pool(replies(OK, OK2)) as (backend, pool):
+            pool.idle_timeout = 0.2
+            assert await get(pool) == (200, b"hello")
+            assert pool.idle_count == 1
+            await until(lambda: pool.idle_count == 0, "the idle connection to be closed")
+            assert await get(pool) == (200, b"hello")
+        assert backend.connections == 2
+
+    run_on(loop_kind, scenario)
