@@ -67,7 +67,8 @@ def heads(bench: Bench) -> Table:
         f"send a {HEAD_BLOCK // MiB} MiB header block; 'slow': each sends 8 KiB of head and "
         f"then nothing; then 'huge' once more. RSS of the proxy before, at its peak while "
         f"they are open, and 2 s after the last was dropped; 'dropped' is how many the "
-        f"proxy closed itself, 'last drop s' when the last went (header_timeout is {HEADER_TIMEOUT:g} s).",
+        f"proxy closed itself, 'last drop s' when the last went (header_timeout is "
+        f"{HEADER_TIMEOUT:g} s).",
         [
             Column("RSS before MiB", "before", 1),
             Column("peak MiB", "peak", 1),
