@@ -8,10 +8,12 @@ import aiohttp
 from aiohttp import web
 
 from shardproxy.config import Settings
+from shardproxy.metrics import Metrics
 from shardproxy.proxy import WebDavProxy
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 PROXY_KEY = web.AppKey("proxy", WebDavProxy)
+METRICS_KEY = web.AppKey("metrics", Metrics)
 # Bodies that are not spliced are copied through this buffer (aiohttp holds up to twice
 # it per connection). Measured with 200 slow readers and 1 GiB GETs on the copying
 # path: 256 KiB gave 351 MiB RSS and 1.10 CPU s/GiB, 64 KiB 161 MiB and 0.91 s/GiB
@@ -41,14 +43,19 @@ def backend_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-def make_proxy_app(settings: Settings) -> web.Application:
-    """The WebDAV proxy as an aiohttp application (every path, every method)."""
+def make_proxy_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
+    """The WebDAV proxy as an aiohttp application (every path, every method).
+
+    ``metrics`` is shared with the process's other listeners; without it the app counts
+    into a registry of its own.
+    """
     app = web.Application(client_max_size=1 << 20)
     app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = metrics = metrics or Metrics()
 
     async def session_lifetime(app: web.Application) -> AsyncIterator[None]:
         session = backend_session(settings)
-        app[PROXY_KEY] = WebDavProxy(settings, session)
+        app[PROXY_KEY] = WebDavProxy(settings, session, metrics)
         yield
         await session.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 from shardproxy import __version__
 from shardproxy.config import OPTIONS, ConfigError, Settings, load_settings
+from shardproxy.logs import configure_logging
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in ("map", "list"):
             kwargs["action"] = "append"
+        elif option.kind == "bool":
+            # A bare flag turns it on; the environment or file may say false.
+            kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 
 
@@ -51,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     shard_of = commands.add_parser("shard-of", help="print which shard owns UUIDs or paths")
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the admin listener's /healthz answers (a container's HEALTHCHECK)",
+    )
+    add_setting_flags(health)
 
     demo = commands.add_parser(
         "demo", help="run an NzbDav stand-in with sample files behind the proxy"
@@ -86,6 +95,30 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return f"{item}\tshard {shard}\t/.ids-s{shard}/{levels}/{name}"
 
 
+def healthcheck(settings: Settings) -> int:
+    """Probe ``/healthz`` on the configured admin listener: 0 when it answers 200."""
+    import urllib.request
+
+    if settings.admin_listen is None:
+        print(
+            "shardproxy: healthcheck needs admin_listen (SHARDPROXY_ADMIN_LISTEN)", file=sys.stderr
+        )
+        return 1
+    host = settings.admin_listen.host
+    # A listener on every interface is reached on this machine's loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{settings.admin_listen.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            status = reply.status
+    except OSError as exc:
+        print(f"shardproxy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: HTTP {status}")
+    return 0 if status == 200 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shardproxy`` console script."""
     args = build_parser().parse_args(argv)
@@ -95,9 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(port=args.port, shards=args.shards, once=args.once)
         settings = settings_from_args(args, need_backend=args.command == "serve")
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "healthcheck":
+            return healthcheck(settings)
         if args.command == "check":
             print(describe(settings))
             return 0

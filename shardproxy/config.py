@@ -71,6 +71,12 @@ class Settings:
     rc_pending_max: int = 10000
     rc_pending_max_age: float = 86400.0
     log_level: str = "info"
+    log_format: str = "text"
+    access_log: bool = False
+    admin_listen: HostPort | None = None
+    admin_user: str | None = None
+    admin_pass: str | None = None
+    admin_poll_interval: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class Option:
     """How one setting is spelled and parsed."""
 
     name: str
-    kind: str  # str, int, float, map (N=VALUE...), list
+    kind: str  # str, int, float, bool, map (N=VALUE...), list
     help: str
     metavar: str = ""
 
@@ -113,6 +119,14 @@ OPTIONS: tuple[Option, ...] = (
         "rc_pending_max_age", "float", "seconds an undelivered path is retried (default 86400)", "S"
     ),
     Option("log_level", "str", "debug, info, warning or error (default info)", "LEVEL"),
+    Option("log_format", "str", "text, or json (one object a line) for log collectors", "FORMAT"),
+    Option("access_log", "bool", "log one line per request (off by default)"),
+    Option("admin_listen", "str", "address of health, metrics, status page (off)", "HOST:PORT"),
+    Option("admin_user", "str", "Basic auth user the admin listener asks for", "USER"),
+    Option("admin_pass", "str", "Basic auth password the admin listener asks for", "PASS"),
+    Option(
+        "admin_poll_interval", "float", "seconds between polls of the rclones (default 15)", "S"
+    ),
 )
 OPTION_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -193,15 +207,28 @@ def build_settings(raw: Mapping[str, tuple[Any, str]], *, need_backend: bool = T
     for name in ("workers", "rc_pending_max"):
         if name in values:
             kwargs[name] = _positive(values[name], raw[name][1])
-    for name in ("connect_timeout", "read_timeout", "rc_timeout", "rc_pending_max_age"):
+    for name in (
+        "connect_timeout",
+        "read_timeout",
+        "rc_timeout",
+        "rc_pending_max_age",
+        "admin_poll_interval",
+    ):
         if name in values:
             kwargs[name] = _positive(values[name], raw[name][1])
-    for name in ("listen", "rc_listen"):
+    for name in ("listen", "rc_listen", "admin_listen"):
         if name in values:
             kwargs[name] = parse_host_port(values[name], raw[name][1])
-    for name in ("rc_user", "rc_pass"):
+    for name in ("rc_user", "rc_pass", "admin_user", "admin_pass", "access_log"):
         if name in values:
             kwargs[name] = values[name]
+    if "log_format" in values:
+        log_format = str(values["log_format"]).lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(
+                f"{raw['log_format'][1]}: log format {log_format!r} is not text or json"
+            )
+        kwargs["log_format"] = log_format
     if "log_level" in values:
         level = str(values["log_level"]).lower()
         if level not in ("debug", "info", "warning", "error"):
@@ -220,6 +247,8 @@ def _parse_option(option: Option, value: Any, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
         return value
+    if option.kind == "bool":
+        return _parse_bool(value, where)
     if option.kind in ("int", "float"):
         number_type = int if option.kind == "int" else float
         if isinstance(value, bool):
@@ -237,6 +266,18 @@ def _parse_option(option: Option, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return items
     return _parse_map(value, where)
+
+
+def _parse_bool(value: Any, where: str) -> bool:
+    """``true``/``false`` in TOML; ``1``, ``true``, ``yes``, ``on`` (or opposites) as text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 def _parse_map(value: Any, where: str) -> dict[int, str]:
@@ -360,15 +401,31 @@ def _rc_targets(
 
 
 def _check_rc_auth(settings: Settings) -> None:
-    if settings.rc_listen is None:
+    _check_listener_auth(
+        "rc", settings.rc_listen, settings.rc_user, settings.rc_pass, "tells rclone to drop caches"
+    )
+    _check_listener_auth(
+        "admin",
+        settings.admin_listen,
+        settings.admin_user,
+        settings.admin_pass,
+        "shows the library's shards, rclones and traffic",
+    )
+
+
+def _check_listener_auth(
+    prefix: str, listen: HostPort | None, user: str | None, password: str | None, why: str
+) -> None:
+    """A listener beyond loopback needs its Basic auth user and password, both or neither."""
+    if listen is None:
         return
-    if (settings.rc_user is None) != (settings.rc_pass is None):
-        raise ConfigError("rc_user and rc_pass go together: set both or neither")
-    if not settings.rc_listen.is_loopback and settings.rc_user is None:
+    if (user is None) != (password is None):
+        raise ConfigError(f"{prefix}_user and {prefix}_pass go together: set both or neither")
+    if not listen.is_loopback and user is None:
+        flag = f"--{prefix}"
         raise ConfigError(
-            f"rc_listen {settings.rc_listen} accepts connections from other machines, and the "
-            "RC endpoint tells rclone to drop caches: set --rc-user and --rc-pass, or listen "
-            "on 127.0.0.1"
+            f"{prefix}_listen {listen} accepts connections from other machines, and it {why}: "
+            f"set {flag}-user and {flag}-pass, or listen on 127.0.0.1"
         )
 
 

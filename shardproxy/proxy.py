@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,6 +19,7 @@ from yarl import URL
 
 from shardproxy import ranges
 from shardproxy.config import Settings
+from shardproxy.metrics import Metrics
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -94,16 +95,20 @@ class UpstreamPlan:
 class BackendError(Exception):
     """The backend could not be asked or did not answer; ``status`` is 502 or 504."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, kind: str) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind  # for metrics: unreachable, timeout, broke_off
 
 
 class WebDavProxy:
     """Forwards WebDAV requests to NzbDav, presenting ``/.ids-s<N>`` shard views."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, settings: Settings, session: aiohttp.ClientSession, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.shard_map: ShardMap = settings.shard_map
         self.session = session
         self.backend_origin = settings.backend.origin()
@@ -114,10 +119,17 @@ class WebDavProxy:
         self.root_policy = RootListingPolicy(self.shard_map)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one client request."""
+        """Answer one client request, counted by shard view, method and status."""
         plan = self.plan(request)
         if isinstance(plan, web.Response):
+            self.metrics.request(None, request.method, plan.status)
             return plan
+        response = await self.answer(request, plan)
+        self.metrics.request(plan.shard, request.method, response.status)
+        return response
+
+    async def answer(self, request: web.Request, plan: UpstreamPlan) -> web.StreamResponse:
+        """Forward a planned request and relay the reply."""
         try:
             if "Range" in plan.headers:
                 range_plan = await self.plan_range(request, plan)
@@ -125,6 +137,7 @@ class WebDavProxy:
                     return range_plan
             upstream = await self.send(plan, request)
         except BackendError as exc:
+            self.metrics.upstream_error(plan.shard, exc.kind)
             return plain_error(exc.status, str(exc))
         try:
             if plan.listing_policy is not None and upstream.status == 207:
@@ -253,14 +266,17 @@ class WebDavProxy:
                 504,
                 f"backend {self.backend_origin} did not answer within "
                 f"{self.settings.read_timeout:g}s",
+                "timeout",
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise BackendError(
-                502, f"backend {self.backend_origin} is unreachable: {exc.os_error}"
+                502, f"backend {self.backend_origin} is unreachable: {exc.os_error}", "unreachable"
             ) from None
         except aiohttp.ClientError as exc:
             raise BackendError(
-                502, f"backend {self.backend_origin} failed: {type(exc).__name__}: {exc}"
+                502,
+                f"backend {self.backend_origin} failed: {type(exc).__name__}: {exc}",
+                "broke_off",
             ) from None
 
     # --- relaying replies -------------------------------------------------------------
@@ -300,6 +316,7 @@ class WebDavProxy:
             )
             if isinstance(verdict, ranges.Reject):
                 log.warning("%s %s: %s", request.method, request.raw_path, verdict.reason)
+                self.metrics.upstream_error(plan.shard, "bad_range")
                 return plain_error(502, verdict.reason)
             status = verdict.status
             if verdict.content_range is not None:
@@ -309,9 +326,10 @@ class WebDavProxy:
         has_body = request.method != "HEAD" and status not in (204, 304)
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
             # Half of a small reply's cost is per write, so it goes out in one.
-            body = await self.read_small_body(request, upstream, length)
+            body = await self.read_small_body(request, upstream, length, plan.shard)
             if isinstance(body, web.Response):
                 return body
+            self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=status, reason=None, headers=headers, body=body)
         response = web.StreamResponse(status=status, reason=None, headers=headers)
         if length is not None:
@@ -319,9 +337,22 @@ class WebDavProxy:
         await response.prepare(request)
         if not has_body:
             return response
+
+        def sent(count: int, spliced: bool) -> None:
+            self.metrics.streamed(plan.shard, count, spliced=spliced)
+
         try:
-            if not await splice_body(request, upstream, response, truncate_to):
-                await copy_body(upstream, response, truncate_to)
+            if not await splice_body(request, upstream, response, truncate_to, sent):
+                await copy_body(upstream, response, truncate_to, sent)
+        except ConnectionResetError as exc:
+            # The client hung up: rclone closes its stream on every seek. Not NzbDav's doing.
+            log.debug("%s %s: client hung up mid-body (%s)", request.method, request.raw_path, exc)
+            self.metrics.client_abort(plan.shard)
+            abort_client(request, response)
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler of a client that hung up (handler_cancellation).
+            self.metrics.client_abort(plan.shard)
+            raise
         except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
             log.warning(
                 "%s %s: backend reply broke off (%s); closing the client connection so the "
@@ -330,11 +361,12 @@ class WebDavProxy:
                 request.raw_path,
                 exc,
             )
+            self.metrics.upstream_error(plan.shard, _error_kind(exc))
             abort_client(request, response)
         return response
 
     async def read_small_body(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, length: int
+        self, request: web.Request, upstream: aiohttp.ClientResponse, length: int, shard: int | None
     ) -> bytes | web.Response:
         """A short body read whole; or, if the backend breaks off, the 502 to answer.
 
@@ -351,6 +383,7 @@ class WebDavProxy:
         ) as exc:
             reason = f"backend {self.backend_origin} broke off its reply: {type(exc).__name__}"
             log.warning("%s %s: %s", request.method, request.raw_path, reason)
+            self.metrics.upstream_error(shard, _error_kind(exc))
             return plain_error(502, reason)
 
     async def relay_multistatus(
@@ -367,13 +400,16 @@ class WebDavProxy:
         length = upstream.content_length
         if length is not None and length <= SMALL_REPLY_LIMIT:
             # A typical listing: filtered whole, sent in one write with a Content-Length.
-            body = await self.read_small_body(request, upstream, length)
+            body = await self.read_small_body(request, upstream, length, plan.shard)
             if isinstance(body, web.Response):
                 return body
             try:
                 out = filter_multistatus(plan.listing_policy, body)
             except MultistatusError as exc:
-                return self.broken_listing(request, None, f"malformed listing: {exc}")
+                return self.broken_listing(
+                    request, None, f"malformed listing: {exc}", plan.shard, "bad_listing"
+                )
+            self.metrics.streamed(plan.shard, len(out), spliced=False)
             return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
         response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
         listing = MultistatusFilter(plan.listing_policy)
@@ -382,7 +418,7 @@ class WebDavProxy:
         # out in one write with a Content-Length, and a malformed one gets a clean 502.
         # Larger listings stream on, chunked, as they are filtered.
         held: list[bytes] = []
-        held_size = 0
+        held_size = listing_sent = 0
         try:
             async for chunk in upstream.content.iter_any():
                 out = listing.feed(chunk)
@@ -390,32 +426,56 @@ class WebDavProxy:
                     continue
                 if response.prepared:
                     await response.write(out)
+                    listing_sent += len(out)
                     continue
                 held.append(out)
                 held_size += len(out)
                 if held_size > SMALL_REPLY_LIMIT:
                     await response.prepare(request)
                     await response.write(b"".join(held))
+                    listing_sent = held_size
             out = listing.close()
         except MultistatusError as exc:
-            return self.broken_listing(request, response, f"malformed listing: {exc}")
+            return self.broken_listing(
+                request, response, f"malformed listing: {exc}", plan.shard, "bad_listing"
+            )
+        except ConnectionResetError:
+            log.debug("PROPFIND %s: client hung up mid-listing", request.raw_path)
+            self.metrics.client_abort(plan.shard)
+            abort_client(request, response)
+            return response
         except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
-            return self.broken_listing(request, response, f"listing broke off: {exc}")
+            return self.broken_listing(
+                request, response, f"listing broke off: {exc}", plan.shard, _error_kind(exc)
+            )
         if not response.prepared:
             body = b"".join([*held, out])
+            self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
         await response.write(out)
+        self.metrics.streamed(plan.shard, listing_sent + len(out), spliced=False)
         return response
 
     def broken_listing(
-        self, request: web.Request, response: web.StreamResponse | None, problem: str
+        self,
+        request: web.Request,
+        response: web.StreamResponse | None,
+        problem: str,
+        shard: int | None,
+        kind: str,
     ) -> web.StreamResponse:
         """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
+        self.metrics.upstream_error(shard, kind)
         if response is None or not response.prepared:
             return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
         abort_client(request, response)
         return response
+
+
+def _error_kind(exc: BaseException) -> str:
+    """How metrics name a backend failure seen mid-reply."""
+    return "timeout" if isinstance(exc, TimeoutError) else "broke_off"
 
 
 async def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
@@ -429,20 +489,29 @@ async def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | N
 
 
 async def copy_body(
-    upstream: aiohttp.ClientResponse, response: web.StreamResponse, limit: int | None
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    limit: int | None,
+    on_sent: Callable[[int, bool], None],
 ) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow."""
+    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+
+    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    """
     if limit is None:
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
+            on_sent(len(chunk), False)
         return
     remaining = limit
     async for chunk in upstream.content.iter_any():
         if len(chunk) >= remaining:
             await response.write(chunk[:remaining])
+            on_sent(remaining, False)
             return
         remaining -= len(chunk)
         await response.write(chunk)
+        on_sent(len(chunk), False)
 
 
 def abort_client(request: web.Request, response: web.StreamResponse) -> None:

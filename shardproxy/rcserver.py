@@ -9,9 +9,7 @@ backoff. The pending deliveries live in memory only: a restart of shardproxy los
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
 import logging
 import random
 import time
@@ -25,7 +23,10 @@ from aiohttp import web
 from yarl import URL
 
 from shardproxy import __version__
+from shardproxy.background import background
+from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
+from shardproxy.metrics import Metrics
 from shardproxy.rcroute import (
     PATH_COMMANDS,
     Delivery,
@@ -278,11 +279,16 @@ class RcForwarder:
     """Sends planned calls to the rclones and turns every result into an Outcome."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, endpoints: Mapping[Target, Endpoint], timeout: float
+        self,
+        session: aiohttp.ClientSession,
+        endpoints: Mapping[Target, Endpoint],
+        timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.session = session
         self.endpoints = endpoints
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.metrics = metrics or Metrics()
 
     async def send(self, call: TargetCall) -> Outcome:
         """POST one call as ``application/json`` exactly (1.60.1 ignores anything else)."""
@@ -318,6 +324,8 @@ class RcForwarder:
         """Send calls concurrently; each gets an Outcome, none raises."""
         planned = list(calls)
         outcomes = await asyncio.gather(*(self.send(call) for call in planned))
+        for call, outcome in zip(planned, outcomes, strict=True):
+            self.metrics.rc_forward(call.target, call.command, not isinstance(outcome, Failure))
         return list(zip(planned, outcomes, strict=True))
 
 
@@ -352,26 +360,14 @@ def _error_response(command: str, params: Mapping[str, Any], error: RcError) -> 
     return _json_response(error_body(command, params, error.message, error.status), error.status)
 
 
-def _authorized(request: web.Request, user: str | None, password: str | None) -> bool:
-    if user is None and password is None:
-        return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        given = base64.b64decode(token.strip(), validate=True)
-    except ValueError:
-        return False
-    # Compare the whole "user:pass" in constant time, as the caller's client encoded it.
-    expected = f"{user or ''}:{password or ''}".encode()
-    return hmac.compare_digest(given, expected)
-
-
 class RcHandler:
     """Answers RC calls: auth, allow-list, planning, sending, merging."""
 
-    def __init__(self, settings: Settings, delivery: PendingDeliveries) -> None:
+    def __init__(
+        self, settings: Settings, delivery: PendingDeliveries, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.topology = topology_of(settings)
         self.delivery = delivery
         # Set while the app runs: the client session only exists inside its event loop.
@@ -379,13 +375,14 @@ class RcHandler:
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """One RC request."""
-        if not _authorized(request, self.settings.rc_user, self.settings.rc_pass):
-            return web.Response(
-                status=401,
-                text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="shardproxy rc"'},
-            )
+        """One RC request, counted by command and outcome."""
+        response = await self._answer(request)
+        self.metrics.rc_call(request.path.lstrip("/"), response.status)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if not authorized(request, self.settings.rc_user, self.settings.rc_pass):
+            return unauthorized("shardproxy rc")
         command = request.path.lstrip("/")
         if request.method == "OPTIONS":
             return web.Response(status=200)
@@ -486,8 +483,11 @@ async def _retry_targets(
             log.info("delivered %d waiting RC path(s) to %s", len(confirmed), call.target)
 
 
-def make_rc_app(settings: Settings, *, backoff: Backoff | None = None) -> web.Application:
+def make_rc_app(
+    settings: Settings, *, backoff: Backoff | None = None, metrics: Metrics | None = None
+) -> web.Application:
     """The RC endpoint as an aiohttp app; it owns its client session and retry task."""
+    metrics = metrics or Metrics()
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     delivery = PendingDeliveries(
         max_count=settings.rc_pending_max,
@@ -496,21 +496,18 @@ def make_rc_app(settings: Settings, *, backoff: Backoff | None = None) -> web.Ap
     )
     app[RC_DELIVERY] = delivery
     topology = topology_of(settings)
-    handler = RcHandler(settings, delivery)
+    handler = RcHandler(settings, delivery, metrics)
     app.router.add_route("*", "/{command:.*}", handler.handle)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=64, limit_per_host=8)
         async with aiohttp.ClientSession(connector=connector) as session:
-            forwarder = RcForwarder(session, endpoints_of(settings), settings.rc_timeout)
+            forwarder = RcForwarder(session, endpoints_of(settings), settings.rc_timeout, metrics)
             handler.forwarder = forwarder
-            task = asyncio.create_task(retry_forever(delivery, forwarder, topology))
             try:
-                yield
+                async with background(retry_forever(delivery, forwarder, topology)):
+                    yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
                 handler.forwarder = None
                 delivery.drop_all()
 

@@ -20,19 +20,24 @@ from aiohttp import web
 
 from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
-from shardproxy.rcserver import make_rc_app
+from shardproxy.logs import AccessLogger, access_logger, configure_logging
+from shardproxy.metrics import Metrics
+from shardproxy.rcserver import RC_DELIVERY, make_rc_app
 
 log = logging.getLogger("shardproxy")
 
 
-async def start_site(app: web.Application, address: HostPort, *, reuse_port: bool) -> web.AppRunner:
+async def start_site(
+    app: web.Application, address: HostPort, *, reuse_port: bool, access_log: bool = False
+) -> web.AppRunner:
     """Start serving ``app`` on ``address``; the caller cleans the runner up."""
     runner = web.AppRunner(
         app,
         # A client that hangs up cancels its handler at once, which closes the
         # upstream connection: NzbDav stops fetching from Usenet for nobody.
         handler_cancellation=True,
-        access_log=log if log.isEnabledFor(logging.DEBUG) else None,
+        access_log=access_logger() if access_log or log.isEnabledFor(logging.DEBUG) else None,
+        access_log_class=AccessLogger,
     )
     await runner.setup()
     site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
@@ -47,17 +52,38 @@ async def start_site(app: web.Application, address: HostPort, *, reuse_port: boo
 async def serve_until_stopped(
     settings: Settings, *, with_rc: bool, ready: Callable[[], Awaitable[None]] | None = None
 ) -> None:
-    """Run the WebDAV proxy (and the RC endpoint if configured) until SIGINT/SIGTERM."""
+    """Run the WebDAV proxy (and the RC and admin listeners if set) until SIGINT/SIGTERM.
+
+    ``with_rc`` is true in the first process only, which runs the RC endpoint and the
+    admin listener; other workers serve WebDAV alone.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    metrics = Metrics()
     runners = [
-        await start_site(make_proxy_app(settings), settings.listen, reuse_port=settings.workers > 1)
+        await start_site(
+            make_proxy_app(settings, metrics=metrics),
+            settings.listen,
+            reuse_port=settings.workers > 1,
+            access_log=settings.access_log,
+        )
     ]
+    delivery = None
     if with_rc and settings.rc_listen is not None:
+        rc_app = make_rc_app(settings, metrics=metrics)
+        delivery = rc_app[RC_DELIVERY]
+        runners.append(await start_site(rc_app, settings.rc_listen, reuse_port=False))
+    if with_rc and settings.admin_listen is not None:
+        from shardproxy.admin import make_admin_app
+
         runners.append(
-            await start_site(make_rc_app(settings), settings.rc_listen, reuse_port=False)
+            await start_site(
+                make_admin_app(settings, metrics, delivery),
+                settings.admin_listen,
+                reuse_port=False,
+            )
         )
     if ready is not None:
         await ready()
@@ -84,7 +110,7 @@ def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _worker_main(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     run_with_uvloop(serve_until_stopped(settings, with_rc=False))
 
 
@@ -114,6 +140,8 @@ def run(settings: Settings) -> None:
         )
         if settings.rc_listen is not None:
             log.info("RC endpoint on http://%s", settings.rc_listen)
+        if settings.admin_listen is not None:
+            log.info("status page, /metrics, /healthz on http://%s/", settings.admin_listen)
 
     try:
         run_with_uvloop(serve_until_stopped(settings, with_rc=True, ready=announce))

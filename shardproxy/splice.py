@@ -30,6 +30,7 @@ import errno
 import fcntl
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -70,11 +71,15 @@ async def splice_body(
     upstream: aiohttp.ClientResponse,
     response: web.StreamResponse,
     limit: int | None,
+    on_sent: Callable[[int, bool], None] | None = None,
 ) -> bool:
     """Relay the rest of ``upstream``'s body to the prepared ``response`` with splice(2).
 
     Sends the first ``limit`` bytes (all of them when None). Returns False, having sent
-    nothing, when the transfer does not fit the fast path. Raises like the copying path:
+    nothing, when the transfer does not fit the fast path. ``on_sent(count, spliced)`` is
+    told how many bytes were written the ordinary way (what aiohttp had read already) and
+    how many went through the pipe, also when the transfer stops early. Raises like the
+    copying path:
     ``ClientPayloadError``/``SocketTimeoutError`` when the backend breaks off or stalls,
     ``ClientConnectionResetError`` when the client is gone.
     """
@@ -84,16 +89,26 @@ async def splice_body(
     content = upstream.content
     head = _take_buffered(content)
     if content.is_eof() or len(head) >= borrowed.to_send:
-        await response.write(head[: borrowed.to_send])
+        head = head[: borrowed.to_send]
+        await response.write(head)
+        if on_sent is not None:
+            on_sent(len(head), False)
         return True
     # The body goes on past what aiohttp has read: keep the rest in the kernel for us.
     borrowed.protocol.pause_reading()
     # An empty write still sends the headers aiohttp holds back for coalescing.
     await response.write(head)
+    if on_sent is not None:
+        on_sent(len(head), False)
     await _flush(borrowed.client_transport, request)
     remaining = borrowed.to_send - len(head)
-    await _pump(borrowed, remaining)
-    request.writer.output_size += remaining
+    moved = [0]
+    try:
+        await _pump(borrowed, remaining, moved)
+    finally:
+        request.writer.output_size += moved[0]
+        if on_sent is not None:
+            on_sent(moved[0], True)
     if borrowed.whole_body:
         # The body was read to its end, only not by aiohttp: say so, which resumes
         # reading and puts the connection back in the pool.
@@ -180,8 +195,11 @@ async def _flush(transport: asyncio.Transport, request: web.Request) -> None:
         raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
 
 
-async def _pump(borrowed: _Borrowed, count: int) -> None:
-    """Move ``count`` bytes from the backend socket to the client socket."""
+async def _pump(borrowed: _Borrowed, count: int, moved: list[int]) -> None:
+    """Move ``count`` bytes from the backend socket to the client socket.
+
+    ``moved[0]`` says how many reached the client socket, however the pump ended.
+    """
     loop = asyncio.get_running_loop()
     backend_fd = os.dup(borrowed.backend_fd)
     try:
@@ -193,6 +211,7 @@ async def _pump(borrowed: _Borrowed, count: int) -> None:
     try:
         await pump.run()
     finally:
+        moved[0] = count - pump.to_write
         pump.close()
         os.close(client_fd)
         os.close(backend_fd)

@@ -80,7 +80,7 @@ class LoggedCall:
 
 @dataclass
 class RcloneRc:
-    """One ``rclone serve http DIR --rc`` process."""
+    """One ``rclone serve http DIR --rc`` (or ``serve webdav``) process."""
 
     binary: str
     remote: str
@@ -93,6 +93,7 @@ class RcloneRc:
     extra: tuple[str, ...] = ()
     # Without a user: pass --rc-no-auth (True) or leave rclone's own default (False).
     no_auth: bool = True
+    serve: str = "http"  # or "webdav"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,7 +113,7 @@ class RcloneRc:
             [
                 self.binary,
                 "serve",
-                "http",
+                self.serve,
                 self.remote,
                 "--addr",
                 f"127.0.0.1:{self.http_port}",
