@@ -8,11 +8,14 @@ import aiohttp
 from aiohttp import web
 
 from shardproxy.config import Settings
+from shardproxy.fallback import FallbackReads
 from shardproxy.metrics import Metrics
 from shardproxy.proxy import WebDavProxy
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 PROXY_KEY = web.AppKey("proxy", WebDavProxy)
+# Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
+FALLBACK_READS = web.AppKey("fallback_reads", FallbackReads)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 # Bodies that are not spliced are copied through this buffer (aiohttp holds up to twice
 # it per connection). Measured with 200 slow readers and 1 GiB GETs on the copying
@@ -52,10 +55,11 @@ def make_proxy_app(settings: Settings, *, metrics: Metrics | None = None) -> web
     app = web.Application(client_max_size=1 << 20)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics = metrics or Metrics()
+    app[FALLBACK_READS] = FallbackReads(settings.shard_map.count)
 
     async def session_lifetime(app: web.Application) -> AsyncIterator[None]:
         session = backend_session(settings)
-        app[PROXY_KEY] = WebDavProxy(settings, session, metrics)
+        app[PROXY_KEY] = WebDavProxy(settings, session, app[FALLBACK_READS], metrics)
         yield
         await session.close()
 

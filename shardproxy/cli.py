@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardproxy import __version__
-from shardproxy.config import OPTIONS, ConfigError, Settings, load_settings
+from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
+from shardproxy.locate import LocateError, locate
+from shardproxy.locate import describe as describe_location
 from shardproxy.logs import configure_logging
+from shardproxy.shards import view_root
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +22,11 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE.toml", help="TOML file with settings (env: SHARDPROXY_CONFIG)"
     )
     for option in OPTIONS:
-        kwargs: dict[str, Any] = {"help": f"{option.help} [env {option.env}]"}
+        kwargs: dict[str, Any] = {"help": f"{option.help_text} [env {option.env}]"}
         kwargs["metavar"] = option.metavar or None
-        if option.kind in ("map", "list"):
+        if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
-        elif option.kind == "bool":
+        elif option.kind is Kind.BOOL:
             # A bare flag turns it on; the environment or file may say false.
             kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
         parser.add_argument(option.flag, dest=option.name, **kwargs)
@@ -51,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the settings and print the shard map")
     add_setting_flags(check)
 
-    shard_of = commands.add_parser("shard-of", help="print which shard owns UUIDs or paths")
+    shard_of = commands.add_parser(
+        "shard-of", help="print which shard owns UUIDs, .ids paths or symlinks to them"
+    )
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
@@ -77,22 +82,34 @@ def describe(settings: Settings) -> str:
     lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
     for shard in range(settings.shard_map.count):
         lines.append(
-            f"shard {shard}  /.ids-s{shard}  prefixes {settings.shard_map.prefixes_of(shard)}"
+            f"shard {shard}  {view_root(shard)}  prefixes {settings.shard_map.prefixes_of(shard)}"
         )
     if settings.rc_listen:
         lines.append(f"rc       {settings.rc_listen}")
     return "\n".join(lines)
 
 
+def link_chain(item: str, limit: int = 40) -> list[str]:
+    """Where a symlink leads, link by link (``os.readlink``); empty when ``item`` is none.
+
+    Targets need not exist: a library's links point into a mount that may be down.
+    """
+    chain: list[str] = []
+    current = item
+    while os.path.islink(current):
+        if len(chain) == limit:
+            raise LocateError(f"{item!r}: more than {limit} symlinks in a row; is there a loop?")
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+        chain.append(current)
+    return chain
+
+
 def shard_of_item(settings: Settings, item: str) -> str:
-    """``uuid -> shard N (/.ids-sN/...)`` for a UUID or any path ending in one."""
-    name = item.rstrip("/").rsplit("/", 1)[-1].lower()
-    try:
-        shard = settings.shard_map.shard_of(name)
-    except ValueError as exc:
-        raise ConfigError(f"{item!r}: {exc}; give a UUID or a path ending in one") from None
-    levels = "/".join(name[:5])
-    return f"{item}\tshard {shard}\t/.ids-s{shard}/{levels}/{name}"
+    """``shard-of``'s line for a UUID, a path into ``.ids`` or a symlink to one."""
+    chain = link_chain(item)
+    answer = locate(chain[-1] if chain else item, settings.shard_map)
+    shown = " -> ".join([item, *chain])
+    return describe_location(shown, answer, settings.shard_map)
 
 
 def healthcheck(settings: Settings) -> int:
@@ -135,9 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(describe(settings))
             return 0
         if args.command == "shard-of":
+            failed = False
             for item in args.items:
-                print(shard_of_item(settings, item))
-            return 0
+                try:
+                    print(shard_of_item(settings, item))
+                except (LocateError, OSError) as exc:
+                    print(f"shardproxy: error: {exc}", file=sys.stderr)
+                    failed = True
+            return 2 if failed else 0
         from shardproxy.server import run
 
         run(settings)

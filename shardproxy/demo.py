@@ -17,7 +17,7 @@ from yarl import URL
 from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
 from shardproxy.server import run_with_uvloop, start_site
-from shardproxy.shards import ShardMap
+from shardproxy.shards import IDS_NAME, ShardMap, ViewPath, view_root
 
 USER, PASSWORD = "admin", "secret"
 
@@ -26,7 +26,9 @@ def rclone_config(
     proxy: URL, shards: int, *, user: str, obscured_password: str, whole: str = "nzbdav"
 ) -> str:
     """An rclone.conf with a remote `shard<N>` per shard view, and `whole` for the proxy."""
-    sections = [(whole, str(proxy))] + [(f"shard{n}", f"{proxy}/.ids-s{n}") for n in range(shards)]
+    sections = [(whole, str(proxy))] + [
+        (f"shard{n}", f"{proxy}{view_root(n)}") for n in range(shards)
+    ]
     return "".join(
         f"[{name}]\ntype = webdav\nurl = {url}\nvendor = other\n"
         f"user = {user}\npass = {obscured_password}\n\n"
@@ -82,7 +84,7 @@ async def demo(port: int, shards: int, once: bool) -> None:
         print(f"shardproxy       {proxy}")
         for shard in range(shards):
             chars = settings.shard_map.prefixes_of(shard)
-            print(f"  shard {shard}: {proxy}/.ids-s{shard}/  (UUIDs starting {chars})")
+            print(f"  shard {shard}: {proxy}{view_root(shard)}/  (UUIDs starting {chars})")
         await show_with_rclone(library, proxy, settings.shard_map)
         if once:
             return
@@ -102,12 +104,12 @@ async def show_with_rclone(library: object, proxy: URL, shard_map: ShardMap) -> 
     uuid = sorted(library.ids)[0]
     owner = shard_map.shard_of(uuid)
     other = (owner + 1) % shard_map.count
-    folder = "/".join(uuid[:5])
+    folder = "/".join(ViewPath.of_uuid(uuid, shard_map).levels)
     config_dir = Path(tempfile.mkdtemp(prefix="shardproxy-demo-"))
     config = config_dir / "rclone.conf"
     if rclone is None:
         print("\nrclone is not installed (./scripts/setup.sh installs it); try curl:")
-        print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}/.ids-s{owner}/")
+        print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}{view_root(owner)}/")
         return
     obscured = await obscure(rclone, PASSWORD)
     config.write_text(rclone_config(proxy, shard_map.count, user=USER, obscured_password=obscured))
@@ -131,8 +133,9 @@ async def show_with_rclone(library: object, proxy: URL, shard_map: ShardMap) -> 
     await show("the whole proxy, with the shard folders", [*base, "lsf", "nzbdav:"])
     print("\nTry it yourself:")
     print(f"  rclone --config {config} lsf shard{owner}:{folder}")
-    print(f"  rclone --config {config} mount shard{owner}: /mnt/shards/s{owner}/.ids --read-only")
-    print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}/.ids-s{owner}/")
+    mountpoint = f"/mnt/shards/s{owner}/{IDS_NAME}"
+    print(f"  rclone --config {config} mount shard{owner}: {mountpoint} --read-only")
+    print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}{view_root(owner)}/")
 
 
 def run_demo(*, port: int, shards: int, once: bool) -> int:

@@ -23,6 +23,7 @@ from shardproxy.config import HostPort, Settings
 from shardproxy.logs import AccessLogger, access_logger, configure_logging
 from shardproxy.metrics import Metrics
 from shardproxy.rcserver import RC_DELIVERY, make_rc_app
+from shardproxy.shards import view_root
 
 log = logging.getLogger("shardproxy")
 
@@ -127,7 +128,7 @@ def run(settings: Settings) -> None:
             worker.start()
             workers.append(worker)
         shards = ", ".join(
-            f"/.ids-s{n} ({settings.shard_map.prefixes_of(n)})"
+            f"{view_root(n)} ({settings.shard_map.prefixes_of(n)})"
             for n in range(settings.shard_map.count)
         )
         log.info(

@@ -126,3 +126,13 @@ async def test_an_unreachable_backend_is_counted_by_kind() -> None:
         metrics.value("shardproxy_requests_total", shard="none", method="GET", status_class="5xx")
         == 1
     )
+
+
+async def test_a_read_of_a_shard_file_through_ids_is_a_fallback_read_of_its_shard() -> None:
+    async with stack() as (url, metrics), aiohttp.ClientSession() as session:
+        async with session.get(url / ids_path(SMALL_UUID, ".ids")[1:]) as reply:
+            assert len(await reply.read()) == SMALL_SIZE
+        async with session.get(url / ids_path(SMALL_UUID, ".ids-s2")[1:]) as reply:
+            await reply.read()
+    assert metrics.value("shardproxy_fallback_reads_total", shard="2") == 1
+    assert metrics.total("shardproxy_fallback_reads_total") == 1
