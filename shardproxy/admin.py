@@ -24,8 +24,9 @@ from shardproxy.background import background
 from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
 from shardproxy.metrics import CONTENT_TYPE, CacheStats, Metrics, PendingSummary, rclone_label
+from shardproxy.rcpending import PendingDeliveries
 from shardproxy.rcroute import Target
-from shardproxy.rcserver import Endpoint, PendingDeliveries
+from shardproxy.rcsend import Endpoint
 from shardproxy.status import (
     BackendState,
     FallbackWindow,

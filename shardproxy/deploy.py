@@ -405,6 +405,8 @@ def proxy_unit(deployment: Deployment, programs: Programs) -> str:
             "ExecStart=" + exec_line(proxy_argv(deployment, programs)),
             "Restart=on-failure",
             "RestartSec=2",
+            # Gives $STATE_DIRECTORY: the RC retry queue's file lives there by default.
+            "StateDirectory=shardproxy",
         ],
     )
 

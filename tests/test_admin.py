@@ -111,7 +111,7 @@ def stack() -> Iterator[Stack]:
                     remote=webdav_remote(proxy / f".ids-s{shard}"),
                     extra=cache_flags,
                 )
-                rclone.serve = "webdav"
+                rclone.protocol = "webdav"
                 rclones.append(rclone)
             start_all(rclones)
             dead = rclones.pop(1)
