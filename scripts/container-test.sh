@@ -132,10 +132,12 @@ grep -q '/.ids-s2/0<' <<<"$listing" && fail "PROPFIND /.ids-s2/ lists 0, which s
 say "PROPFIND /.ids-s2/ through the container lists exactly 8 9 a b"
 
 # The status page is in the wheel (package data) and answers.
-curl -s "http://127.0.0.1:$admin_port/" | grep -q 'id="initial-status"' \
-    || fail "the status page is missing from the image"
-curl -s "http://127.0.0.1:$admin_port/metrics" | grep -q '^shardproxy_requests_total{' \
-    || fail "/metrics does not count the PROPFIND"
+# (Read whole first: grep -q stops early, and pipefail would blame curl's broken pipe.)
+page="$(curl -s "http://127.0.0.1:$admin_port/")"
+grep -q 'id="initial-status"' <<<"$page" || fail "the status page is missing from the image"
+metrics="$(curl -s "http://127.0.0.1:$admin_port/metrics")"
+grep -q '^shardproxy_requests_total{method="PROPFIND",shard="2",status_class="2xx"} 1.0$' <<<"$metrics" \
+    || fail "/metrics does not count the PROPFIND: $(grep requests_total <<<"$metrics")"
 say "the status page and /metrics answer"
 
 # The image's own HEALTHCHECK command, run the way the engine runs it.

@@ -29,7 +29,7 @@ from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.admin import ADMIN_STATE, make_admin_app
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.metrics import Metrics
 from shardproxy.shards import ShardMap
@@ -93,7 +93,7 @@ def stack() -> Iterator[Stack]:
         try:
             standin = apps.serve(lambda: make_standin_app(library, user=None, password=None))
             proxy = apps.serve(
-                lambda: make_proxy_app(Settings(backend=standin, shard_map=SHARD_MAP))
+                lambda: make_proxy_server(Settings(backend=standin, shard_map=SHARD_MAP))
             )
             cache_flags = (
                 "--vfs-cache-mode",

@@ -13,7 +13,7 @@ from aiohttp import web
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.metrics import Metrics
 from shardproxy.server import start_site
 from tests.conftest import proxy_settings
@@ -41,7 +41,7 @@ async def stack(backend: URL | None = None) -> AsyncIterator[tuple[URL, Metrics]
     metrics = Metrics()
     settings = proxy_settings(backend or f"http://127.0.0.1:{runner.addresses[0][1]}")
     proxy = await start_site(
-        make_proxy_app(settings, metrics=metrics), settings.listen, reuse_port=False
+        make_proxy_server(settings, metrics), settings.listen, reuse_port=False
     )
     try:
         yield URL(f"http://127.0.0.1:{proxy.addresses[0][1]}"), metrics
