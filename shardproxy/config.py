@@ -425,6 +425,15 @@ class Settings:
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
+    nzbdav_user: str | None = setting(
+        Kind.STR, "gen: NzbDav's WebDAV user, for rclone.conf", "USER", default="admin"
+    )
+    nzbdav_pass: str | None = setting(
+        Kind.STR,
+        "gen: NzbDav's WebDAV password (stored obscured in rclone.conf)",
+        "PASS",
+        default=None,
+    )
 
 
 def _options() -> tuple[Option, ...]:
