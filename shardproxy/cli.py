@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from shardproxy import __version__
 from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
+from shardproxy.logs import configure_logging
 from shardproxy.shards import view_root
 
 
@@ -26,6 +26,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL:
+            # A bare flag turns it on; the environment or file may say false.
+            kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 
 
@@ -60,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the admin listener's /healthz answers (a container's HEALTHCHECK)",
+    )
+    add_setting_flags(health)
+
     relink = commands.add_parser(
         "relink",
         help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
@@ -80,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="journal file (default LIBRARY_DIR/.shardproxy-relink.journal)",
     )
 
+    reshard = commands.add_parser(
+        "reshard",
+        help="move cached files between rclone caches after the shard map changed",
+        description="Move every cached file (data and rclone's metadata together) into the "
+        "cache of the shard that owns it under the new map. Stop the affected rclones first.",
+    )
+    reshard.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    reshard.add_argument("--to", dest="new", required=True, metavar="NEW.toml")
+    reshard.add_argument(
+        "--cache-dirs", nargs="+", required=True, metavar="DIR", help="each shard's --cache-dir"
+    )
+    reshard.add_argument(
+        "--remotes", nargs="+", metavar="NAME", help="each shard's remote (default: found)"
+    )
+    reshard.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
+    reshard.add_argument("--journal", metavar="FILE", help="default: in the first cache dir")
+
+    rebalance = commands.add_parser(
+        "rebalance",
+        help="print a new shard map for new disk sizes that moves the least cached data",
+    )
+    rebalance.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    rebalance.add_argument(
+        "--weights", required=True, metavar="W,W,...", help="one per shard, e.g. 4T,8T,12T,8T"
+    )
+
     demo = commands.add_parser(
         "demo", help="run an NzbDav stand-in with sample files behind the proxy"
     )
@@ -94,9 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 def describe(settings: Settings) -> str:
     """The settings as a short human-readable summary."""
     lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
-    for shard in range(settings.shard_map.count):
+    shard_map = settings.shard_map
+    for shard in range(shard_map.count):
+        # UUIDs are uniform, so a shard's share of characters is its share of the library.
         lines.append(
-            f"shard {shard}  {view_root(shard)}  prefixes {settings.shard_map.prefixes_of(shard)}"
+            f"shard {shard}  {view_root(shard)}  prefixes {shard_map.prefixes_of(shard)}  "
+            f"({len(shard_map.chars_of(shard))}/16, {shard_map.share_of(shard):.1%} of the library)"
         )
     if settings.rc_listen:
         lines.append(f"rc       {settings.rc_listen}")
@@ -124,6 +162,30 @@ def shard_of_item(settings: Settings, item: str) -> str:
     answer = locate(chain[-1] if chain else item, settings.shard_map)
     shown = " -> ".join([item, *chain])
     return describe_location(shown, answer, settings.shard_map)
+
+
+def healthcheck(settings: Settings) -> int:
+    """Probe ``/healthz`` on the configured admin listener: 0 when it answers 200."""
+    import urllib.request
+
+    if settings.admin_listen is None:
+        print(
+            "shardproxy: healthcheck needs admin_listen (SHARDPROXY_ADMIN_LISTEN)", file=sys.stderr
+        )
+        return 1
+    host = settings.admin_listen.host
+    # A listener on every interface is reached on this machine's loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{settings.admin_listen.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            status = reply.status
+    except OSError as exc:
+        print(f"shardproxy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: HTTP {status}")
+    return 0 if status == 200 else 1
 
 
 def run_relink(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,10 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.demo import run_demo
 
             return run_demo(port=args.port, shards=args.shards, once=args.once)
+        if args.command in ("reshard", "rebalance"):
+            from shardproxy.reshard_cli import run_rebalance, run_reshard
+
+            return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
         settings = settings_from_args(args, need_backend=args.command == "serve")
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "healthcheck":
+            return healthcheck(settings)
         if args.command == "check":
             from shardproxy.probe import run_check
 
