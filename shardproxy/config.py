@@ -499,6 +499,15 @@ class Settings:
         default=15.0,
         validate=_positive,
     )
+    nzbdav_user: str | None = setting(
+        Kind.STR, "NzbDav's WebDAV user (gen's rclone.conf, check --probe)", "USER", default="admin"
+    )
+    nzbdav_pass: str | None = setting(
+        Kind.STR,
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "PASS",
+        default=None,
+    )
     listing_max_bytes: int = setting(
         Kind.INT,
         "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
