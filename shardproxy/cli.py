@@ -26,6 +26,10 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL:
+            # --name / --no-name, None when neither: a lower layer's value stands.
+            kwargs["action"] = argparse.BooleanOptionalAction
+            del kwargs["metavar"]
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from yarl import URL
 
+from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
 ENV_PREFIX = "SHARDPROXY_"
@@ -63,6 +64,7 @@ class Kind(enum.Enum):
     STR = "str"
     INT = "int"
     FLOAT = "float"
+    BOOL = "bool"  # true/false in TOML; 1, true, yes, on (or 0, false, no, off) elsewhere
     MAP = "map"  # N=VALUE pairs: a TOML table, repeated flags, or a spaced variable
     LIST = "list"  # a TOML list or one string, repeated flags, or a spaced variable
 
@@ -140,12 +142,25 @@ def _read_kind(kind: Kind, value: Any, where: str) -> Any:
             return number_type(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is Kind.BOOL:
+        return _read_bool(value, where)
     if kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return items
     return _parse_map(value, where)
+
+
+def _read_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false (or 1/0, yes/no, on/off), got {value!r}")
 
 
 def _parse_map(value: Any, where: str) -> dict[int, str]:
@@ -447,6 +462,12 @@ class Settings:
         default=10.0,
         validate=_positive,
     )
+    rewrite_rclonelinks: bool = setting(
+        Kind.BOOL,
+        "serve NzbDav's .rclonelink targets as {mount}/.ids-s<N>/... (at most 10 shards)",
+        "",
+        default=False,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
@@ -550,6 +571,11 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
     settings = Settings(**values)
     _check_shards_exist(settings, given)
     _check_rc_auth(settings)
+    if settings.rewrite_rclonelinks:
+        try:
+            check_shard_count(settings.shard_map)
+        except RcloneLinkError as exc:
+            raise ConfigError(f"{given['rewrite_rclonelinks'].where}: {exc}") from None
     return settings
 
 

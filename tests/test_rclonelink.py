@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shardproxy.config import ConfigError, load_settings
 from shardproxy.rclonelink import (
     GROWTH,
     RcloneLinkError,
@@ -78,3 +81,25 @@ def test_ranges_apply_to_the_rewritten_body(
 ) -> None:
     reply = serve_range(b"0123456789", "GET", range_value, None)
     assert (reply.status, reply.body, reply.content_range) == (status, body, content_range)
+
+
+def test_the_setting_reads_true_and_false_from_every_layer(tmp_path: Path) -> None:
+    config = tmp_path / "shardproxy.toml"
+    config.write_text("rewrite_rclonelinks = true\n")
+    assert load_settings(
+        {}, config_file=str(config), environ={}, need_backend=False
+    ).rewrite_rclonelinks
+    env = {"SHARDPROXY_REWRITE_RCLONELINKS": "off"}
+    assert not load_settings(
+        {}, config_file=str(config), environ=env, need_backend=False
+    ).rewrite_rclonelinks
+    assert load_settings(
+        {"rewrite_rclonelinks": True}, environ=env, need_backend=False
+    ).rewrite_rclonelinks
+
+
+def test_the_setting_with_eleven_shards_is_a_start_up_error() -> None:
+    with pytest.raises(ConfigError, match=r"SHARDPROXY_REWRITE_RCLONELINKS: .*at most 10 shards"):
+        load_settings(
+            {"shards": 11}, environ={"SHARDPROXY_REWRITE_RCLONELINKS": "1"}, need_backend=False
+        )
