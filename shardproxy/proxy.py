@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -26,7 +27,9 @@ from shardproxy.multistatus import (
     ResponsePolicy,
     filter_multistatus,
 )
+from shardproxy.rclonelink import GROWTH, is_rclonelink, rewrite_target, serve_range
 from shardproxy.shards import (
+    IDS_ROOT,
     Refused,
     ShardMap,
     ShardRoute,
@@ -104,6 +107,7 @@ class UpstreamPlan:
     shard: int | None
     listing_policy: ResponsePolicy | None = None
     asked_range: ranges.FromTo | None = None
+    rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
 
 
 class WebDavProxy:
@@ -131,6 +135,8 @@ class WebDavProxy:
         plan = self.plan(request)
         if isinstance(plan, web.Response):
             return plan
+        if plan.rewrite_link:
+            return await self.serve_rewritten_link(request, plan)
         try:
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
@@ -181,6 +187,13 @@ class WebDavProxy:
         # which a backend would take for a fragment and cut off.
         upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
         plan = UpstreamPlan(request.method, upstream_target, headers, shard)
+        if (
+            self.settings.rewrite_rclonelinks
+            and shard is None
+            and request.method in ("GET", "HEAD")
+            and is_rclonelink(unquote(raw_path))
+        ):
+            plan.rewrite_link = True
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
@@ -262,6 +275,48 @@ class WebDavProxy:
         elif length is not None:
             body = b""  # an empty body said so (PUT of an empty file): say so upstream
         return await self.pool.request(plan.method, plan.target, plan.headers.items(), body, length)
+
+    async def serve_rewritten_link(
+        self, request: web.BaseRequest, plan: UpstreamPlan
+    ) -> web.StreamResponse:
+        """A ``.rclonelink`` with its target in the owning shard's view.
+
+        The link is a few dozen bytes of NzbDav's database, not Usenet data, so it is read
+        whole (a GET even for a HEAD) and the client's Range is applied to the new text.
+        """
+        headers = CIMultiDict(plan.headers)
+        for name in ("Range", "If-Range", "Accept-Encoding"):
+            headers.popall(name, None)
+        try:
+            upstream = await self.pool.request("GET", plan.target, headers.items())
+        except BackendError as exc:
+            return plain_error(exc.status, str(exc))
+        try:
+            length = upstream.content_length
+            if upstream.status != 200 or length is None or length > SMALL_REPLY_LIMIT:
+                return await self.relay_body(request, upstream, plan)
+            body = await self.read_small_body(request, upstream, length)
+        finally:
+            upstream.release()
+        if isinstance(body, web.Response):
+            return body
+        rewritten = rewrite_target(body, self.shard_map)
+        if rewritten is None:
+            log.warning(
+                "%s: not a link into %s/, served as it is (its listed size is %d bytes more)",
+                request.raw_path,
+                IDS_ROOT,
+                GROWTH,
+            )
+            rewritten = body
+        reply = serve_range(
+            rewritten, request.method, request.headers.get("Range"), request.headers.get("If-Range")
+        )
+        reply_headers = self.reply_headers(upstream, plan)
+        reply_headers.popall("Content-Range", None)
+        if reply.content_range is not None:
+            reply_headers["Content-Range"] = reply.content_range
+        return web.Response(status=reply.status, headers=reply_headers, body=reply.body)
 
     # --- relaying replies -------------------------------------------------------------
 
