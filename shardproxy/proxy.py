@@ -20,6 +20,7 @@ from yarl import URL
 from shardproxy import ranges
 from shardproxy.config import Settings
 from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
 from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.multistatus import (
     MultistatusError,
@@ -27,9 +28,8 @@ from shardproxy.multistatus import (
     ResponsePolicy,
     filter_multistatus,
 )
-from shardproxy.rclonelink import GROWTH, is_rclonelink, rewrite_target, serve_range
+from shardproxy.rclonelink import is_rclonelink, is_symlinks_path
 from shardproxy.shards import (
-    IDS_ROOT,
     Refused,
     ShardMap,
     ShardRoute,
@@ -154,6 +154,7 @@ class UpstreamPlan:
     listing_policy: ResponsePolicy | None = None
     asked_range: ranges.FromTo | None = None
     rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
+    grow_link_sizes: bool = False  # a listing whose .rclonelink sizes grow (rewrite on)
 
 
 class WebDavProxy:
@@ -182,7 +183,7 @@ class WebDavProxy:
         if isinstance(plan, web.Response):
             return plan
         if plan.rewrite_link:
-            return await self.serve_rewritten_link(request, plan)
+            return await serve_rewritten_link(self, request, plan)
         try:
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
@@ -195,6 +196,8 @@ class WebDavProxy:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
             return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
+            if plan.grow_link_sizes and upstream.status == 207:
+                return await relay_link_listing(self, request, upstream, plan)
             if plan.listing_policy is not None and upstream.status == 207:
                 return await self.relay_multistatus(request, upstream, plan)
             return await self.relay_body(request, upstream, plan)
@@ -263,7 +266,9 @@ class WebDavProxy:
             plan.listing_policy = self.shard_policies[plan.shard]
         elif raw_path == "/" and depth == "1":
             plan.listing_policy = self.root_policy
-        if plan.listing_policy is not None:
+        elif self.settings.rewrite_rclonelinks and is_symlinks_path(unquote(raw_path)):
+            plan.grow_link_sizes = True
+        if plan.listing_policy is not None or plan.grow_link_sizes:
             # The filter reads XML; a compressed listing could not be filtered.
             plan.headers["Accept-Encoding"] = "identity"
 
@@ -321,48 +326,6 @@ class WebDavProxy:
         elif length is not None:
             body = b""  # an empty body said so (PUT of an empty file): say so upstream
         return await self.pool.request(plan.method, plan.target, plan.headers.items(), body, length)
-
-    async def serve_rewritten_link(
-        self, request: web.BaseRequest, plan: UpstreamPlan
-    ) -> web.StreamResponse:
-        """A ``.rclonelink`` with its target in the owning shard's view.
-
-        The link is a few dozen bytes of NzbDav's database, not Usenet data, so it is read
-        whole (a GET even for a HEAD) and the client's Range is applied to the new text.
-        """
-        headers = CIMultiDict(plan.headers)
-        for name in ("Range", "If-Range", "Accept-Encoding"):
-            headers.popall(name, None)
-        try:
-            upstream = await self.pool.request("GET", plan.target, headers.items())
-        except BackendError as exc:
-            return plain_error(exc.status, str(exc))
-        try:
-            length = upstream.content_length
-            if upstream.status != 200 or length is None or length > SMALL_REPLY_LIMIT:
-                return await self.relay_body(request, upstream, plan)
-            body = await self.read_small_body(request, upstream, length)
-        finally:
-            upstream.release()
-        if isinstance(body, web.Response):
-            return body
-        rewritten = rewrite_target(body, self.shard_map)
-        if rewritten is None:
-            log.warning(
-                "%s: not a link into %s/, served as it is (its listed size is %d bytes more)",
-                request.raw_path,
-                IDS_ROOT,
-                GROWTH,
-            )
-            rewritten = body
-        reply = serve_range(
-            rewritten, request.method, request.headers.get("Range"), request.headers.get("If-Range")
-        )
-        reply_headers = self.reply_headers(upstream, plan)
-        reply_headers.popall("Content-Range", None)
-        if reply.content_range is not None:
-            reply_headers["Content-Range"] = reply.content_range
-        return web.Response(status=reply.status, headers=reply_headers, body=reply.body)
 
     # --- relaying replies -------------------------------------------------------------
 

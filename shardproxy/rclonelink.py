@@ -46,6 +46,11 @@ def is_rclonelink(path: str) -> bool:
     return path.startswith(SYMLINKS_ROOT) and path.endswith(SUFFIX)
 
 
+def is_symlinks_path(path: str) -> bool:
+    """True for a decoded path in (or of) ``/completed-symlinks``, where links are listed."""
+    return path.startswith(SYMLINKS_ROOT) or path == SYMLINKS_ROOT.rstrip("/")
+
+
 def listed_size(size: int) -> int:
     """The size to list for a ``.rclonelink`` of ``size`` bytes: its rewritten length."""
     return size + GROWTH

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import pytest
@@ -16,6 +18,7 @@ from tests.conftest import running_proxy
 
 Proxied = tuple[URL, URL, aiohttp.ClientSession]
 SHARD_MAP = ShardMap.even(4)
+DAV = "{DAV:}"
 UUID = "961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4"
 LINK = "/completed-symlinks/movies/Film (2020)/Film (2020).mkv.rclonelink"
 ORIGINAL = f"/mnt/nzbdav/.ids/9/6/1/b/0/{UUID}".encode()
@@ -82,3 +85,20 @@ async def test_a_range_past_the_rewritten_end_is_416(proxied: Proxied) -> None:
     on, _, client = proxied
     status, _, headers = await fetch(client, on, Range=f"bytes={len(REWRITTEN)}-")
     assert (status, headers["Content-Range"]) == (416, f"bytes */{len(REWRITTEN)}")
+
+
+async def test_the_listing_gives_each_link_its_rewritten_size(proxied: Proxied) -> None:
+    on, off, client = proxied
+    folder = LINK.rsplit("/", 1)[0] + "/"
+    for proxy, expected in ((on, len(REWRITTEN)), (off, len(ORIGINAL))):
+        url = proxy.with_path(folder)
+        async with client.request("PROPFIND", url, headers={"Depth": "1"}) as reply:
+            assert reply.status == 207
+            body = await reply.read()
+        sizes = {
+            unquote(urlsplit(r.findtext(f"{DAV}href") or "").path): r.findtext(
+                f".//{DAV}getcontentlength"
+            )
+            for r in ET.fromstring(body).iter(f"{DAV}response")
+        }
+        assert sizes[LINK] == str(expected)
