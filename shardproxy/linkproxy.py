@@ -31,7 +31,7 @@ async def serve_rewritten_link(
     The link is a few dozen bytes of NzbDav's database, not Usenet data, so it is read
     whole (a GET even for a HEAD) and the client's Range is applied to the new text.
     """
-    from shardproxy.proxy import SMALL_REPLY_LIMIT, plain_error  # proxy imports this module
+    from shardproxy.proxy import SMALL_REPLY_LIMIT, plain_error
 
     headers = CIMultiDict(plan.headers)
     for name in ("Range", "If-Range", "Accept-Encoding"):
@@ -44,7 +44,7 @@ async def serve_rewritten_link(
         length = upstream.content_length
         if upstream.status != 200 or length is None or length > SMALL_REPLY_LIMIT:
             return await proxy.relay_body(request, upstream, plan)
-        body = await proxy.read_small_body(request, upstream, length)
+        body = await proxy.read_small_body(request, upstream, length, plan.shard)
     finally:
         upstream.release()
     if isinstance(body, web.Response):
@@ -79,8 +79,8 @@ async def relay_link_listing(
         body = await upstream.read_all()
         out = grow_link_sizes(body, GROWTH)
     except BodyError as exc:
-        return proxy.broken_listing(request, None, f"listing broke off: {exc}")
+        return proxy.broken_listing(request, None, f"listing broke off: {exc}", None, "broke_off")
     except LinkListingError as exc:
-        return proxy.broken_listing(request, None, str(exc))
+        return proxy.broken_listing(request, None, str(exc), None, "bad_listing")
     headers = proxy.reply_headers(upstream, plan)
     return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
