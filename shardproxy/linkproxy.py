@@ -79,8 +79,8 @@ async def relay_link_listing(
         body = await upstream.read_all()
         out = grow_link_sizes(body, GROWTH)
     except BodyError as exc:
-        return proxy.broken_listing(request, None, f"listing broke off: {exc}", None, "broke_off")
+        return proxy.broken_listing(request, f"listing that broke off: {exc}", None, "broke_off")
     except LinkListingError as exc:
-        return proxy.broken_listing(request, None, str(exc), None, "bad_listing")
+        return proxy.broken_listing(request, str(exc), None)
     headers = proxy.reply_headers(upstream, plan)
     return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
