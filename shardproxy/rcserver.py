@@ -23,7 +23,7 @@ from aiohttp import web
 
 from shardproxy import __version__
 from shardproxy.config import Settings
-from shardproxy.rcinflight import InFlight
+from shardproxy.rcinflight import InFlight, Joined
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
 from shardproxy.rcroute import (
@@ -235,12 +235,12 @@ class RcHandler:
 
     async def _split(
         self, deliveries: tuple[Delivery, ...], big: bool
-    ) -> tuple[list[Delivery], list[Delivery]]:
+    ) -> tuple[list[Delivery], list[Joined]]:
         """``InFlight.split`` in chunks with a yield between them when the call is big."""
         if not big:
             return self.in_flight.split(deliveries)
         free: list[Delivery] = []
-        running: list[Delivery] = []
+        running: list[Joined] = []
         for start in range(0, len(deliveries), SPLIT_CHUNK):
             more_free, more_running = self.in_flight.split(deliveries[start : start + SPLIT_CHUNK])
             free += more_free
