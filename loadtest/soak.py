@@ -33,6 +33,7 @@ RESULTS = REPO / "loadtest" / "RESULTS.md"
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 SHARDS = 4
 SAMPLE_SECONDS = 5.0
+IDLE_SECONDS = 35.0
 
 
 def open_descriptors(root: int) -> int:
@@ -72,8 +73,9 @@ def rclone_binary() -> str:
     return found or str(current)
 
 
-def start_stack(work: Path) -> tuple[Server, Server, list[Server], int]:
-    """The stand-in, the proxy and the shard rclones, each ready; the RC port."""
+def start_stack(work: Path, started: list[Server]) -> tuple[Server, int]:
+    """The stand-in, the proxy and the shard rclones, each ready (and each put in
+    ``started`` as soon as it runs, for the caller to stop); the proxy and its RC port."""
     env = {"PYTHONPATH": str(REPO)}
     backend_port, proxy_port, rc_port = free_port(), free_port(), free_port()
     backend = Server(
@@ -102,14 +104,17 @@ def start_stack(work: Path) -> tuple[Server, Server, list[Server], int]:
         argv += ["--cache-dir", str(work / f"cache{shard}"), "--log-level", "NOTICE"]
         rclones.append(Server(f"rclone{shard}", port, argv, None, "/"))
     backend.start(work)
+    started.append(backend)
     backend.wait_ready(work)
     proxy.start(work)
+    started.append(proxy)
     proxy.wait_ready(work)
     for rclone in rclones:
         rclone.start(work)
+        started.append(rclone)
     for rclone in rclones:
         _wait_rc(rclone, work)
-    return backend, proxy, rclones, rc_port
+    return proxy, rc_port
 
 
 def _wait_rc(rclone: Server, work: Path) -> None:
@@ -173,7 +178,7 @@ def stats_table(work: Path) -> tuple[str, int, int]:
 
 def report(work: Path, samples: Samples, users: int, seconds: int, code: int) -> tuple[str, int]:
     table, total, failures = stats_table(work)
-    first, last = samples.points[0], samples.points[-1]
+    first, end, idle = samples.points[0], samples.points[-2], samples.points[-1]
     peak_rss = max(p[1] for p in samples.points)
     peak_fds = max(p[2] for p in samples.points)
     failures_csv = work / "locust_failures.csv"
@@ -192,7 +197,8 @@ def report(work: Path, samples: Samples, users: int, seconds: int, code: int) ->
         "| proxy | RSS MiB | open descriptors |",
         "|---|---|---|",
         f"| at start (load starting) | {first[1]:.1f} | {first[2]} |",
-        f"| at the end (load stopped) | {last[1]:.1f} | {last[2]} |",
+        f"| at the end (load stopped) | {end[1]:.1f} | {end[2]} |",
+        f"| {IDLE_SECONDS:g} s later, idle | {idle[1]:.1f} | {idle[2]} |",
         f"| peak while loaded | {peak_rss:.1f} | {peak_fds} |",
     ]
     for row in failed[:10]:
@@ -225,8 +231,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="shardproxy-soak-"))
     servers: list[Server] = []
     try:
-        backend, proxy, rclones, rc_port = start_stack(work)
-        servers = [*rclones, proxy, backend]
+        proxy, rc_port = start_stack(work, servers)
         samples = Samples(proxy.pid)
         samples.take()
         sampler = threading.Thread(target=samples.run, daemon=True)
@@ -235,13 +240,16 @@ def main() -> int:
         samples.stop.set()
         sampler.join()
         samples.take()
+        # Keep-alive connections idle out after 30 s: what is left then is what leaks.
+        time.sleep(IDLE_SECONDS)
+        samples.take()
         text, failures = report(work, samples, options.users, seconds, result.returncode)
         print(text)
         if options.write:
             write_results(text)
         return 1 if failures or result.returncode else 0
     finally:
-        for server in servers:
+        for server in reversed(servers):
             server.stop()
         if options.keep:
             print(f"scratch directory kept: {work}")
