@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.server import run_with_uvloop, start_site
 from shardproxy.shards import IDS_NAME, ShardMap, ViewPath, view_root
@@ -77,7 +77,7 @@ async def demo(port: int, shards: int, once: bool) -> None:
         listen=HostPort("127.0.0.1", port),
         shard_map=ShardMap.even(shards),
     )
-    proxy_runner = await start_site(make_proxy_app(settings), settings.listen, reuse_port=False)
+    proxy_runner = await start_site(make_proxy_server(settings), settings.listen, reuse_port=False)
     proxy = URL(f"http://127.0.0.1:{port}")
     try:
         print(f"NzbDav stand-in  {settings.backend}  (user {USER}, password {PASSWORD})")
