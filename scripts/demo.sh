@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec .venv/bin/shardproxy demo "$@"
+# -m puts the source tree on the path, where the stand-in (not installed) lives.
+exec .venv/bin/python -m shardproxy.cli demo "$@"

@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from shardproxy.fallback import FallbackReads
+from shardproxy.logs import AccessLogger
 
 log = logging.getLogger("shardproxy.listener")
 
@@ -91,14 +92,15 @@ class _ClientGuard(asyncio.Protocol):
 
     def _count_head(self, data: bytes) -> None:
         assert self.head_size is not None
-        if self.head_timer is None:
-            self._start_head_timer()
         # The blank line may straddle two reads: look at the end of the previous one too.
-        seen = self.tail + data
+        seen = self.tail + data if self.tail else data
         end = seen.find(b"\r\n\r\n")
         if end < 0:
             self.head_size += len(data)
             self.tail = seen[-3:]
+            if self.head_timer is None:
+                # A head that comes in one read (nearly all) never needs the timer.
+                self._start_head_timer()
         else:
             self.head_size += end + 4 - len(self.tail)
         if self.head_size > self.limits.header_max_size:
@@ -191,6 +193,7 @@ class ProxyServer(web.Server):
             handler_cancellation=True,
             keepalive_timeout=keepalive_timeout,
             access_log=access_log,
+            access_log_class=AccessLogger,
             max_headers=256,
         )
 
