@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardproxy import __version__
-from shardproxy.config import OPTIONS, ConfigError, Settings, load_settings
+from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
 
@@ -21,9 +21,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE.toml", help="TOML file with settings (env: SHARDPROXY_CONFIG)"
     )
     for option in OPTIONS:
-        kwargs: dict[str, Any] = {"help": f"{option.help} [env {option.env}]"}
+        kwargs: dict[str, Any] = {"help": f"{option.help_text} [env {option.env}]"}
         kwargs["metavar"] = option.metavar or None
-        if option.kind in ("map", "list"):
+        if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 

@@ -1,19 +1,22 @@
 """Every setting of shardproxy, read from a TOML file < the environment < the command line.
 
-Each setting has one name, used as the TOML key, as ``SHARDPROXY_<NAME>`` in the
-environment and as ``--name`` (dashes for underscores) on the command line. Validation
-happens once, here, and every error says which setting, where it came from, and what to
-write instead.
+Each setting is declared once, as a field of ``Settings`` made with ``setting(...)``:
+its kind, help, default and validator. Its name is used as the TOML key, as
+``SHARDPROXY_<NAME>`` in the environment and as ``--name`` (dashes for underscores) on
+the command line. Validation happens once, here, and every error says which setting,
+where it came from, and what to write instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +25,9 @@ from yarl import URL
 from shardproxy.shards import ShardMap, ShardMapError
 
 ENV_PREFIX = "SHARDPROXY_"
-DEFAULT_LISTEN = "127.0.0.1:8765"
 DEFAULT_SHARDS = 4
+DEFAULT_BACKEND = "http://127.0.0.1:3000"
+"""Used only by commands that never talk to NzbDav (``check``, ``shard-of``)."""
 
 
 class ConfigError(ValueError):
@@ -51,177 +55,80 @@ class HostPort:
             return False
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated configuration of one shardproxy process."""
+class Kind(enum.Enum):
+    """How a setting's text is read before its validator sees it."""
 
-    backend: URL
-    listen: HostPort = HostPort("127.0.0.1", 8765)
-    shard_map: ShardMap = field(default_factory=lambda: ShardMap.even(DEFAULT_SHARDS))
-    workers: int = 1
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    rc_listen: HostPort | None = None
-    rc_user: str | None = None
-    rc_pass: str | None = None
-    shard_rc: Mapping[int, URL] = field(default_factory=dict)
-    shard_rc_fs: Mapping[int, str] = field(default_factory=dict)
-    rc_fallback: tuple[URL, ...] = ()
-    rc_timeout: float = 10.0
-    rc_pending_max: int = 10000
-    rc_pending_max_age: float = 86400.0
-    log_level: str = "info"
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    MAP = "map"  # N=VALUE pairs: a TOML table, repeated flags, or a spaced variable
+    LIST = "list"  # a TOML list or one string, repeated flags, or a spaced variable
+
+
+class Layer(enum.IntEnum):
+    """Where a value came from; a higher layer wins."""
+
+    FILE = 0
+    ENVIRONMENT = 1
+    COMMAND_LINE = 2
+
+
+@dataclass(frozen=True)
+class Given:
+    """One value as a layer gave it, and where, in words for error messages."""
+
+    value: Any
+    layer: Layer
+    where: str
+
+
+Validator = Callable[[Any, str], Any]
+"""Turns a value already read by its kind into the Settings value, or raises ConfigError
+naming ``where`` (the second argument)."""
 
 
 @dataclass(frozen=True)
 class Option:
-    """How one setting is spelled and parsed."""
+    """How one setting is spelled, read and checked."""
 
     name: str
-    kind: str  # str, int, float, map (N=VALUE...), list
+    kind: Kind
     help: str
     metavar: str = ""
+    default: Any = None
+    validate: Validator | None = None
 
     @property
     def env(self) -> str:
+        """The environment variable that sets it."""
         return ENV_PREFIX + self.name.upper()
 
     @property
     def flag(self) -> str:
+        """The command-line flag that sets it."""
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def help_text(self) -> str:
+        """The help, with the default when there is one worth saying."""
+        if self.default is None or self.default in ({}, (), ""):
+            return self.help
+        shown = f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+        return f"{self.help} (default {shown})"
 
-OPTIONS: tuple[Option, ...] = (
-    Option("backend", "str", "NzbDav's WebDAV URL, e.g. http://127.0.0.1:3000", "URL"),
-    Option("listen", "str", f"address to serve WebDAV on (default {DEFAULT_LISTEN})", "HOST:PORT"),
-    Option("shards", "int", f"split 0-f evenly over N shards (default {DEFAULT_SHARDS})", "N"),
-    Option("shard", "map", "shard N owns these first hex characters, e.g. 0=0-3", "N=PREFIXES"),
-    Option("workers", "int", "worker processes sharing the port via SO_REUSEPORT (default 1)", "N"),
-    Option("connect_timeout", "float", "seconds to connect to NzbDav (default 5)", "SECONDS"),
-    Option(
-        "read_timeout", "float", "seconds NzbDav may stay silent mid-reply (default 60)", "SECONDS"
-    ),
-    Option("rc_listen", "str", "address of the rclone RC endpoint (off if unset)", "HOST:PORT"),
-    Option("rc_user", "str", "Basic auth user RC callers must send", "USER"),
-    Option("rc_pass", "str", "Basic auth password RC callers must send", "PASS"),
-    Option("shard_rc", "map", "RC URL of shard N's rclone", "N=URL"),
-    Option("shard_rc_fs", "map", "VFS name (fs) to use on shard N's rclone", "N=NAME"),
-    Option("rc_fallback", "list", "RC URL of an rclone mounting the rest of NzbDav", "URL"),
-    Option("rc_timeout", "float", "seconds per RC call to an rclone (default 10)", "SECONDS"),
-    Option("rc_pending_max", "int", "undelivered RC paths kept for retry (default 10000)", "N"),
-    Option(
-        "rc_pending_max_age", "float", "seconds an undelivered path is retried (default 86400)", "S"
-    ),
-    Option("log_level", "str", "debug, info, warning or error (default info)", "LEVEL"),
-)
-OPTION_BY_NAME = {option.name: option for option in OPTIONS}
+    def read(self, given: Given) -> Any:
+        """The Settings value for what a layer gave, or ConfigError naming where."""
+        value = _read_kind(self.kind, given.value, given.where)
+        return value if self.validate is None else self.validate(value, given.where)
 
 
-def read_toml(path: str) -> dict[str, Any]:
-    """Read a TOML config file; unknown keys are errors naming the file and a close match."""
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for key in data:
-        _check_known(key, f"config file {path}", key)
-    return {key: (value, f"{path}: key {key!r}") for key, value in data.items()}
-
-
-def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Settings from ``SHARDPROXY_*`` variables; an unknown one is an error (likely a typo)."""
-    found: dict[str, Any] = {}
-    for variable, value in environ.items():
-        if not variable.startswith(ENV_PREFIX):
-            continue
-        name = variable[len(ENV_PREFIX) :].lower()
-        if name == "config":  # names the file itself, read by the command line
-            continue
-        _check_known(name, "environment", variable)
-        option = OPTION_BY_NAME[name]
-        parsed: Any = value
-        if option.kind in ("map", "list"):
-            parsed = [item for item in re.split(r"[;\s]+", value) if item]
-        found[name] = (parsed, f"environment variable {variable}")
-    return found
-
-
-def _check_known(name: str, where: str, spelled: str) -> None:
-    if name in OPTION_BY_NAME:
-        return
-    close = difflib.get_close_matches(name, OPTION_BY_NAME, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"{where}: unknown setting {spelled!r}{hint} (known: {', '.join(sorted(OPTION_BY_NAME))})"
-    )
-
-
-def merge_layers(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layers win per setting; a map or list is replaced whole, never merged."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    return merged
-
-
-def build_settings(raw: Mapping[str, tuple[Any, str]], *, need_backend: bool = True) -> Settings:
-    """Validate merged ``{name: (value, where)}`` pairs into Settings."""
-    values: dict[str, Any] = {}
-    for name, (value, where) in raw.items():
-        values[name] = _parse_option(OPTION_BY_NAME[name], value, where)
-
-    if "backend" not in values:
-        if need_backend:
-            raise ConfigError(
-                "no backend given: pass --backend http://HOST:PORT (NzbDav's WebDAV URL), "
-                "set SHARDPROXY_BACKEND, or put backend = '...' in the config file"
-            )
-        values["backend"] = URL("http://127.0.0.1:3000")
-    backend_where = raw.get("backend", (None, "backend"))[1]
-    backend = _http_url(values["backend"], backend_where)
-    if backend.raw_path not in ("", "/"):
-        raise ConfigError(
-            f"{backend_where}: {backend} has a path; give NzbDav's root URL "
-            f"({backend.origin()}), which is where it serves WebDAV"
-        )
-
-    shard_map = _shard_map(values, raw)
-    kwargs: dict[str, Any] = {"backend": backend, "shard_map": shard_map}
-    for name in ("workers", "rc_pending_max"):
-        if name in values:
-            kwargs[name] = _positive(values[name], raw[name][1])
-    for name in ("connect_timeout", "read_timeout", "rc_timeout", "rc_pending_max_age"):
-        if name in values:
-            kwargs[name] = _positive(values[name], raw[name][1])
-    for name in ("listen", "rc_listen"):
-        if name in values:
-            kwargs[name] = parse_host_port(values[name], raw[name][1])
-    for name in ("rc_user", "rc_pass"):
-        if name in values:
-            kwargs[name] = values[name]
-    if "log_level" in values:
-        level = str(values["log_level"]).lower()
-        if level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(
-                f"{raw['log_level'][1]}: log level {level!r} is not debug, info, warning or error"
-            )
-        kwargs["log_level"] = level
-    kwargs.update(_rc_targets(values, raw, shard_map))
-    settings = Settings(**kwargs)
-    _check_rc_auth(settings)
-    return settings
-
-
-def _parse_option(option: Option, value: Any, where: str) -> Any:
-    if option.kind == "str":
+def _read_kind(kind: Kind, value: Any, where: str) -> Any:
+    if kind is Kind.STR:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
         return value
-    if option.kind in ("int", "float"):
-        number_type = int if option.kind == "int" else float
+    if kind in (Kind.INT, Kind.FLOAT):
+        number_type = int if kind is Kind.INT else float
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if number_type is int and isinstance(value, float):
@@ -231,7 +138,7 @@ def _parse_option(option: Option, value: Any, where: str) -> Any:
             return number_type(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if option.kind == "list":
+    if kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
@@ -303,60 +210,281 @@ def _positive(value: float, where: str) -> Any:
     return value
 
 
-def _shard_map(values: Mapping[str, Any], raw: Mapping[str, tuple[Any, str]]) -> ShardMap:
-    if "shard" in values and "shards" in values:
-        # A layer that sets one of the two overrides a lower layer that set the other.
-        shard_rank, shards_rank = _layer_rank(raw["shard"][1]), _layer_rank(raw["shards"][1])
-        if shard_rank != shards_rank:
-            loser = "shards" if shard_rank > shards_rank else "shard"
-            values = {name: value for name, value in values.items() if name != loser}
+def _backend_url(text: str, where: str) -> URL:
+    backend = _http_url(text, where)
+    if backend.raw_path not in ("", "/"):
+        raise ConfigError(
+            f"{where}: {backend} has a path; give NzbDav's root URL "
+            f"({backend.origin()}), which is where it serves WebDAV"
+        )
+    return backend
+
+
+def _log_level(text: str, where: str) -> str:
+    level = text.lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where}: log level {level!r} is not debug, info, warning or error")
+    return level
+
+
+def _url_per_shard(urls: Mapping[int, str], where: str) -> dict[int, URL]:
+    return {shard: _http_url(url, f"{where} (shard {shard})") for shard, url in urls.items()}
+
+
+def _url_list(urls: list[str], where: str) -> tuple[URL, ...]:
+    return tuple(_http_url(url, where) for url in urls)
+
+
+_OPTION = "shardproxy.option"
+_BUILT_FROM = "shardproxy.built_from"
+
+
+def setting(
+    kind: Kind,
+    help: str,
+    metavar: str,
+    *,
+    default: Any = dataclasses.MISSING,
+    factory: Callable[[], Any] | None = None,
+    validate: Validator | None = None,
+) -> Any:
+    """A Settings field that one setting of the same name sets (no default: required)."""
+    shown = factory() if factory is not None else default
+    option = Option(
+        "", kind, help, metavar, None if shown is dataclasses.MISSING else shown, validate
+    )
+    metadata = {_OPTION: option}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class BuiltFrom:
+    """A Settings field made from several settings by ``build`` (the shard map)."""
+
+    options: tuple[Option, ...]
+    build: Callable[[Mapping[str, Given]], Any]
+
+
+SHARDS = Option("shards", Kind.INT, "split 0-f evenly over N shards", "N", DEFAULT_SHARDS)
+SHARD = Option(
+    "shard", Kind.MAP, "shard N owns these first hex characters, e.g. 0=0-3", "N=PREFIXES"
+)
+
+
+def _shard_map(given: Mapping[str, Given]) -> ShardMap:
+    """``shards`` and ``shard``: a higher layer's one overrides a lower layer's other."""
+    if "shard" in given and "shards" in given and given["shard"].layer != given["shards"].layer:
+        loser = "shards" if given["shard"].layer > given["shards"].layer else "shard"
+        given = {name: value for name, value in given.items() if name != loser}
     try:
-        if "shard" in values:
-            shard_map = ShardMap.from_prefixes(values["shard"])
-            if "shards" in values and values["shards"] != shard_map.count:
+        if "shard" in given:
+            shard_map = ShardMap.from_prefixes(SHARD.read(given["shard"]))
+            if "shards" in given and SHARDS.read(given["shards"]) != shard_map.count:
                 raise ConfigError(
-                    f"{raw['shards'][1]} says {values['shards']} shards but "
-                    f"{raw['shard'][1]} defines {shard_map.count}: give one or make them agree"
+                    f"{given['shards'].where} says {SHARDS.read(given['shards'])} shards but "
+                    f"{given['shard'].where} defines {shard_map.count}: give one or make them agree"
                 )
             return shard_map
-        return ShardMap.even(values.get("shards", DEFAULT_SHARDS))
+        return ShardMap.even(SHARDS.read(given["shards"]) if "shards" in given else DEFAULT_SHARDS)
     except ShardMapError as exc:
-        where = raw["shard"][1] if "shard" in raw else raw.get("shards", (0, "shards"))[1]
+        where = (given.get("shard") or given["shards"]).where
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _layer_rank(where: str) -> int:
-    """0 for the config file, 1 for the environment, 2 for the command line."""
-    if where.startswith("command line"):
-        return 2
-    return 1 if where.startswith("environment") else 0
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one shardproxy process.
+
+    Adding a setting is adding a field here with ``setting(...)`` (and, if its checks are
+    new, a validator above); flags, environment variables and file keys follow from it.
+    """
+
+    backend: URL = setting(
+        Kind.STR, "NzbDav's WebDAV URL, e.g. http://127.0.0.1:3000", "URL", validate=_backend_url
+    )
+    listen: HostPort = setting(
+        Kind.STR,
+        "address to serve WebDAV on",
+        "HOST:PORT",
+        default=HostPort("127.0.0.1", 8765),
+        validate=parse_host_port,
+    )
+    shard_map: ShardMap = field(
+        default_factory=lambda: ShardMap.even(DEFAULT_SHARDS),
+        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD), _shard_map)},
+    )
+    workers: int = setting(
+        Kind.INT,
+        "worker processes sharing the port via SO_REUSEPORT",
+        "N",
+        default=1,
+        validate=_positive,
+    )
+    connect_timeout: float = setting(
+        Kind.FLOAT, "seconds to connect to NzbDav", "SECONDS", default=5.0, validate=_positive
+    )
+    read_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds NzbDav may stay silent mid-reply",
+        "SECONDS",
+        default=60.0,
+        validate=_positive,
+    )
+    rc_listen: HostPort | None = setting(
+        Kind.STR,
+        "address of the rclone RC endpoint (off if unset)",
+        "HOST:PORT",
+        default=None,
+        validate=parse_host_port,
+    )
+    rc_user: str | None = setting(
+        Kind.STR, "Basic auth user RC callers must send", "USER", default=None
+    )
+    rc_pass: str | None = setting(
+        Kind.STR, "Basic auth password RC callers must send", "PASS", default=None
+    )
+    shard_rc: Mapping[int, URL] = setting(
+        Kind.MAP, "RC URL of shard N's rclone", "N=URL", factory=dict, validate=_url_per_shard
+    )
+    shard_rc_fs: Mapping[int, str] = setting(
+        Kind.MAP, "VFS name (fs) to use on shard N's rclone", "N=NAME", factory=dict
+    )
+    rc_fallback: tuple[URL, ...] = setting(
+        Kind.LIST,
+        "RC URL of an rclone mounting the rest of NzbDav",
+        "URL",
+        default=(),
+        validate=_url_list,
+    )
+    rc_timeout: float = setting(
+        Kind.FLOAT, "seconds per RC call to an rclone", "SECONDS", default=10.0, validate=_positive
+    )
+    rc_pending_max: int = setting(
+        Kind.INT, "undelivered RC paths kept for retry", "N", default=10000, validate=_positive
+    )
+    rc_pending_max_age: float = setting(
+        Kind.FLOAT,
+        "seconds an undelivered path is retried",
+        "S",
+        default=86400.0,
+        validate=_positive,
+    )
+    log_level: str = setting(
+        Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
+    )
 
 
-def _rc_targets(
-    values: Mapping[str, Any], raw: Mapping[str, tuple[Any, str]], shard_map: ShardMap
-) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name in ("shard_rc", "shard_rc_fs"):
-        if name not in values:
+def _options() -> tuple[Option, ...]:
+    found: list[Option] = []
+    for settings_field in dataclasses.fields(Settings):
+        if _OPTION in settings_field.metadata:
+            found.append(
+                dataclasses.replace(settings_field.metadata[_OPTION], name=settings_field.name)
+            )
+        elif _BUILT_FROM in settings_field.metadata:
+            found.extend(settings_field.metadata[_BUILT_FROM].options)
+    return tuple(found)
+
+
+OPTIONS: tuple[Option, ...] = _options()
+OPTION_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def read_toml(path: str) -> dict[str, Given]:
+    """Read a TOML config file; unknown keys are errors naming the file and a close match."""
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for key in data:
+        _check_known(key, f"config file {path}", key)
+    return {key: Given(value, Layer.FILE, f"{path}: key {key!r}") for key, value in data.items()}
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Given]:
+    """Settings from ``SHARDPROXY_*`` variables; an unknown one is an error (likely a typo)."""
+    found: dict[str, Given] = {}
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX):
             continue
-        for shard in values[name]:
-            if shard >= shard_map.count:
-                raise ConfigError(
-                    f"{raw[name][1]}: shard {shard} does not exist "
-                    f"(shards are 0..{shard_map.count - 1})"
-                )
-    if "shard_rc" in values:
-        found["shard_rc"] = {
-            shard: _http_url(url, f"{raw['shard_rc'][1]} (shard {shard})")
-            for shard, url in values["shard_rc"].items()
-        }
-    if "shard_rc_fs" in values:
-        found["shard_rc_fs"] = dict(values["shard_rc_fs"])
-    if "rc_fallback" in values:
-        found["rc_fallback"] = tuple(
-            _http_url(url, raw["rc_fallback"][1]) for url in values["rc_fallback"]
-        )
+        name = variable[len(ENV_PREFIX) :].lower()
+        if name == "config":  # names the file itself, read by the command line
+            continue
+        _check_known(name, "environment", variable)
+        parsed: Any = value
+        if OPTION_BY_NAME[name].kind in (Kind.MAP, Kind.LIST):
+            parsed = [item for item in re.split(r"[;\s]+", value) if item]
+        found[name] = Given(parsed, Layer.ENVIRONMENT, f"environment variable {variable}")
     return found
+
+
+def read_command_line(values: Mapping[str, Any]) -> dict[str, Given]:
+    """Settings from parsed flags; None means the flag was not given."""
+    return {
+        name: Given(value, Layer.COMMAND_LINE, f"command line {OPTION_BY_NAME[name].flag}")
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+def _check_known(name: str, where: str, spelled: str) -> None:
+    if name in OPTION_BY_NAME:
+        return
+    close = difflib.get_close_matches(name, OPTION_BY_NAME, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"{where}: unknown setting {spelled!r}{hint} (known: {', '.join(sorted(OPTION_BY_NAME))})"
+    )
+
+
+def merge_layers(*layers: Mapping[str, Given]) -> dict[str, Given]:
+    """The highest layer wins per setting; a map or list is replaced whole, never merged."""
+    merged: dict[str, Given] = {}
+    for layer in layers:
+        for name, given in layer.items():
+            if name not in merged or given.layer >= merged[name].layer:
+                merged[name] = given
+    return merged
+
+
+def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> Settings:
+    """Validate the merged ``{name: Given}`` into Settings."""
+    if "backend" not in given:
+        if need_backend:
+            raise ConfigError(
+                "no backend given: pass --backend http://HOST:PORT (NzbDav's WebDAV URL), "
+                "set SHARDPROXY_BACKEND, or put backend = '...' in the config file"
+            )
+        given = {**given, "backend": Given(DEFAULT_BACKEND, Layer.FILE, "default backend")}
+    values: dict[str, Any] = {}
+    for settings_field in dataclasses.fields(Settings):
+        name = settings_field.name
+        if _OPTION in settings_field.metadata:
+            if name in given:
+                values[name] = OPTION_BY_NAME[name].read(given[name])
+        elif _BUILT_FROM in settings_field.metadata:
+            built_from: BuiltFrom = settings_field.metadata[_BUILT_FROM]
+            inputs = {o.name: given[o.name] for o in built_from.options if o.name in given}
+            values[name] = built_from.build(inputs)
+    settings = Settings(**values)
+    _check_shards_exist(settings, given)
+    _check_rc_auth(settings)
+    return settings
+
+
+def _check_shards_exist(settings: Settings, given: Mapping[str, Given]) -> None:
+    count = settings.shard_map.count
+    for name, per_shard in (("shard_rc", settings.shard_rc), ("shard_rc_fs", settings.shard_rc_fs)):
+        for shard in per_shard:
+            if shard >= count:
+                raise ConfigError(
+                    f"{given[name].where}: shard {shard} does not exist (shards are 0..{count - 1})"
+                )
 
 
 def _check_rc_auth(settings: Settings) -> None:
@@ -382,9 +510,6 @@ def load_settings(
     """Settings from a TOML file, then the environment, then command-line values."""
     file_layer = read_toml(config_file) if config_file else {}
     env_layer = read_environment(os.environ if environ is None else environ)
-    cli_layer = {
-        name: (value, f"command line {OPTION_BY_NAME[name].flag}")
-        for name, value in cli.items()
-        if value is not None
-    }
-    return build_settings(merge_layers(file_layer, env_layer, cli_layer), need_backend=need_backend)
+    return build_settings(
+        merge_layers(file_layer, env_layer, read_command_line(cli)), need_backend=need_backend
+    )

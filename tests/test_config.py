@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from shardproxy.config import (
     HostPort,
     Settings,
     load_settings,
+    merge_layers,
     parse_host_port,
+    read_command_line,
+    read_environment,
 )
 from shardproxy.shards import ShardMap
 
@@ -512,3 +516,27 @@ def test_bad_rc_fallback_url_names_the_source() -> None:
         message
         == "command line --rc-fallback: 'nope' is not an http:// or https:// URL with a host"
     )
+
+
+# --- the table ---------------------------------------------------------------------------
+
+
+def test_the_higher_layer_wins_whatever_order_the_layers_come_in() -> None:
+    cli = read_command_line({"workers": 3})
+    env = read_environment({"SHARDPROXY_WORKERS": "2"})
+    assert merge_layers(cli, env)["workers"].value == 3
+    assert merge_layers(env, cli)["workers"].value == 3
+
+
+def test_every_settings_field_is_set_by_some_option() -> None:
+    names = {option.name for option in OPTIONS}
+    for settings_field in dataclasses.fields(Settings):
+        assert settings_field.name in names or settings_field.name == "shard_map"
+    assert {"shards", "shard"} <= names
+
+
+def test_help_shows_the_default_from_the_table() -> None:
+    by_name = {option.name: option for option in OPTIONS}
+    assert by_name["connect_timeout"].help_text.endswith("(default 5)")
+    assert by_name["listen"].help_text.endswith("(default 127.0.0.1:8765)")
+    assert "default" not in by_name["backend"].help_text
