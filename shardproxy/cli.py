@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
+    gen = commands.add_parser(
+        "gen", help="write rclone.conf, systemd units and compose files for both layouts"
+    )
+    add_setting_flags(gen)
+    gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
+
     demo = commands.add_parser(
         "demo", help="run an NzbDav stand-in with sample files behind the proxy"
     )
@@ -110,12 +116,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.demo import run_demo
 
             return run_demo(port=args.port, shards=args.shards, once=args.once)
-        settings = settings_from_args(args, need_backend=args.command == "serve")
+        settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
         )
         if args.command == "check":
             print(describe(settings))
+            return 0
+        if args.command == "gen":
+            from pathlib import Path
+
+            from shardproxy.gencmd import find_programs, next_steps, write_generated
+
+            out = Path(args.out)
+            for path in write_generated(settings, out, find_programs()):
+                print(path)
+            print(next_steps(settings, out))
             return 0
         if args.command == "shard-of":
             failed = False

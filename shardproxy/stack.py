@@ -20,33 +20,29 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
-from shardproxy.config import HostPort
+from shardproxy.config import Settings, load_settings
 from shardproxy.deploy import (
     MERGERFS_UNIT,
     PROXY_UNIT,
-    Deployment,
     Layout,
     Mount,
     Programs,
-    RcEndpoint,
-    generate,
+    deployment_from,
     mounts,
-    obscure,
-    toml_text,
     unit_commands,
     view_folder,
 )
+from shardproxy.gencmd import find_programs, write_generated
 from shardproxy.shards import ShardMap
 
 USER, PASSWORD = "admin", "secret"
@@ -86,42 +82,6 @@ def clear_stale_mounts(root: Path, fusermount: str = "fusermount3") -> None:
         subprocess.run([fusermount, "-uz", str(point)], check=False, capture_output=True)
 
 
-def find_programs(shards_rclone: str | None = None) -> Programs:
-    """The programs of this machine, with the rclone's version, for the units."""
-    rclone = shards_rclone or shutil.which("rclone")
-    missing = [
-        name
-        for name, path in (
-            ("rclone", rclone),
-            ("mergerfs", shutil.which("mergerfs")),
-            ("fusermount3", shutil.which("fusermount3")),
-        )
-        if path is None
-    ]
-    if missing or rclone is None:
-        raise RuntimeError(f"{', '.join(missing)} not installed: run ./scripts/setup.sh")
-    return Programs(
-        rclone=rclone,
-        rclone_version=rclone_version(rclone),
-        mergerfs=shutil.which("mergerfs") or "mergerfs",
-        fusermount=shutil.which("fusermount3") or "fusermount3",
-        mkdir=shutil.which("mkdir") or "/usr/bin/mkdir",
-        shardproxy=_shardproxy_program(),
-    )
-
-
-def rclone_version(binary: str) -> tuple[int, int]:
-    """``(1, 60)`` for rclone v1.60.1-DEV."""
-    out = subprocess.run([binary, "version"], capture_output=True, text=True, check=True).stdout
-    major, minor = out.split()[1].lstrip("v").split(".")[:2]
-    return int(major), int(minor)
-
-
-def _shardproxy_program() -> str:
-    beside = Path(sys.executable).parent / "shardproxy"
-    return str(beside) if beside.exists() else (shutil.which("shardproxy") or "shardproxy")
-
-
 class _Background:
     """An event loop in a thread of its own, serving the stand-in while callers block."""
 
@@ -154,7 +114,7 @@ class Stack:
     shards: int = 4
     library: Any = None  # an nzbdav_standin.Library; a small sample when None
     rclone: str | None = None
-    log_level: str = "INFO"
+    log_level: str = "info"
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _created_root: bool = False
     _background: _Background | None = None
@@ -200,12 +160,17 @@ class Stack:
         """Bring everything up, in the order the units' dependencies give."""
         self._created_root = not self.root.exists()
         self.programs = find_programs(self.rclone)
+        for program in (self.programs.rclone, self.programs.mergerfs, self.programs.fusermount):
+            if shutil.which(program) is None:
+                raise RuntimeError(f"{program} is not installed: run ./scripts/setup.sh")
         clear_stale_mounts(self.root, self.programs.fusermount)
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in (self.etc, self.logs):
             folder.mkdir(exist_ok=True)
         self.proxy_port, self.rc_port = free_port(), free_port()
-        self.deployment = self._deployment()
+        self.standin_url = URL(f"http://127.0.0.1:{free_port()}")
+        self.settings = self._settings()
+        self.deployment = deployment_from(self.settings)
         self._start_standin()
         self._write_files()
         self.start_proxy()
@@ -237,26 +202,34 @@ class Stack:
 
     # -- the pieces -----------------------------------------------------------
 
-    def _deployment(self) -> Deployment:
-        def rc() -> RcEndpoint:
-            return RcEndpoint(HostPort("127.0.0.1", free_port()), RCLONE_RC_USER, RCLONE_RC_PASS)
-
-        return Deployment(
-            proxy_url=URL(f"http://127.0.0.1:{self.proxy_port}"),
-            shard_count=self.shards,
-            mount_root=PurePosixPath(self.root / "mnt"),
-            config_dir=PurePosixPath(self.etc),
-            cache_dirs=tuple(
-                PurePosixPath(self.cache_dir(f"shard{n}")) for n in range(self.shards)
-            ),
-            rest_cache_dir=PurePosixPath(self.cache_dir("rest")),
-            cache_max_size={},
-            cache_min_free_space={n: "100M" for n in range(self.shards)},
-            nzbdav_user=USER,
-            nzbdav_pass=PASSWORD,
-            shard_rc=tuple(rc() for _ in range(self.shards)),
-            rest_rc=rc(),
-            log_level=self.log_level,
+    def _settings(self) -> Settings:
+        """The settings a user would give `gen`, with this stack's ports and folders."""
+        rclone_rc = [
+            f"{n}=http://{RCLONE_RC_USER}:{RCLONE_RC_PASS}@127.0.0.1:{free_port()}"
+            for n in range(self.shards)
+        ]
+        return load_settings(
+            {
+                "backend": str(self.standin_url),
+                "listen": f"127.0.0.1:{self.proxy_port}",
+                "shards": self.shards,
+                "rc_listen": f"127.0.0.1:{self.rc_port}",
+                "rc_user": RC_USER,
+                "rc_pass": RC_PASS,
+                "shard_rc": rclone_rc,
+                "rc_fallback": [
+                    f"http://{RCLONE_RC_USER}:{RCLONE_RC_PASS}@127.0.0.1:{free_port()}"
+                ],
+                "mount_root": str(self.root / "mnt"),
+                "config_dir": str(self.etc),
+                "cache_dir": [f"{n}={self.cache_dir(f'shard{n}')}" for n in range(self.shards)],
+                "rest_cache_dir": str(self.cache_dir("rest")),
+                "cache_min_free_space": [f"{n}=100M" for n in range(self.shards)],
+                "nzbdav_user": USER,
+                "nzbdav_pass": PASSWORD,
+                "log_level": self.log_level,
+            },
+            environ={},
         )
 
     def _start_standin(self) -> None:
@@ -278,7 +251,8 @@ class Stack:
         app = make_standin_app(
             self.library, user=USER, password=PASSWORD, mount_dir=str(self.deployment.merged)
         )
-        port = self.standin_url.port or 0 if self.standin_url is not None else 0
+        assert self.standin_url is not None
+        port = self.standin_url.port
 
         async def start() -> int:
             runner = web.AppRunner(app)
@@ -303,27 +277,8 @@ class Stack:
         return self._background.call(function)
 
     def _write_files(self) -> None:
-        proxy = {
-            "backend": str(self.standin_url),
-            "listen": f"127.0.0.1:{self.proxy_port}",
-            "shards": self.shards,
-            "rc_listen": f"127.0.0.1:{self.rc_port}",
-            "rc_user": RC_USER,
-            "rc_pass": RC_PASS,
-            "log_level": self.log_level.lower(),
-            "rc_fallback": [str(self.deployment.rest_rc.url)] if self.deployment.rest_rc else [],
-            "shard_rc": {str(n): str(rc.url) for n, rc in enumerate(self.deployment.shard_rc)},
-        }
-        files = generate(
-            self.deployment,
-            self.programs,
-            proxy_toml=toml_text(proxy),
-            obscured_pass=obscure(PASSWORD, os.urandom(16)),
-        )
-        for name, text in files.items():
-            path = self.etc / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        written = write_generated(self.settings, self.etc, self.programs)
+        files = {str(path.relative_to(self.etc)): path.read_text() for path in written}
         self.units = {
             name.split("/", 1)[1]: text
             for name, text in files.items()
