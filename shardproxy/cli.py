@@ -11,6 +11,7 @@ from typing import Any
 
 from shardproxy import __version__
 from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
+from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
 
@@ -63,12 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
 
     demo = commands.add_parser(
-        "demo", help="run an NzbDav stand-in with sample files behind the proxy"
+        "demo", help="run the whole stack (NzbDav stand-in, proxy, rclone, mergerfs) in DIR"
     )
-    demo.add_argument("--port", type=int, default=8765, help="proxy port (default 8765)")
+    demo.add_argument(
+        "--mount", required=True, metavar="DIR", help="a new or empty folder for everything"
+    )
+    demo.add_argument(
+        "--layout",
+        choices=[layout.value for layout in Layout],
+        default=Layout.LINKS_UNCHANGED.value,
+        help="how symlinks reach the shards (default links-unchanged)",
+    )
     demo.add_argument("--shards", type=int, default=4, help="number of shards (default 4)")
     demo.add_argument(
-        "--once", action="store_true", help="show the shard views, then stop instead of serving"
+        "--once", action="store_true", help="show everything once, then stop and clean up"
     )
     return parser
 
@@ -115,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from shardproxy.demo import run_demo
 
-            return run_demo(port=args.port, shards=args.shards, once=args.once)
+            return run_demo(
+                mount=args.mount, layout=args.layout, shards=args.shards, once=args.once
+            )
         settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"

@@ -275,17 +275,31 @@ def obscure(password: str, iv: bytes) -> str:
 
 def rclone_conf(deployment: Deployment, obscured_pass: str | None) -> str:
     """Remotes ``shard0..`` on the shard views and ``rest`` on the proxy's root."""
-    base = str(deployment.proxy_url).rstrip("/")
-    remotes = [(f"shard{n}", f"{base}/{view_folder(n)}") for n in range(deployment.shard_count)]
-    remotes.append(("rest", base))
+    return webdav_remotes(
+        deployment.proxy_url, deployment.shard_count, deployment.nzbdav_user, obscured_pass
+    )
+
+
+def webdav_remotes(
+    proxy_url: URL | str,
+    shard_count: int,
+    user: str | None,
+    obscured_pass: str | None,
+    *,
+    rest: str = "rest",
+) -> str:
+    """rclone.conf text: a WebDAV remote per shard view, and ``rest`` on the proxy's root."""
+    base = str(proxy_url).rstrip("/")
+    remotes = [(f"shard{n}", f"{base}/{view_folder(n)}") for n in range(shard_count)]
+    remotes.append((rest, base))
     sections = []
     for name, url in remotes:
         lines = [f"[{name}]", "type = webdav", f"url = {url}", "vendor = other"]
-        if deployment.nzbdav_user is not None:
-            lines.append(f"user = {deployment.nzbdav_user}")
+        if user is not None:
+            lines.append(f"user = {user}")
         if obscured_pass is not None:
             lines.append(f"pass = {obscured_pass}")
-        if name == "rest":
+        if name == rest:
             # Tells the proxy a read came through the fail-over mount, in both layouts
             # (with shard links, `rest` reads the same /.ids-s<N>/ paths as the shard).
             lines.append("headers = X-Shardproxy-Mount,rest")

@@ -49,6 +49,9 @@ USER, PASSWORD = "admin", "secret"
 RC_USER, RC_PASS = "nzbdav", "rc-secret"
 RCLONE_RC_USER, RCLONE_RC_PASS = "rclone", "rclone-secret"
 READY_TIMEOUT = 60.0
+PID_FILE = "pids"
+OWN_FOLDERS = ("etc", "logs", "library", "cache", "mnt")
+"""What a stack creates under its root (and removes again)."""
 
 
 def free_port() -> int:
@@ -72,6 +75,27 @@ def fuse_mounts_under(root: Path) -> list[Path]:
             if fstype.startswith("fuse") and (point == prefix or point.startswith(prefix + "/")):
                 found.append(Path(point))
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def stop_leftover_processes(root: Path) -> None:
+    """Stop the processes a crashed earlier run under ``root`` left running.
+
+    Their ids are in ``root/pids``; one is stopped only while its command line still
+    names ``root``, so a recycled id is left alone.
+    """
+    pid_file = root / PID_FILE
+    if not pid_file.exists():
+        return
+    for line in pid_file.read_text().split():
+        pid = int(line)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(root).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    pid_file.unlink()
 
 
 def clear_stale_mounts(root: Path, fusermount: str = "fusermount3") -> None:
@@ -163,7 +187,9 @@ class Stack:
         for program in (self.programs.rclone, self.programs.mergerfs, self.programs.fusermount):
             if shutil.which(program) is None:
                 raise RuntimeError(f"{program} is not installed: run ./scripts/setup.sh")
+        stop_leftover_processes(self.root)
         clear_stale_mounts(self.root, self.programs.fusermount)
+        self._remove_own_folders()  # a crashed run's links, caches and logs
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in (self.etc, self.logs):
             folder.mkdir(exist_ok=True)
@@ -194,11 +220,16 @@ class Stack:
                 self.stop_standin()
             self._background.close()
             self._background = None
+        self._remove_own_folders()
+        if self._created_root and self.root.exists() and not any(self.root.iterdir()):
+            self.root.rmdir()
+
+    def _remove_own_folders(self) -> None:
+        # Never while something is mounted below: rmtree would walk into a live mount.
         if self.root.exists() and not fuse_mounts_under(self.root):
-            for name in ("etc", "logs", "library", "cache", "mnt"):
+            (self.root / PID_FILE).unlink(missing_ok=True)
+            for name in OWN_FOLDERS:
                 shutil.rmtree(self.root / name, ignore_errors=True)
-            if self._created_root:
-                shutil.rmtree(self.root, ignore_errors=True)
 
     # -- the pieces -----------------------------------------------------------
 
@@ -302,6 +333,8 @@ class Stack:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
         self.processes[name] = process
+        with (self.root / PID_FILE).open("a") as pids:
+            pids.write(f"{process.pid}\n")
         return process
 
     def start_proxy(self) -> None:
