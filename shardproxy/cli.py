@@ -14,6 +14,7 @@ from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_setting
 from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
+from shardproxy.shards import view_root
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +88,7 @@ def describe(settings: Settings) -> str:
     lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
     for shard in range(settings.shard_map.count):
         lines.append(
-            f"shard {shard}  /.ids-s{shard}  prefixes {settings.shard_map.prefixes_of(shard)}"
+            f"shard {shard}  {view_root(shard)}  prefixes {settings.shard_map.prefixes_of(shard)}"
         )
     if settings.rc_listen:
         lines.append(f"rc       {settings.rc_listen}")

@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 from yarl import URL
 
 from shardproxy.config import OPTIONS, ConfigError, HostPort, Settings
+from shardproxy.shards import IDS_NAME, view_name
 
 # rclone's fixed key for `rclone obscure` (fs/config/obscure): obscuring only keeps a
 # password from being read over a shoulder; anyone can reveal it.
@@ -160,16 +161,11 @@ class Mount:
         return f"shardproxy-rclone-{self.name}.service"
 
 
-def view_folder(shard: int) -> str:
-    """The name of shard ``shard``'s view folder at the proxy's root."""
-    return f".ids-s{shard}"
-
-
 def mounts(deployment: Deployment, layout: Layout) -> list[Mount]:
     """The shard mounts in shard order, then ``rest``."""
     found = []
     for shard in range(deployment.shard_count):
-        folder = ".ids" if layout is Layout.LINKS_UNCHANGED else view_folder(shard)
+        folder = IDS_NAME if layout is Layout.LINKS_UNCHANGED else view_name(shard)
         found.append(
             Mount(
                 name=f"shard{shard}",
@@ -290,7 +286,7 @@ def webdav_remotes(
 ) -> str:
     """rclone.conf text: a WebDAV remote per shard view, and ``rest`` on the proxy's root."""
     base = str(proxy_url).rstrip("/")
-    remotes = [(f"shard{n}", f"{base}/{view_folder(n)}") for n in range(shard_count)]
+    remotes = [(f"shard{n}", f"{base}/{view_name(n)}") for n in range(shard_count)]
     remotes.append((rest, base))
     sections = []
     for name, url in remotes:

@@ -7,14 +7,18 @@ owner comes from the first hex level below it, never from the last segment.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from shardproxy.shards import HEX_DIGITS, ID_LEVELS, ShardMap
+from shardproxy.shards import (
+    IDS_NAME,
+    ShardMap,
+    ViewPath,
+    ViewPathError,
+    is_ids_root_name,
+    is_uuid,
+    view_name,
+)
 
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_IDS_NAME = ".ids"
-_VIEW_NAME_RE = re.compile(r"\.ids-s([0-9]+)")
 _HINT = "give a UUID, a path under .ids/ or .ids-s<N>/, or a symlink to one"
 
 
@@ -45,76 +49,32 @@ Answer = Owned | EveryShard | NotSharded
 
 def looks_like_path(item: str) -> bool:
     """True for anything spelled as a path rather than a bare UUID."""
-    return "/" in item or item.startswith(_IDS_NAME)
+    return "/" in item or item.startswith(IDS_NAME)
 
 
 def locate(item: str, shard_map: ShardMap) -> Answer:
     """The owner of a bare UUID or of a path (absolute or relative, any depth)."""
     if not looks_like_path(item):
-        if not UUID_RE.fullmatch(item):
+        if not is_uuid(item):
             raise LocateError(f"{item!r} is not a UUID and not a path: {_HINT}")
-        uuid = item.lower()
-        levels = "/".join(uuid[:ID_LEVELS])
-        shard = shard_map.shard_of(uuid)
-        return Owned(shard, f"{shard_map.view_root(shard)}/{levels}/{uuid}")
+        place = ViewPath.of_uuid(item, shard_map)
+        return Owned(shard_map.shard_of(place.uuid), str(place))
     names = [name for name in item.split("/") if name and name != "."]
     # The last .ids segment counts: a library may itself live under a folder named .ids.
-    roots = [i for i, name in enumerate(names) if _is_ids_root(name)]
+    roots = [i for i, name in enumerate(names) if is_ids_root_name(name)]
     if not roots:
         return NotSharded()
     root = roots[-1]
-    return _locate_below(item, names[root], names[root + 1 :], shard_map)
-
-
-def _is_ids_root(name: str) -> bool:
-    return name == _IDS_NAME or _VIEW_NAME_RE.fullmatch(name) is not None
-
-
-def _locate_below(item: str, root: str, levels: list[str], shard_map: ShardMap) -> Answer:
-    view = _VIEW_NAME_RE.fullmatch(root)
-    view_shard: int | None = None
-    if view is not None:
-        digits = view.group(1)
-        view_shard = int(digits) if len(digits) <= 2 else -1
-        if str(view_shard) != digits or view_shard >= shard_map.count:
-            raise LocateError(
-                f"{item!r}: there is no shard view {root!r}; with {shard_map.count} shard(s) "
-                f"they are .ids-s0 to .ids-s{shard_map.count - 1} (check --shards/--shard)"
-            )
-    if len(levels) > ID_LEVELS + 1:
-        extra = "/".join(levels[ID_LEVELS + 1 :])
-        raise LocateError(
-            f"{item!r}: {extra!r} is deeper than {root}/h/h/h/h/h/<uuid>, "
-            "where NzbDav keeps its files"
-        )
-    for depth, name in enumerate(levels[:ID_LEVELS], start=1):
-        if len(name) != 1 or name not in HEX_DIGITS:
-            raise LocateError(
-                f"{item!r}: level {depth} below {root} is {name!r}, but NzbDav's levels are "
-                "one lowercase hex character each (0-9, a-f)"
-            )
-    if len(levels) == ID_LEVELS + 1:
-        uuid = levels[-1]
-        if not UUID_RE.fullmatch(uuid):
-            raise LocateError(f"{item!r}: the file name {uuid!r} is not a UUID")
-        if uuid[:ID_LEVELS].lower() != "".join(levels[:ID_LEVELS]):
-            raise LocateError(
-                f"{item!r}: the file {uuid} does not belong under "
-                f"{'/'.join(levels[:ID_LEVELS])}; NzbDav stores it under "
-                f"{'/'.join(uuid[:ID_LEVELS].lower())}"
-            )
-    if not levels:
-        if view_shard is not None:
-            return Owned(view_shard, shard_map.view_root(view_shard))
+    try:
+        place = ViewPath.parse(names[root], names[root + 1 :], shard_map, slash=item.endswith("/"))
+    except ViewPathError as exc:
+        raise LocateError(f"{item!r}: {exc}") from None
+    owner = place.owner(shard_map)
+    if owner is None:
         return EveryShard()
-    shard = shard_map.shard_of(levels[0])
-    if view_shard is not None and view_shard != shard:
-        raise LocateError(
-            f"{item!r}: prefix {levels[0]!r} belongs to shard {shard}, so {root} never shows "
-            f"it; its files are under .ids-s{shard}"
-        )
-    trailing = "/" if item.endswith("/") else ""
-    return Owned(shard, f"{shard_map.view_root(shard)}/{'/'.join(levels)}{trailing}")
+    if not place.levels:  # a view's root folder: shown without a trailing slash
+        return Owned(owner, str(place.in_view(owner)).rstrip("/"))
+    return Owned(owner, str(place.in_view(owner)))
 
 
 def describe(item: str, answer: Answer, shard_map: ShardMap) -> str:
@@ -122,5 +82,6 @@ def describe(item: str, answer: Answer, shard_map: ShardMap) -> str:
     if isinstance(answer, Owned):
         return f"{item}\tshard {answer.shard}\t{answer.view_path}"
     if isinstance(answer, EveryShard):
-        return f"{item}\tevery shard\t.ids is split over .ids-s0 to .ids-s{shard_map.count - 1}"
+        last = view_name(shard_map.count - 1)
+        return f"{item}\tevery shard\t{IDS_NAME} is split over {view_name(0)} to {last}"
     return f"{item}\tnot sharded\toutside .ids: served through the rest mount, not a shard cache"

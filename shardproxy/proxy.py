@@ -19,6 +19,8 @@ from yarl import URL
 
 from shardproxy import ranges
 from shardproxy.config import Settings
+from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -27,8 +29,6 @@ from shardproxy.multistatus import (
 )
 from shardproxy.shards import (
     Refused,
-    RootListingPolicy,
-    ShardListingPolicy,
     ShardMap,
     ShardRoute,
     owning_view_path,
@@ -102,9 +102,15 @@ class BackendError(Exception):
 class WebDavProxy:
     """Forwards WebDAV requests to NzbDav, presenting ``/.ids-s<N>`` shard views."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        fallback_reads: FallbackReads | None = None,
+    ) -> None:
         self.settings = settings
         self.shard_map: ShardMap = settings.shard_map
+        self.fallback_reads = fallback_reads or FallbackReads(self.shard_map.count)
         self.session = session
         self.backend_origin = settings.backend.origin()
         # Policies are immutable, so every listing of a shard shares its shard's.
@@ -148,6 +154,8 @@ class WebDavProxy:
             return plain_error(target.status, target.reason)
         shard = target.shard if isinstance(target, ShardRoute) else None
         backend_path = target.backend_path if isinstance(target, ShardRoute) else raw_path
+        if shard is None:
+            self.note_fallback_read(request.method, raw_path)
         headers = without_hop_by_hop(request.headers)
         headers.add("X-Forwarded-For", request.remote or "")
         if "Destination" in headers:
@@ -163,6 +171,14 @@ class WebDavProxy:
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
+
+    def note_fallback_read(self, method: str, raw_path: str) -> None:
+        """Count (and now and then log) a read of a shard's file that bypasses its cache."""
+        shard = fallback_read_shard(method, raw_path, self.shard_map)
+        if shard is not None:
+            line = self.fallback_reads.record(shard)
+            if line is not None:
+                log.warning("%s", line)
 
     def plan_propfind(self, plan: UpstreamPlan, raw_path: str) -> None:
         """Clamp Depth and choose the listing filter."""

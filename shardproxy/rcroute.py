@@ -10,7 +10,6 @@ Everything is values in, values out: the aiohttp glue in ``rcserver`` does the s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from shardproxy.shards import HEX_DIGITS, IDS_ROOT, ShardMap
+from shardproxy.shards import IDS_NAME, ShardMap, ViewPath, ViewPathError, is_ids_root_name
 
 FORGET = "vfs/forget"
 REFRESH = "vfs/refresh"
@@ -49,8 +48,6 @@ _GO_BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), "true"),
     **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), "false"),
 }
-_IDS_NAME = IDS_ROOT.strip("/")
-_VIEW_NAME_RE = re.compile(r"\.ids-s([0-9]+)")
 
 Kind = Literal["dir", "file", "all"]
 
@@ -287,33 +284,16 @@ def place(path: str, topology: Topology) -> Placement:
     if not names:
         everyone = (*(Target("shard", n) for n in range(shard_map.count)), *_fallbacks(topology))
         return _configured(everyone, "", topology)
-    head = names[0]
-    view = _VIEW_NAME_RE.fullmatch(head)
-    if head == _IDS_NAME or view is not None:
-        if view is not None:
-            shard = int(view.group(1))
-            if str(shard) != view.group(1) or shard >= shard_map.count:
-                return Placement(
-                    (), "", f"no shard view {head!r} (shards are 0..{shard_map.count - 1})"
-                )
-            owners = [shard]
-        else:
-            owners = list(range(shard_map.count))
-        if len(names) == 1:
-            return _configured(tuple(Target("shard", n) for n in owners), "", topology)
-        first = names[1]
-        if len(first) != 1 or first not in HEX_DIGITS:
-            return Placement(
-                (),
-                "",
-                f"{path!r} is not in NzbDav's .ids tree: {first!r} is not one hex character 0-f",
-            )
-        owner = shard_map.shard_of(first)
-        if owner not in owners:
-            return Placement(
-                (), "", f"{path!r}: prefix {first!r} belongs to shard {owner}, not {head}"
-            )
-        return _configured((Target("shard", owner),), "/".join(names[1:]), topology)
+    if is_ids_root_name(names[0]):
+        try:
+            # Only the first level decides the owner; deeper names go to it as written.
+            place = ViewPath.parse(names[0], names[1:2], shard_map)
+        except ViewPathError as exc:
+            return Placement((), "", f"{path!r}: {exc}")
+        owner = place.owner(shard_map)
+        owners = range(shard_map.count) if owner is None else (owner,)
+        below = "/".join(names[1:])
+        return _configured(tuple(Target("shard", n) for n in owners), below, topology)
     if topology.fallbacks == 0:
         return Placement(
             (), "", "it is outside .ids and no fallback rclone is configured (--rc-fallback)"
@@ -343,7 +323,7 @@ def _configured(wanted: Sequence[Target], path: str, topology: Topology) -> Plac
 def unmap(target: Target, path: str) -> str:
     """The caller-side spelling of a path as ``target`` sees it (for logs and checks)."""
     if target.role == "shard":
-        return f"{_IDS_NAME}/{path}" if path else _IDS_NAME
+        return f"{IDS_NAME}/{path}" if path else IDS_NAME
     return path
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
 from shardproxy.rcserver import make_rc_app
+from shardproxy.shards import view_root
 
 log = logging.getLogger("shardproxy")
 
@@ -101,7 +102,7 @@ def run(settings: Settings) -> None:
             worker.start()
             workers.append(worker)
         shards = ", ".join(
-            f"/.ids-s{n} ({settings.shard_map.prefixes_of(n)})"
+            f"{view_root(n)} ({settings.shard_map.prefixes_of(n)})"
             for n in range(settings.shard_map.count)
         )
         log.info(

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_to_bytes
 
-from shardproxy.multistatus import PrefixRewrite
-
 HEX_DIGITS = "0123456789abcdef"
-IDS_ROOT = "/.ids"
-VIEW_PREFIX = "/.ids-s"
+IDS_NAME = ".ids"
+IDS_ROOT = "/" + IDS_NAME
 ID_LEVELS = 5
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_VIEW_SEGMENT_RE = re.compile(r"\.ids-s([0-9]+)")
+_VIEW_NAME_RE = re.compile(re.escape(IDS_NAME) + r"-s([0-9]+)")
 
 
 class ShardMapError(ValueError):
@@ -136,7 +134,159 @@ class ShardMap:
 
     def view_root(self, shard: int) -> str:
         """The path of shard ``shard``'s view, ``/.ids-s<N>``."""
-        return f"{VIEW_PREFIX}{shard}"
+        return view_root(shard)
+
+
+# --- paths in the .ids tree and its shard views ----------------------------------------
+
+
+def view_name(shard: int) -> str:
+    """The folder name of shard ``shard``'s view, ``.ids-s<N>``."""
+    return f"{IDS_NAME}-s{shard}"
+
+
+def view_root(shard: int) -> str:
+    """The path of shard ``shard``'s view at the proxy's root, ``/.ids-s<N>``."""
+    return "/" + view_name(shard)
+
+
+def is_uuid(name: str) -> bool:
+    """True for a UUID in NzbDav's spelling (either case)."""
+    return _UUID_RE.fullmatch(name.lower()) is not None
+
+
+def is_ids_root_name(name: str) -> bool:
+    """True for ``.ids`` and for any ``.ids-s<digits>`` (which may name no shard)."""
+    return name == IDS_NAME or _VIEW_NAME_RE.fullmatch(name) is not None
+
+
+class ViewPathError(ValueError):
+    """A path under ``.ids`` or a shard view that NzbDav cannot have; the message says why."""
+
+
+# A shard-view path as rclone sends it: nothing encoded, lowercase hex levels, maybe a
+# file. ViewPath.from_plain reads these without splitting; anything else is parsed.
+_PLAIN_VIEW_PATH = re.compile(
+    "/" + re.escape(IDS_NAME) + r"-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})(?:/([0-9a-fA-F-]{36}))?(/?)"
+)
+
+
+@dataclass(frozen=True)
+class ViewPath:
+    """A place in NzbDav's ``.ids`` tree, as the tree itself or one shard's view shows it.
+
+    ``/.ids-s<shard>/<h1>/.../<h5>/<uuid>``: ``shard`` is None for ``/.ids`` itself;
+    ``levels`` holds the hex characters h1.. (none to five); ``uuid`` the file name, only
+    below five levels, in lowercase; ``slash`` a trailing slash. Every ViewPath is valid:
+    the levels are hex, the file is a UUID stored under its own first five characters, and
+    in a view the first level is one the shard owns.
+    """
+
+    shard: int | None
+    levels: str = ""
+    uuid: str = ""
+    slash: bool = False
+
+    @classmethod
+    def parse(
+        cls, root: str, names: Sequence[str], shard_map: ShardMap, *, slash: bool = False
+    ) -> ViewPath:
+        """``root`` (``.ids`` or ``.ids-s<N>``) and the decoded names below it."""
+        shard = root_shard(root, shard_map)
+        if len(names) > ID_LEVELS + 1:
+            raise ViewPathError(f"path is deeper than .ids/{'/'.join('h' * ID_LEVELS)}/<uuid>")
+        for depth, name in enumerate(names[:ID_LEVELS], start=1):
+            if len(name) != 1 or name not in HEX_DIGITS:
+                raise ViewPathError(f"level {depth} {name!r} is not one lowercase hex character")
+        levels = "".join(names[:ID_LEVELS])
+        if shard is not None and levels and shard_map.shard_of(levels[0]) != shard:
+            raise ViewPathError(
+                f"prefix {levels[0]!r} belongs to shard {shard_map.shard_of(levels[0])}, "
+                f"not shard {shard} ({shard_map.prefixes_of(shard)}); its files are under "
+                f"{view_name(shard_map.shard_of(levels[0]))}"
+            )
+        uuid = ""
+        if len(names) == ID_LEVELS + 1:
+            uuid = names[-1].lower()
+            # NzbDav resolves any UUID under any five folders; checking the folders here
+            # is what keeps a shard from reading another shard's files.
+            if not is_uuid(uuid):
+                raise ViewPathError(f"file name {names[-1]!r} is not a UUID")
+            if uuid[:ID_LEVELS] != levels:
+                raise ViewPathError(
+                    f"file {uuid} is not stored under {'/'.join(levels)} "
+                    f"(NzbDav stores it under {'/'.join(uuid[:ID_LEVELS])})"
+                )
+        return cls(shard, levels, uuid, slash)
+
+    @classmethod
+    def from_plain(cls, raw_path: str, shard_map: ShardMap) -> ViewPath | None:
+        """A view path as rclone writes it (no escapes, nothing odd), or None to parse it."""
+        plain = _PLAIN_VIEW_PATH.fullmatch(raw_path)
+        if plain is None:
+            return None
+        digits, levels, uuid, slash = plain.groups()
+        shard = int(digits)
+        if shard >= shard_map.count or (levels and shard_map.shard_of(levels[1]) != shard):
+            return None
+        levels = levels[1::2]
+        if uuid is not None:
+            uuid = uuid.lower()
+            if len(levels) != ID_LEVELS or uuid[:ID_LEVELS] != levels or not is_uuid(uuid):
+                return None
+        return cls(shard, levels, uuid or "", bool(slash))
+
+    @classmethod
+    def of_uuid(cls, uuid: str, shard_map: ShardMap) -> ViewPath:
+        """Where the owning shard's view shows the file ``uuid``."""
+        if not is_uuid(uuid):
+            raise ViewPathError(f"{uuid!r} is not a UUID")
+        uuid = uuid.lower()
+        return cls(shard_map.shard_of(uuid), uuid[:ID_LEVELS], uuid)
+
+    @property
+    def root(self) -> str:
+        """``/.ids`` or ``/.ids-s<N>``."""
+        return IDS_ROOT if self.shard is None else view_root(self.shard)
+
+    @property
+    def below_root(self) -> str:
+        """The part under the root, ``h1/.../h5/uuid``, without slashes around it."""
+        return "/".join([*self.levels, *([self.uuid] if self.uuid else [])])
+
+    def __str__(self) -> str:
+        below = self.below_root
+        return self.root + (f"/{below}" if below else "") + ("/" if self.slash else "")
+
+    @property
+    def backend_path(self) -> str:
+        """The same place in NzbDav's own tree, ``/.ids/...``."""
+        return str(replace(self, shard=None))
+
+    def in_view(self, shard: int) -> ViewPath:
+        """The same place in shard ``shard``'s view."""
+        return replace(self, shard=shard)
+
+    def owner(self, shard_map: ShardMap) -> int | None:
+        """The shard owning this place; None for the root of ``.ids`` (every shard has part)."""
+        return shard_map.shard_of(self.levels) if self.levels else self.shard
+
+
+def root_shard(name: str, shard_map: ShardMap) -> int | None:
+    """None for ``.ids``, N for ``.ids-s<N>``; ViewPathError for a view no shard has."""
+    if name == IDS_NAME:
+        return None
+    view = _VIEW_NAME_RE.fullmatch(name)
+    if view is None:
+        raise ViewPathError(f"{name!r} is neither {IDS_NAME} nor a shard view {view_name(0)}...")
+    digits = view.group(1)
+    # At most 16 shards: a longer number is no shard, and int() of thousands of digits raises.
+    shard = int(digits) if len(digits) <= 2 else -1
+    if str(shard) != digits or shard >= shard_map.count:
+        raise ViewPathError(
+            f"no shard view {name!r}: shards are {view_name(0)} to {view_name(shard_map.count - 1)}"
+        )
+    return shard
 
 
 # --- request routing ------------------------------------------------------------------
@@ -191,37 +341,12 @@ def decode_segments(raw_path: str) -> list[str] | Refused:
     return segments
 
 
-# A shard-view path as rclone sends it: nothing encoded, lowercase hex levels, maybe a
-# file. Such paths take a shortcut in route(); anything else goes the careful way.
-_PLAIN_VIEW_PATH = re.compile(
-    r"/\.ids-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})(/[0-9a-fA-F-]{36})?(/?)"
-)
-
-
 def route(raw_path: str, shard_map: ShardMap) -> Route:
     """Decide where a request for ``raw_path`` (as sent, percent-encoded) goes."""
-    plain = _PLAIN_VIEW_PATH.fullmatch(raw_path)
-    if plain is not None:
-        shortcut = _plain_route(plain, shard_map)
-        if shortcut is not None:
-            return shortcut
+    plain = ViewPath.from_plain(raw_path, shard_map)
+    if plain is not None and plain.shard is not None:
+        return ShardRoute(plain.shard, plain.backend_path)
     return _route_carefully(raw_path, shard_map)
-
-
-def _plain_route(plain: re.Match[str], shard_map: ShardMap) -> ShardRoute | None:
-    """What route() gives for a plain view path that is one of the shard's; None if not."""
-    shard_digits, levels, file, slash = plain.groups()
-    shard = int(shard_digits)
-    if shard >= shard_map.count or (levels and shard_map.shard_of(levels[1]) != shard):
-        return None
-    if file is not None:
-        uuid = file[1:].lower()
-        if len(levels) != 2 * ID_LEVELS or uuid[:ID_LEVELS] != levels[1::2]:
-            return None
-        if not _UUID_RE.fullmatch(uuid):
-            return None
-        return ShardRoute(shard, f"{IDS_ROOT}{levels}/{uuid}{slash}")
-    return ShardRoute(shard, f"{IDS_ROOT}{levels}{slash}")
 
 
 def _route_carefully(raw_path: str, shard_map: ShardMap) -> Route:
@@ -232,49 +357,15 @@ def _route_carefully(raw_path: str, shard_map: ShardMap) -> Route:
     # Doubled slashes are harmless empty segments: drop them, remember a trailing slash.
     trailing_slash = raw_path.endswith("/") and len(raw_path) > 1
     names = [s for s in segments if s]
-    if not names:
+    if not names or names[0] == IDS_NAME or not is_ids_root_name(names[0]):
         return PASS_THROUGH
-    view = _VIEW_SEGMENT_RE.fullmatch(names[0])
-    if view is None:
+    try:
+        view = ViewPath.parse(names[0], names[1:], shard_map, slash=trailing_slash)
+    except ViewPathError as exc:
+        return Refused(404, str(exc))
+    if view.shard is None:  # not reached: names[0] is a view, not .ids
         return PASS_THROUGH
-    digits = view.group(1)
-    # At most 16 shards: a longer number is no shard, and int() of thousands of digits raises.
-    shard = int(digits) if len(digits) <= 2 else -1
-    if str(shard) != digits or shard >= shard_map.count:
-        return Refused(
-            404, f"no shard view {names[0]!r}: shards are .ids-s0 to .ids-s{shard_map.count - 1}"
-        )
-    levels = names[1:]
-    problem = _shard_levels_problem(levels, shard, shard_map)
-    if problem:
-        return Refused(404, problem)
-    backend_path = "/".join([IDS_ROOT, *(name.lower() for name in levels)])
-    if trailing_slash:
-        backend_path += "/"
-    return ShardRoute(shard, backend_path)
-
-
-def _shard_levels_problem(levels: Sequence[str], shard: int, shard_map: ShardMap) -> str:
-    """Why ``levels`` (below ``/.ids-s<shard>``) is not a path of that shard, or ''."""
-    if len(levels) > ID_LEVELS + 1:
-        return f"path is deeper than .ids/{'/'.join('h' * ID_LEVELS)}/<uuid>"
-    for depth, name in enumerate(levels[:ID_LEVELS], start=1):
-        if len(name) != 1 or name not in HEX_DIGITS:
-            return f"level {depth} {name!r} is not one lowercase hex character"
-    if levels and shard_map.shard_of(levels[0]) != shard:
-        return (
-            f"prefix {levels[0]!r} belongs to shard {shard_map.shard_of(levels[0])}, "
-            f"not shard {shard} ({shard_map.prefixes_of(shard)})"
-        )
-    if len(levels) == ID_LEVELS + 1:
-        uuid = levels[-1].lower()
-        # NzbDav resolves any UUID under any five folders; checking the folders here is
-        # what keeps a shard from reading another shard's files.
-        if not _UUID_RE.fullmatch(uuid):
-            return f"file name {levels[-1]!r} is not a UUID"
-        if uuid[:ID_LEVELS] != "".join(levels[:ID_LEVELS]):
-            return f"file {uuid} is not stored under {'/'.join(levels[:ID_LEVELS])}"
-    return ""
+    return ShardRoute(view.shard, view.backend_path)
 
 
 # --- mapping backend paths back into views ----------------------------------------------
@@ -303,55 +394,3 @@ def owning_view_path(backend_path: str, shard_map: ShardMap) -> str | None:
     if not first or first not in HEX_DIGITS:  # '' is "in" every string: /.ids/ has no owner
         return None
     return view_path(backend_path, shard_map.shard_of(first), shard_map)
-
-
-class ShardListingPolicy:
-    """PROPFIND policy for a shard view: keep the shard's entries, shown under its view.
-
-    Called once per listed entry, so it answers from precomputed values; it agrees with
-    ``view_path`` for every path.
-    """
-
-    __slots__ = ("_owned", "_view_root", "prefix_rewrite", "shard", "shard_map")
-
-    def __init__(self, shard_map: ShardMap, shard: int) -> None:
-        self.shard_map = shard_map
-        self.shard = shard
-        self._owned = shard_map.chars_of(shard)
-        self._view_root = shard_map.view_root(shard)
-        # Below a first level the shard owns, every path maps by swapping "/.ids/" for the
-        # view's root: a listing of such a folder is rewritten in one pass. Segments are
-        # limited to what NzbDav writes there (hex levels, UUIDs), which need no escaping.
-        owned = "".join(sorted(self._owned))
-        self.prefix_rewrite = (
-            PrefixRewrite(
-                rb"/\.ids/[" + re.escape(owned).encode() + rb"](?:/[0-9A-Za-z_-]++)*+/?",
-                f"{IDS_ROOT}/".encode(),
-                f"{self._view_root}/".encode(),
-            )
-            if owned
-            else None
-        )
-
-    def client_paths(self, backend_path: str) -> Sequence[str]:
-        """The entry's path in the shard view, or nothing if the shard does not own it."""
-        if backend_path.startswith("/.ids/"):
-            first = backend_path[6:7]
-            if first in self._owned and (len(backend_path) == 7 or backend_path[7] == "/"):
-                return (self._view_root + backend_path[5:],)
-            return (self._view_root + "/",) if len(backend_path) == 6 else ()
-        return (self._view_root,) if backend_path == IDS_ROOT else ()
-
-
-@dataclass(frozen=True)
-class RootListingPolicy:
-    """PROPFIND policy for the root: everything as is, plus a ``.ids-s<N>`` per shard."""
-
-    shard_map: ShardMap
-
-    def client_paths(self, backend_path: str) -> Sequence[str]:
-        """``/.ids`` is shown once more as each shard's view folder."""
-        if backend_path.rstrip("/") != IDS_ROOT:
-            return (backend_path,)
-        views = tuple(self.shard_map.view_root(s) for s in range(self.shard_map.count))
-        return (backend_path, *views)

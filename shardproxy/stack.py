@@ -40,10 +40,9 @@ from shardproxy.deploy import (
     deployment_from,
     mounts,
     unit_commands,
-    view_folder,
 )
 from shardproxy.gencmd import find_programs, write_generated
-from shardproxy.shards import ShardMap
+from shardproxy.shards import IDS_ROOT, ShardMap, view_name
 
 USER, PASSWORD = "admin", "secret"
 RC_USER, RC_PASS = "nzbdav", "rc-secret"
@@ -394,6 +393,11 @@ class Stack:
                 raise RuntimeError(f"{name}: not ready after {READY_TIMEOUT} s ({what})")
             time.sleep(0.05)
 
+    def log_text(self, name: str) -> str:
+        """A process's whole log (``shardproxy``, ``shard0``.., ``rest``)."""
+        path = self.logs / f"{name}.log"
+        return path.read_text("utf-8", "replace") if path.exists() else ""
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a process's log, for error messages."""
         path = self.logs / f"{name}.log"
@@ -424,11 +428,11 @@ def link_target(target: str, layout: Layout, shard_map: ShardMap) -> str:
     """
     if layout is Layout.LINKS_UNCHANGED:
         return target
-    head, marker, tail = target.partition("/.ids/")
+    head, marker, tail = target.partition(IDS_ROOT + "/")
     if not marker:
         return target
     uuid = tail.rsplit("/", 1)[-1]
-    return f"{head}/{view_folder(shard_map.shard_of(uuid))}/{tail}"
+    return f"{head}/{view_name(shard_map.shard_of(uuid))}/{tail}"
 
 
 def _rclonelinks(folder: Path) -> Iterator[tuple[Path, str]]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -54,3 +55,23 @@ async def running_proxy(backend: str | URL, **overrides: Any) -> AsyncIterator[U
 def proxy() -> RunningProxy:
     """``async with proxy(backend_url, **settings) as url:`` runs a proxy for one test."""
     return running_proxy
+
+
+def run_on(loop_kind: str, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` on a fresh event loop of the given kind, for at most 20 s."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory = uvloop.new_event_loop
+
+    async def bounded() -> None:
+        await asyncio.wait_for(scenario(), timeout=20)
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(bounded())
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """The event loop a scenario runs on: production's uvloop and the standard one."""
+    return str(request.param)

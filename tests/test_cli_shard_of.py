@@ -84,10 +84,10 @@ async def test_a_symlink_loop_is_reported(tmp_path: Path) -> None:
     ("item", "says"),
     [
         ("foo", "'foo' is not a UUID and not a path"),
-        (".ids/G/1", "level 1 below .ids is 'G'"),
+        (".ids/G/1", "level 1 'G' is not one lowercase hex character"),
         (f".ids/9/6/1/b/1/{UUID}", "NzbDav stores it under 9/6/1/b/0"),
-        (".ids/9/6/1/b/0/movie.mkv", "the file name 'movie.mkv' is not a UUID"),
-        (".ids-s7/9", "there is no shard view '.ids-s7'"),
+        (".ids/9/6/1/b/0/movie.mkv", "file name 'movie.mkv' is not a UUID"),
+        (".ids-s7/9", "no shard view '.ids-s7': shards are .ids-s0 to .ids-s3"),
     ],
 )
 async def test_an_item_that_cannot_be_placed_says_why(item: str, says: str) -> None:

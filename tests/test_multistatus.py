@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shardproxy import multistatus
+from shardproxy.listing.policy import ShardListingPolicy
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -22,7 +23,7 @@ from shardproxy.multistatus import (
     _split_plain_href,
     filter_multistatus,
 )
-from shardproxy.shards import ShardListingPolicy, ShardMap
+from shardproxy.shards import ShardMap
 
 DAV = "{DAV:}"
 HEAD = (

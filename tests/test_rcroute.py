@@ -395,7 +395,7 @@ def test_refresh_reply_keeps_each_rclones_answer() -> None:
     result = merge_path_reply(plan, confirmed, {})["result"]
     assert result[".ids/9/6"] == "OK"
     assert result["/content/x"] == "file does not exist"
-    assert "not one hex character" in result[".ids/zz"]
+    assert "not one lowercase hex character" in result[".ids/zz"]
 
 
 def test_refresh_of_ids_is_ok_only_when_every_shard_says_ok() -> None:

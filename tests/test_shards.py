@@ -8,22 +8,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.shards import (
     HEX_DIGITS,
     PASS_THROUGH,
     PassThrough,
     Refused,
-    RootListingPolicy,
-    ShardListingPolicy,
     ShardMap,
     ShardMapError,
     ShardRoute,
+    ViewPath,
+    ViewPathError,
     _route_carefully,
     format_prefixes,
     owning_view_path,
     parse_prefixes,
     route,
+    view_name,
     view_path,
+    view_root,
 )
 
 FOUR = ShardMap.even(4)
@@ -270,7 +273,9 @@ def test_percent_encoded_level_is_decoded() -> None:
 
 def test_first_level_of_another_shard_is_404_naming_owner_and_prefixes() -> None:
     result = refused(route("/.ids-s0/9/6/1/b/0/" + UUID9, FOUR))
-    assert result.reason == "prefix '9' belongs to shard 2, not shard 0 (0-3)"
+    assert result.reason == (
+        "prefix '9' belongs to shard 2, not shard 0 (0-3); its files are under .ids-s2"
+    )
 
 
 def test_unknown_shard_index_is_404_naming_the_valid_views() -> None:
@@ -309,7 +314,9 @@ def test_file_name_that_is_not_a_uuid_is_404_naming_it() -> None:
 def test_file_under_folders_not_matching_its_uuid_is_404() -> None:
     # NzbDav would serve the file from any five folders; a shard must not reach it.
     result = refused(route("/.ids-s0/0/0/0/0/0/" + UUID9, FOUR))
-    assert result.reason == f"file {UUID9} is not stored under 0/0/0/0/0"
+    assert result.reason == (
+        f"file {UUID9} is not stored under 0/0/0/0/0 (NzbDav stores it under 9/6/1/b/0)"
+    )
 
 
 def test_path_below_a_file_is_404() -> None:
@@ -650,3 +657,40 @@ def test_route_shortcut_maps_a_file_of_the_shard_in_lowercase() -> None:
     assert route(UUID0_VIEW, FOUR) == ShardRoute(0, UUID0_BACKEND)
     shouted = UUID0_VIEW.replace(UUID0, UUID0.upper())
     assert route(shouted, FOUR) == ShardRoute(0, UUID0_BACKEND)
+
+
+# --- ViewPath: one parser and one spelling of .ids and .ids-s<N> paths ------------------
+
+
+@given(shard_maps(), uuids, st.integers(0, 6), st.booleans())
+def test_property_view_path_parse_and_format_round_trip(
+    shard_map: ShardMap, uuid: str, depth: int, slash: bool
+) -> None:
+    owner = shard_map.shard_of(uuid)
+    names = [*uuid[:5], uuid][:depth]
+    place = ViewPath.parse(view_name(owner), names, shard_map, slash=slash)
+    written = "/".join([view_root(owner), *names]) + ("/" if slash else "")
+    assert str(place) == written
+    assert ViewPath.from_plain(written, shard_map) == place
+    assert place.backend_path == written.replace(view_root(owner), "/.ids", 1)
+
+
+def test_view_path_of_a_uuid_is_in_its_owners_view() -> None:
+    assert str(ViewPath.of_uuid(UUID9.upper(), FOUR)) == f"/.ids-s2/9/6/1/b/0/{UUID9}"
+
+
+def test_view_path_of_the_ids_root_has_no_owner() -> None:
+    place = ViewPath.parse(".ids", [], FOUR)
+    assert place.owner(FOUR) is None
+    assert str(place) == "/.ids"
+
+
+def test_view_path_refuses_a_name_that_is_no_root() -> None:
+    with pytest.raises(ViewPathError, match=r"'content' is neither \.ids nor a shard view"):
+        ViewPath.parse("content", [], FOUR)
+
+
+def test_view_path_from_plain_leaves_odd_paths_to_the_parser() -> None:
+    assert ViewPath.from_plain("/.ids-s0/0/0/0/0/0/" + UUID9, FOUR) is None
+    assert ViewPath.from_plain("/.ids-s0/%30", FOUR) is None
+    assert ViewPath.from_plain("/.ids-s4/", FOUR) is None

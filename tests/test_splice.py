@@ -10,7 +10,7 @@ import asyncio
 import os
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +22,7 @@ from yarl import URL
 from shardproxy import splice
 from shardproxy.app import make_proxy_app
 from shardproxy.server import start_site
-from tests.conftest import proxy_settings, running_proxy
+from tests.conftest import proxy_settings, run_on, running_proxy
 from tests.test_proxy_errors import raw_backend
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -31,26 +31,6 @@ BODY = random.Random(7).randbytes(8 << 20)
 MiB = 1 << 20
 
 pytestmark = pytest.mark.skipif(not splice.enabled, reason="splice(2) is Linux only")
-
-
-def run_on(loop_kind: str, scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run ``scenario`` on a fresh event loop of the given kind."""
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if loop_kind == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        factory = uvloop.new_event_loop
-
-    async def bounded() -> None:
-        await asyncio.wait_for(scenario(), timeout=20)
-
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(bounded())
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def loop_kind(request: pytest.FixtureRequest) -> str:
-    """The event loop a scenario runs on."""
-    return str(request.param)
 
 
 @pytest.fixture

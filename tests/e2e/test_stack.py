@@ -195,6 +195,13 @@ def test_a_stopped_shard_fails_over_to_rest_and_serves_from_its_cache_again(
         # Read through `rest`: uncached, from the backend, and not into any cache.
         assert uuid_path(link.uuid) in backend_reads(stack)[before:]
         assert link.uuid not in cached_names(stack, "rest")
+        if stack.layout is Layout.LINKS_UNCHANGED:
+            # `rest` asks for /.ids/... instead of /.ids-s2/...: the proxy says so. (With
+            # shard links, `rest` reads /.ids-s2/... too; only its header tells.)
+            wanted = f"shard {shard}'s files are being read without its cache"
+            assert poll(lambda: wanted in stack.log_text("shardproxy")), stack.log_tail(
+                "shardproxy"
+            )
     finally:
         stack.start_mount(f"shard{shard}")  # ExecStartPre clears the stale mount
     before = len(backend_reads(stack))

@@ -1,0 +1,1 @@
+"""WebDAV listings (PROPFIND multistatus bodies) as shard views show them."""
