@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from shardproxy.rcbound import CLAMP_NOTE, bound
 from shardproxy.shards import IDS_NAME, ShardMap, ViewPath, ViewPathError, is_ids_root_name
 
 FORGET = "vfs/forget"
@@ -395,12 +396,12 @@ def plan_path_call(call: PathCall, topology: Topology) -> PathPlan:
     planned: list[PlannedPath] = []
     if call.everything:
         whole = tuple(
-            Delivery(t, call.command, "all", "", call.recursive) for t in topology.targets
+            bound(Delivery(t, call.command, "all", "", call.recursive)) for t in topology.targets
         )
     for param in call.paths:
         placement = place(param.path, topology)
         own = tuple(
-            Delivery(target, call.command, param.kind, placement.path, call.recursive)
+            bound(Delivery(target, call.command, param.kind, placement.path, call.recursive))
             for target in placement.targets
         )
         planned.append(PlannedPath(param, placement, own))
@@ -523,7 +524,8 @@ def merge_path_reply(
             raise RcError(502, f"{call.command} of everything: " + "; ".join(reasons))
         if call.command == FORGET:
             return {"forgotten": []}
-        return {"result": {"": _combine([(d.target, confirmed[d.key]) for d in plan.whole])}}
+        answer = _combine([(d.target, confirmed[d.key]) for d in plan.whole])
+        return {"result": {"": _clamp_noted(call, plan.whole, answer)}}
     forgotten: list[str] = []
     answered: dict[str, str] = {}
     problems: dict[str, str] = {}
@@ -539,13 +541,21 @@ def merge_path_reply(
             problems[planned.param.path] = answered[planned.param.path] = "; ".join(reasons)
         else:
             forgotten.append(_trim(planned.param.path))
-            answered[planned.param.path] = _combine(answers)
+            answer = _combine(answers)
+            answered[planned.param.path] = _clamp_noted(call, planned.deliveries, answer)
     if call.command == REFRESH:
         return {"result": answered}
     reply: dict[str, Any] = {"forgotten": forgotten}
     if problems:
         reply["notForgotten"] = problems
     return reply
+
+
+def _clamp_noted(call: PathCall, deliveries: Sequence[Delivery], answer: str) -> str:
+    """The answer, saying why a recursive refresh was sent without recursion."""
+    if call.recursive and any(not d.recursive for d in deliveries):
+        return f"{answer} ({CLAMP_NOTE})"
+    return answer
 
 
 def _combine(answers: Sequence[tuple[Target, str]]) -> str:

@@ -26,6 +26,7 @@ from yarl import URL
 
 from shardproxy import __version__
 from shardproxy.config import Settings
+from shardproxy.rcinflight import InFlight
 from shardproxy.rcroute import (
     PATH_COMMANDS,
     Delivery,
@@ -57,6 +58,8 @@ MAX_REPLY_BYTES = 16 << 20
 MAX_REQUEST_BYTES = 8 << 20
 # The retry loop wakes at least this often to drop deliveries past their age.
 IDLE_WAKE_SECONDS = 30.0
+# How often the retry loop looks again while what is due is still on its way.
+IN_FLIGHT_POLL_SECONDS = 0.5
 # Reasons for undeliverable paths that are logged once at WARNING, then at DEBUG.
 MAX_WARNED_REASONS = 1000
 # How many dropped paths a shutdown names in its log line.
@@ -376,6 +379,7 @@ class RcHandler:
         self.delivery = delivery
         # Set while the app runs: the client session only exists inside its event loop.
         self.forwarder: RcForwarder | None = None
+        self.in_flight = InFlight()
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -419,12 +423,21 @@ class RcHandler:
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any]
     ) -> dict[str, Any]:
         plan = plan_path_call(read_path_call(command, params), self.topology)
+        free, running = self.in_flight.split(plan.deliveries)
+        calls = plan_calls(free, self.topology) if running else list(plan.calls)
+        sent, shared = await asyncio.gather(
+            self.in_flight.send(forwarder.send_all, calls), self.in_flight.join(running)
+        )
         confirmed: dict[DeliveryKey, str] = {}
         failures: dict[Target, str] = {}
-        for call, outcome in await forwarder.send_all(plan.calls):
+        for call, outcome in [*sent, *shared]:
             if isinstance(outcome, Failure):
                 failures[call.target] = outcome.reason
+        for call, outcome in sent:
             confirmed.update(self.delivery.record(call, outcome))
+        for call, outcome in shared:
+            # The call that carried it records it (and keeps it for retry if it failed).
+            confirmed.update(delivered_by(call, outcome))
         for planned in plan.paths:
             if planned.placement.missing:
                 self._warn_undeliverable(command, planned.param.path, planned.placement.missing)
@@ -455,35 +468,50 @@ class RcHandler:
 
 
 async def retry_forever(
-    delivery: PendingDeliveries, forwarder: RcForwarder, topology: Topology
+    delivery: PendingDeliveries, forwarder: RcForwarder, topology: Topology, in_flight: InFlight
 ) -> None:
     """Resend waiting deliveries to each rclone whose backoff has run out, forever."""
     while True:
         delivery.changed.clear()
         delivery.expire()
         due = delivery.due_targets()
+        sent = False
         if due:
             try:
-                await _retry_targets(delivery, forwarder, topology, due)
+                sent = await _retry_targets(delivery, forwarder, topology, due, in_flight)
             except Exception:
                 # A bug here must not end retries for good: log it and carry on.
                 log.exception("RC retry round failed")
                 await asyncio.sleep(1.0)
+                continue
+        if sent:
             continue
-        wait = delivery.seconds_until_due()
+        # Nothing due, or all of it still on its way in a caller's call: wait for news.
+        wait = delivery.seconds_until_due() if not due else IN_FLIGHT_POLL_SECONDS
         timeout = IDLE_WAKE_SECONDS if wait is None else min(wait, IDLE_WAKE_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(delivery.changed.wait(), timeout)
 
 
 async def _retry_targets(
-    delivery: PendingDeliveries, forwarder: RcForwarder, topology: Topology, due: list[Target]
-) -> None:
-    calls = [c for t in due for c in plan_calls(delivery.pending_for(t), topology)]
-    for call, outcome in await forwarder.send_all(calls):
+    delivery: PendingDeliveries,
+    forwarder: RcForwarder,
+    topology: Topology,
+    due: list[Target],
+    in_flight: InFlight,
+) -> bool:
+    """Resend what waits for the due rclones, except what is on its way; False if nothing."""
+    waiting = [d for t in due for d in delivery.pending_for(t) if not in_flight.is_running(d)]
+    free, _ = in_flight.split(waiting)
+    calls = plan_calls(free, topology)
+    for call, outcome in await in_flight.send(forwarder.send_all, calls):
         confirmed = delivery.record(call, outcome)
         if confirmed:
             log.info("delivered %d waiting RC path(s) to %s", len(confirmed), call.target)
+    return bool(calls)
+
+
+RC_IN_FLIGHT = web.AppKey("rc_in_flight", InFlight)
 
 
 def make_rc_app(settings: Settings, *, backoff: Backoff | None = None) -> web.Application:
@@ -497,6 +525,7 @@ def make_rc_app(settings: Settings, *, backoff: Backoff | None = None) -> web.Ap
     app[RC_DELIVERY] = delivery
     topology = topology_of(settings)
     handler = RcHandler(settings, delivery)
+    app[RC_IN_FLIGHT] = handler.in_flight
     app.router.add_route("*", "/{command:.*}", handler.handle)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -504,7 +533,9 @@ def make_rc_app(settings: Settings, *, backoff: Backoff | None = None) -> web.Ap
         async with aiohttp.ClientSession(connector=connector) as session:
             forwarder = RcForwarder(session, endpoints_of(settings), settings.rc_timeout)
             handler.forwarder = forwarder
-            task = asyncio.create_task(retry_forever(delivery, forwarder, topology))
+            task = asyncio.create_task(
+                retry_forever(delivery, forwarder, topology, handler.in_flight)
+            )
             try:
                 yield
             finally:

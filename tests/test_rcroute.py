@@ -295,8 +295,9 @@ def test_fs_is_replaced_per_target_or_dropped() -> None:
 
 
 def test_recursive_goes_out_as_the_string_true() -> None:
-    call = read_path_call(REFRESH, {"dir": ".ids/9", "recursive": True})
-    assert plan_path_call(call, FULL).calls[0].params == {"recursive": "true", "dir": "9"}
+    call = read_path_call(REFRESH, {"dir": ".ids/9/6/1/b/0", "recursive": True})
+    params = plan_path_call(call, FULL).calls[0].params
+    assert params == {"recursive": "true", "dir": "9/6/1/b/0"}
 
 
 def test_refresh_of_a_shard_root_is_sent_without_dir() -> None:
@@ -416,7 +417,7 @@ def test_forget_everything_that_missed_a_target_is_an_error() -> None:
 
 
 def test_refresh_everything_reports_the_root() -> None:
-    plan = plan_path_call(read_path_call(REFRESH, {"recursive": "true"}), FULL)
+    plan = plan_path_call(read_path_call(REFRESH, {}), FULL)
     assert merge_path_reply(plan, answer_all(plan.calls), {}) == {"result": {"": "OK"}}
 
 

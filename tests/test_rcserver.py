@@ -681,14 +681,14 @@ async def fake_settings(fake: FakeRclone, **overrides: Any) -> tuple[Settings, T
 async def test_calls_go_out_as_exact_json_with_string_values(
     aiohttp_client: AiohttpClient,
 ) -> None:
-    fake = FakeRclone(reply=b'{"result": {"9/6": "OK"}}')
+    fake = FakeRclone(reply=b'{"result": {"9/6/1/b/0": "OK"}}')
     settings, server = await fake_settings(fake)
     try:
         client = await rc_client(aiohttp_client, settings)
-        body = "dir=.ids%2F9%2F6&recursive=1"
+        body = "dir=.ids%2F9%2F6%2F1%2Fb%2F0&recursive=1"
         await post(client, REFRESH, body.encode(), content_type="application/x-www-form-urlencoded")
         assert fake.seen == [
-            ("/rc/vfs/refresh", "application/json", b'{"recursive":"true","dir":"9/6"}')
+            ("/rc/vfs/refresh", "application/json", b'{"recursive":"true","dir":"9/6/1/b/0"}')
         ]
     finally:
         await server.close()
