@@ -11,6 +11,7 @@ one, and prints what each returned. README's "When something fails" quotes a run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import threading
@@ -51,34 +52,48 @@ def probe(title: str, cached: LibraryLink, uncached: LibraryLink) -> None:
     print(f"  read of an uncached file {timed(uncached.link.read_bytes)}")
 
 
+def by_shard(links: list[LibraryLink]) -> dict[int, list[LibraryLink]]:
+    shard_map = ShardMap.even(4)
+    found: dict[int, list[LibraryLink]] = {n: [] for n in range(4)}
+    for link in links:
+        found[shard_map.shard_of(link.uuid)].append(link)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layout", default=Layout.LINKS_UNCHANGED.value)
     layout = Layout(parser.parse_args().layout)
-    shard_map = ShardMap.even(4)
     with tempfile.TemporaryDirectory(prefix="shardproxy-failures-") as folder:
         with Stack(Path(folder) / "stack", layout) as stack:
-            links = stack.links
-            for link in links:
+            for link in stack.links:
                 os.stat(link.link)  # a library scan: every listing cached
-            of_shard2 = [link for link in links if shard_map.shard_of(link.uuid) == 2]
-            others = [link for link in links if shard_map.shard_of(link.uuid) != 2]
-            for link in (of_shard2[0], others[0]):
+            shards = by_shard(stack.links)
+            cached = [shards[0][0], shards[1][0], shards[2][0], shards[3][0]]
+            for link in cached:
                 link.link.read_bytes()
-            print(f"layout {layout.value}; {len(links)} files; all listed, two read (cached)")
+            print(
+                f"layout {layout.value}; {len(stack.links)} files, all listed, one per shard read"
+            )
 
+            playing = cached[2].link.open("rb")
+            playing.read(1024)
             stack.kill_mount("shard2")
-            probe("shard 2's rclone crashed (its files):", of_shard2[0], of_shard2[1])
+            print("\nshard 2's rclone crashed while one of its files was playing:")
+            print(f"  the next read of that open file {timed(lambda: playing.read(65536))}")
+            with contextlib.suppress(OSError):
+                playing.close()
+            probe("right after the crash (shard 2's files):", cached[2], shards[2][1])
             time.sleep(2)
-            probe("... two seconds later:", of_shard2[0], of_shard2[-1])
+            probe("two seconds later:", cached[2], shards[2][2])
             stack.start_mount("shard2")
 
             stack.stop_proxy()
-            probe("shardproxy stopped:", others[0], others[1])
+            probe("shardproxy stopped:", cached[0], shards[0][1])
             stack.start_proxy()
 
             stack.stop_standin()
-            probe("NzbDav stopped (shardproxy up):", others[0], others[2])
+            probe("NzbDav stopped (shardproxy up):", cached[3], shards[3][1])
             stack.start_standin()
 
 
