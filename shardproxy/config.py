@@ -18,6 +18,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
@@ -27,6 +28,7 @@ from shardproxy.shards import ShardMap, ShardMapError
 ENV_PREFIX = "SHARDPROXY_"
 DEFAULT_SHARDS = 4
 DEFAULT_BACKEND = "http://127.0.0.1:3000"
+PENDING_FILE_NAME = "shardproxy-rc-pending.sqlite3"
 """Used only by commands that never talk to NzbDav (``check``, ``shard-of``)."""
 
 
@@ -396,6 +398,20 @@ class Settings:
         default=86400.0,
         validate=_positive,
     )
+    rc_pending_file: str | None = setting(
+        Kind.STR,
+        "SQLite file keeping undelivered RC paths across restarts (default: "
+        f"{PENDING_FILE_NAME} beside the config file, else in the state directory)",
+        "FILE",
+        default=None,
+    )
+    shutdown_grace: float = setting(
+        Kind.FLOAT,
+        "seconds running requests may go on after SIGTERM before they are cut",
+        "SECONDS",
+        default=10.0,
+        validate=_positive,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
@@ -602,8 +618,21 @@ def load_settings(
     need_backend: bool = True,
 ) -> Settings:
     """Settings from a TOML file, then the environment, then command-line values."""
+    environ = os.environ if environ is None else environ
     file_layer = read_toml(config_file) if config_file else {}
-    env_layer = read_environment(os.environ if environ is None else environ)
-    return build_settings(
-        merge_layers(file_layer, env_layer, read_command_line(cli)), need_backend=need_backend
-    )
+    merged = merge_layers(file_layer, read_environment(environ), read_command_line(cli))
+    if "rc_pending_file" not in merged:
+        default = default_pending_file(config_file, environ)
+        merged["rc_pending_file"] = Given(default, Layer.FILE, "default rc_pending_file")
+    return build_settings(merged, need_backend=need_backend)
+
+
+def default_pending_file(config_file: str | None, environ: Mapping[str, str]) -> str:
+    """Beside the config file; else systemd's $STATE_DIRECTORY; else the XDG state folder."""
+    if config_file:
+        return str(Path(config_file).resolve().parent / PENDING_FILE_NAME)
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if not state:
+        xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        state = str(Path(xdg) / "shardproxy")
+    return str(Path(state) / PENDING_FILE_NAME)

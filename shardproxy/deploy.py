@@ -414,6 +414,8 @@ def proxy_unit(deployment: Deployment, programs: Programs) -> str:
             "ExecStart=" + exec_line(proxy_argv(deployment, programs)),
             "Restart=on-failure",
             "RestartSec=2",
+            # Gives $STATE_DIRECTORY: the RC retry queue's file lives there by default.
+            "StateDirectory=shardproxy",
         ],
     )
 
@@ -591,7 +593,9 @@ def proxy_toml(settings: Settings, deployment: Deployment) -> str:
     """The proxy's own settings file, with every rclone's RC URL filled in."""
     values: dict[str, object] = {}
     for option in OPTIONS:
-        if option.name in DEPLOY_ONLY or option.name in ("shards", "shard"):
+        # rc_pending_file's default is worked out where gen runs; the proxy's own
+        # default (beside its config file) is the one that fits where it is installed.
+        if option.name in DEPLOY_ONLY or option.name in ("shards", "shard", "rc_pending_file"):
             continue
         value = getattr(settings, option.name)
         if value is None or value == option.default or option.name in ("shard_rc", "rc_fallback"):

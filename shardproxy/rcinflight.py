@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from shardproxy.rcroute import Delivery, Failure, Outcome, Target, TargetCall
 
 FlightKey = tuple[tuple[Target, str, str, str], bool]
-SendAll = Callable[[list[TargetCall]], Awaitable[list[tuple[TargetCall, Outcome]]]]
+AsDone = Callable[[list[TargetCall]], AsyncIterator[tuple[TargetCall, Outcome]]]
 
 
 class InFlight:
@@ -49,22 +49,30 @@ class InFlight:
                 free.append(delivery)
         return free, running
 
-    async def send(
-        self, send_all: SendAll, calls: list[TargetCall]
-    ) -> list[tuple[TargetCall, Outcome]]:
-        """Send calls whose deliveries ``split`` marked; share each answer, then unmark."""
-        results: list[tuple[TargetCall, Outcome]] = []
+    async def send_each(
+        self, as_done: AsDone, calls: list[TargetCall]
+    ) -> AsyncIterator[tuple[TargetCall, Outcome]]:
+        """Send calls whose deliveries ``split`` marked; yield and share each answer.
+
+        Each answer is yielded as soon as it is back and its deliveries are unmarked; a
+        call cut short answers those sharing it with a Failure.
+        """
+        answered: set[int] = set()
         try:
-            results = await send_all(calls)
+            async for call, outcome in as_done(calls):
+                self._answer(call, outcome)
+                answered.add(id(call))
+                yield call, outcome
         finally:
-            outcomes = {id(call): outcome for call, outcome in results}
             for call in calls:
-                outcome = outcomes.get(id(call), Failure("the call carrying it was cancelled"))
-                for delivery in call.deliveries:
-                    answer = self._answers.pop(self._key(delivery), None)
-                    if answer is not None and not answer.done():
-                        answer.set_result(outcome)
-        return results
+                if id(call) not in answered:
+                    self._answer(call, Failure("the call carrying it was cancelled"))
+
+    def _answer(self, call: TargetCall, outcome: Outcome) -> None:
+        for delivery in call.deliveries:
+            answer = self._answers.pop(self._key(delivery), None)
+            if answer is not None and not answer.done():
+                answer.set_result(outcome)
 
     async def join(self, deliveries: Iterable[Delivery]) -> list[tuple[TargetCall, Outcome]]:
         """The answers of deliveries already on their way, each as a call of its own."""

@@ -1,8 +1,12 @@
-"""Process lifecycle: start the listeners, run until a signal, stop cleanly.
+"""Process lifecycle: start the listeners, run until a signal, stop within a bounded grace.
 
 With ``workers > 1`` the WebDAV port is shared by several processes through
-SO_REUSEPORT, so the kernel spreads connections over every core. The RC endpoint runs
-in the first process only: its retry queue must be one queue.
+SO_REUSEPORT, so the kernel spreads connections over every core (see ``workers``). The
+RC endpoint runs in the first process only: its retry queue must be one queue.
+
+SIGTERM or SIGINT: stop accepting at once, let running requests finish for
+``shutdown_grace`` seconds, then cut them and say how many. A second signal cuts at
+once. SIGHUP is logged and ignored: settings are read at start only.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,20 +23,39 @@ from aiohttp import web
 
 from shardproxy.app import make_proxy_app
 from shardproxy.config import HostPort, Settings
+from shardproxy.drain import ActiveRequests
 from shardproxy.rcserver import make_rc_app
+from shardproxy.rcstore import PendingStoreError
 from shardproxy.shards import view_root
+from shardproxy.workers import WorkerPool
 
 log = logging.getLogger("shardproxy")
 
+# After the grace, cancelled handlers get this long to close before aiohttp drops them.
+CLOSE_TIMEOUT_SECONDS = 2.0
 
-async def start_site(app: web.Application, address: HostPort, *, reuse_port: bool) -> web.AppRunner:
-    """Start serving ``app`` on ``address``; the caller cleans the runner up."""
+
+async def start_site(
+    app: web.Application,
+    address: HostPort,
+    *,
+    reuse_port: bool,
+    active: ActiveRequests | None = None,
+) -> web.AppRunner:
+    """Start serving ``app`` on ``address``; the caller cleans the runner up.
+
+    With ``active``, its requests are tracked so that a shutdown can drain them.
+    """
+    if active is not None:
+        app.middlewares.append(active.middleware)
     runner = web.AppRunner(
         app,
         # A client that hangs up cancels its handler at once, which closes the
         # upstream connection: NzbDav stops fetching from Usenet for nobody.
         handler_cancellation=True,
         access_log=log if log.isEnabledFor(logging.DEBUG) else None,
+        # The grace is ours (ActiveRequests.drain); aiohttp's own wait comes after it.
+        shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
     )
     await runner.setup()
     site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
@@ -45,28 +67,93 @@ async def start_site(app: web.Application, address: HostPort, *, reuse_port: boo
     return runner
 
 
+def _on_sighup() -> None:
+    log.warning(
+        "SIGHUP received: settings are only read at start, so nothing changes; "
+        "still serving (restart shardproxy to apply new settings)"
+    )
+
+
 async def serve_until_stopped(
-    settings: Settings, *, with_rc: bool, ready: Callable[[], Awaitable[None]] | None = None
+    settings: Settings,
+    *,
+    with_rc: bool,
+    ready: Callable[[], Awaitable[None]] | None = None,
+    pool: WorkerPool | None = None,
 ) -> None:
     """Run the WebDAV proxy (and the RC endpoint if configured) until SIGINT/SIGTERM."""
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: cutting active requests now", signum.name)
+            hurry.set()
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_stop_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, _on_sighup)
+    active = ActiveRequests()
     runners = [
-        await start_site(make_proxy_app(settings), settings.listen, reuse_port=settings.workers > 1)
-    ]
-    if with_rc and settings.rc_listen is not None:
-        runners.append(
-            await start_site(make_rc_app(settings), settings.rc_listen, reuse_port=False)
+        await start_site(
+            make_proxy_app(settings),
+            settings.listen,
+            reuse_port=settings.workers > 1,
+            active=active,
         )
-    if ready is not None:
-        await ready()
+    ]
     try:
+        if with_rc and settings.rc_listen is not None:
+            try:
+                rc_app = make_rc_app(settings)
+            except PendingStoreError as exc:
+                raise SystemExit(f"shardproxy: {exc}") from None
+            runners.append(
+                await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
+            )
+        if pool is not None:
+            pool.start()
+        if ready is not None:
+            await ready()
         await stop.wait()
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
+        await _shut_down(runners, active, settings.shutdown_grace, hurry, pool)
+
+
+async def _shut_down(
+    runners: list[web.AppRunner],
+    active: ActiveRequests,
+    grace: float,
+    hurry: asyncio.Event,
+    pool: WorkerPool | None,
+) -> None:
+    """Stop accepting, drain for ``grace``, cut the rest, then close everything."""
+    for runner in runners:
+        for site in list(runner.sites):
+            await site.stop()
+        if runner.server is not None:
+            runner.server.pre_shutdown()  # idle keep-alive connections close now
+    log.info(
+        "pid %d: stopped accepting; %d active request(s) get up to %g s to finish (shutdown_grace)",
+        os.getpid(),
+        len(active),
+        grace,
+    )
+    workers_stopped = asyncio.ensure_future(pool.stop(grace) if pool else asyncio.sleep(0))
+    cut = await active.drain(grace, hurry)
+    if cut:
+        log.warning(
+            "pid %d: shutdown grace of %g s (shutdown_grace) ran out: cut %d active request(s)",
+            os.getpid(),
+            grace,
+            cut,
+        )
+    else:
+        log.info("pid %d: every active request finished; cut 0", os.getpid())
+    for runner in reversed(runners):
+        await runner.cleanup()
+    await workers_stopped
 
 
 def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
@@ -84,23 +171,13 @@ def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-def _worker_main(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
-    run_with_uvloop(serve_until_stopped(settings, with_rc=False))
-
-
 def run(settings: Settings) -> None:
     """Serve until stopped, with ``settings.workers`` processes sharing the port."""
-    workers: list[multiprocessing.process.BaseProcess] = []
-    context = multiprocessing.get_context("fork")
+    # Extra workers start once this process holds the port, so a bad address fails
+    # once, in the foreground, instead of in every worker.
+    pool = WorkerPool(settings, settings.workers - 1) if settings.workers > 1 else None
 
     async def announce() -> None:
-        # Extra workers start once the first one holds the port, so a bad address fails
-        # once, in the foreground, instead of in every child.
-        for _ in range(settings.workers - 1):
-            worker = context.Process(target=_worker_main, args=(settings,), daemon=True)
-            worker.start()
-            workers.append(worker)
         shards = ", ".join(
             f"{view_root(n)} ({settings.shard_map.prefixes_of(n)})"
             for n in range(settings.shard_map.count)
@@ -114,13 +191,10 @@ def run(settings: Settings) -> None:
             shards,
         )
         if settings.rc_listen is not None:
-            log.info("RC endpoint on http://%s", settings.rc_listen)
+            log.info(
+                "RC endpoint on http://%s; undelivered paths kept in %s",
+                settings.rc_listen,
+                settings.rc_pending_file or "memory only",
+            )
 
-    try:
-        run_with_uvloop(serve_until_stopped(settings, with_rc=True, ready=announce))
-    finally:
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-        for worker in workers:
-            worker.join(timeout=10)
+    run_with_uvloop(serve_until_stopped(settings, with_rc=True, ready=announce, pool=pool))

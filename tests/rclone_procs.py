@@ -93,6 +93,8 @@ class RcloneRc:
     extra: tuple[str, ...] = ()
     # Without a user: pass --rc-no-auth (True) or leave rclone's own default (False).
     no_auth: bool = True
+    # What the process serves its remote as: "http", or "webdav" like a real deployment.
+    protocol: str = "http"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,7 +114,7 @@ class RcloneRc:
             [
                 self.binary,
                 "serve",
-                "http",
+                self.protocol,
                 self.remote,
                 "--addr",
                 f"127.0.0.1:{self.http_port}",
@@ -262,6 +264,7 @@ def make_rclone(
     password: str | None = None,
     extra: tuple[str, ...] = (),
     no_auth: bool = True,
+    protocol: str = "http",
 ) -> RcloneRc:
     """An RcloneRc serving ``remote`` (default: the directory ``base/name``), own cache and log."""
     if remote is None:
@@ -277,6 +280,7 @@ def make_rclone(
         password=password,
         extra=extra,
         no_auth=no_auth,
+        protocol=protocol,
     )
 
 

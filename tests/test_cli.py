@@ -120,6 +120,8 @@ async def test_serve_starts_the_rc_endpoint_with_auth(tmp_path: Path) -> None:
         "nzbdav",
         "--rc-pass",
         "pw",
+        "--rc-pending-file",
+        str(tmp_path / "pending.sqlite3"),
     ]
     async with running(argv, port=rc_port, log=tmp_path / "serve.log"):
         async with aiohttp.ClientSession() as client:

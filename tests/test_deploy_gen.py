@@ -90,6 +90,7 @@ def test_gen_writes_files_that_rclone_and_shardproxy_accept(
     assert {"rclone.conf", "shardproxy.toml", "links-unchanged/compose.yaml"} <= names
     assert "shard-links/shardproxy-rclone-shard2.service" in names
     assert "shard-links/shardproxy-rclone-shard3.service" not in names
+    assert "rc_pending_file" not in (out / "shardproxy.toml").read_text()
     proxy = load_settings({}, config_file=str(out / "shardproxy.toml"), environ={})
     assert proxy.shard_map.count == 3
     assert {n: str(url) for n, url in proxy.shard_rc.items()} == {

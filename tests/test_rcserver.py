@@ -8,7 +8,6 @@ got, which is what these tests compare, call by call, with what it should have g
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,8 +27,9 @@ from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
 from shardproxy.app import make_proxy_app
 from shardproxy.config import Settings
-from shardproxy.rcroute import FORGET, REFRESH, Delivery, Failure, Reply, Target, TargetCall
-from shardproxy.rcserver import RC_DELIVERY, Backoff, PendingDeliveries, make_rc_app
+from shardproxy.rcpending import Backoff
+from shardproxy.rcroute import FORGET, REFRESH
+from shardproxy.rcserver import RC_DELIVERY, make_rc_app
 from shardproxy.shards import ShardMap
 from tests.rclone_procs import (
     BackgroundApps,
@@ -730,88 +730,3 @@ async def test_a_silent_rclone_times_out(aiohttp_client: AiohttpClient) -> None:
         assert "rc_timeout" in reply["notForgotten"][IDS]
     finally:
         await server.close()
-
-
-# --- the pending deliveries, with a clock of our own ------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-S2 = Target("shard", 2)
-
-
-def forget_call(*paths: str) -> TargetCall:
-    deliveries = tuple(Delivery(S2, FORGET, "dir", p) for p in paths)
-    return TargetCall(S2, FORGET, {"dir": paths[0]}, deliveries)
-
-
-def test_pending_paths_merge_and_age() -> None:
-    clock = Clock()
-    pending = PendingDeliveries(max_count=10, max_age=60, backoff=FAST, clock=clock)
-    pending.record(forget_call("9/6", "9/7"), Failure("down"))
-    clock.now += 5
-    pending.record(forget_call("9/6/", "/9/7"), Failure("down"))
-    assert pending.pending_count == 2
-    assert pending.oldest_pending_age == 5.0
-    pending.record(forget_call("9/6"), Reply({"forgotten": ["9/6"]}))
-    assert pending.pending_count == 1
-
-
-def test_pending_paths_past_their_age_are_dropped_and_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    clock = Clock()
-    pending = PendingDeliveries(max_count=10, max_age=60, backoff=FAST, clock=clock)
-    pending.record(forget_call("9/6/1/b/0"), Failure("down"))
-    clock.now += 61
-    with caplog.at_level(logging.ERROR, "shardproxy.rc"):
-        pending.expire()
-    assert pending.pending_count == 0
-    assert "'.ids/9/6/1/b/0'" in caplog.text and "rc_pending_max_age" in caplog.text
-
-
-def test_pending_paths_over_the_count_drop_the_oldest_and_log_it(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    clock = Clock()
-    pending = PendingDeliveries(max_count=2, max_age=60, backoff=FAST, clock=clock)
-    with caplog.at_level(logging.ERROR, "shardproxy.rc"):
-        for path in ("9/0", "9/1", "9/2"):
-            clock.now += 1
-            pending.record(forget_call(path), Failure("down"))
-    assert [d.path for d in pending.pending_for(S2)] == ["9/1", "9/2"]
-    assert "'.ids/9/0'" in caplog.text and "rc_pending_max" in caplog.text
-
-
-def test_a_plain_refresh_does_not_settle_a_recursive_one() -> None:
-    pending = PendingDeliveries(max_count=10, max_age=60, backoff=FAST, clock=Clock())
-    recursive = Delivery(S2, REFRESH, "dir", "9", recursive=True)
-    pending.record(TargetCall(S2, REFRESH, {}, (recursive,)), Failure("down"))
-    plain = Delivery(S2, REFRESH, "dir", "9")
-    pending.record(TargetCall(S2, REFRESH, {}, (plain,)), Reply({"result": {"9": "OK"}}))
-    assert pending.pending_for(S2) == [recursive]
-
-
-def test_backoff_grows_with_jitter_up_to_its_cap() -> None:
-    backoff = Backoff(base=1.0, cap=8.0)
-    assert [backoff.delay(n, lambda: 1.0) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
-    assert [backoff.delay(n, lambda: 0.0) for n in (1, 4)] == [0.5, 4.0]
-
-
-def test_retry_waits_for_the_backoff() -> None:
-    clock = Clock()
-    pending = PendingDeliveries(
-        max_count=10, max_age=60, backoff=Backoff(base=1.0, cap=8.0), clock=clock
-    )
-    pending.record(forget_call("9"), Failure("down"))
-    assert pending.due_targets() == []
-    wait = pending.seconds_until_due()
-    assert wait is not None and 0.5 <= wait <= 1.0
-    clock.now += 1.0
-    assert pending.due_targets() == [S2]
