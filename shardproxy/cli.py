@@ -58,6 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
+    relink = commands.add_parser(
+        "relink",
+        help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
+        description="Point every symlink under LIBRARY_DIR that targets {mount}/.ids/... at "
+        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back to .ids). Atomic "
+        "per link, idempotent; an interrupted run resumes when run again.",
+    )
+    add_setting_flags(relink)
+    relink.add_argument("library", metavar="LIBRARY_DIR", help="the folder Plex and *arr use")
+    relink.add_argument(
+        "--mount-dir", required=True, metavar="DIR", help="NzbDav's mount dir, e.g. /mnt/nzbdav"
+    )
+    relink.add_argument("--undo", action="store_true", help="point links back at {mount}/.ids")
+    relink.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    relink.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="journal file (default LIBRARY_DIR/.shardproxy-relink.journal)",
+    )
+
     gen = commands.add_parser(
         "gen", help="write rclone.conf, systemd units and compose files for both layouts"
     )
@@ -118,6 +138,29 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return describe_location(shown, answer, settings.shard_map)
 
 
+def run_relink(args: argparse.Namespace, settings: Settings) -> int:
+    """``shardproxy relink``: run it and print the counts."""
+    from pathlib import Path
+
+    from shardproxy.relink import normalize_mount
+    from shardproxy.relink_run import RelinkError, relink_library
+
+    try:
+        mount = normalize_mount(args.mount_dir)
+        report = relink_library(
+            Path(args.library),
+            mount,
+            settings.shard_map,
+            undo=args.undo,
+            dry_run=args.dry_run,
+            journal_path=Path(args.journal) if args.journal else None,
+        )
+    except (RelinkError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    print(report.summary())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shardproxy`` console script."""
     args = build_parser().parse_args(argv)
@@ -145,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(path)
             print(next_steps(settings, out))
             return 0
+        if args.command == "relink":
+            return run_relink(args, settings)
         if args.command == "shard-of":
             failed = False
             for item in args.items:

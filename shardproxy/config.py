@@ -359,6 +359,41 @@ class Settings:
         default=60.0,
         validate=_positive,
     )
+    header_max_size: int = setting(
+        Kind.INT,
+        "bytes a client's request head (request line and headers) may take; larger is 431",
+        "BYTES",
+        default=32768,
+        validate=_positive,
+    )
+    header_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client has to send a whole request head once it starts; then 408",
+        "SECONDS",
+        default=20.0,
+        validate=_positive,
+    )
+    keepalive_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds an idle client connection is kept open for its next request",
+        "SECONDS",
+        default=75.0,
+        validate=_positive,
+    )
+    send_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client may read nothing of a reply before its connection is cut",
+        "SECONDS",
+        default=60.0,
+        validate=_positive,
+    )
+    body_timeout: float = setting(
+        Kind.FLOAT,
+        "seconds a client may pause mid request body before its request is dropped",
+        "SECONDS",
+        default=60.0,
+        validate=_positive,
+    )
     rc_listen: HostPort | None = setting(
         Kind.STR,
         "address of the rclone RC endpoint (off if unset)",

@@ -1,20 +1,19 @@
 """The WebDAV handler: route a request, forward it to NzbDav, stream the reply back.
 
 The decisions live in pure modules (``shards`` for paths, ``ranges`` for the Range
-contract, ``multistatus`` for PROPFIND bodies); this module is the aiohttp glue that
-applies them to sockets.
+contract, ``multistatus`` for PROPFIND bodies); this module is the glue that applies
+them between aiohttp's low-level server (the client side) and our own backend pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from shardproxy import ranges
@@ -35,6 +34,7 @@ from shardproxy.shards import (
     route,
 )
 from shardproxy.splice import splice_body
+from shardproxy.upstream import BackendError, BodyError, UpstreamPool, UpstreamResponse
 
 log = logging.getLogger("shardproxy.proxy")
 
@@ -54,17 +54,18 @@ HOP_BY_HOP_HEADERS = frozenset(
         "expect",
     }
 )
-# Bodies up to this size are read whole before forwarding; larger ones stream.
-SMALL_BODY_LIMIT = 1 << 20
-STREAM_CHUNK = 1 << 18
 # Replies up to this size are read whole and sent in one write.
 SMALL_REPLY_LIMIT = 1 << 16
 
 
-def without_hop_by_hop(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+class ClientStalled(Exception):
+    """The client stopped sending its request body for longer than ``body_timeout``."""
+
+
+def without_hop_by_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
     """A copy of ``headers`` without hop-by-hop fields, including those Connection names."""
-    copy = CIMultiDict(headers)
-    for value in headers.getall("Connection", ()):
+    copy: CIMultiDict[str] = CIMultiDict(headers)
+    for value in copy.getall("Connection", ()):
         for token in value.split(","):
             copy.popall(token.strip(), None)
     # Checking a dozen names is cheaper than testing every header on this hot path.
@@ -74,9 +75,23 @@ def without_hop_by_hop(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return copy
 
 
-def plain_error(status: int, message: str) -> web.Response:
+def client_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """A client's headers to forward, byte for byte: each value read as Latin-1.
+
+    Latin-1 maps every byte to one character and back, so a value that is not UTF-8
+    reaches the backend exactly as the client sent it.
+    """
+    return without_hop_by_hop(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
+    )
+
+
+def plain_error(status: int, message: str, *, close: bool = False) -> web.Response:
     """A short plain-text error the proxy answers itself."""
-    return web.Response(status=status, text=message.rstrip() + "\n")
+    response = web.Response(status=status, text=message.rstrip() + "\n")
+    if close:
+        response.force_close()
+    return response
 
 
 @dataclass
@@ -84,19 +99,11 @@ class UpstreamPlan:
     """What to send NzbDav for one client request, and how to treat its reply."""
 
     method: str
-    url: URL
+    target: str
     headers: CIMultiDict[str]
     shard: int | None
     listing_policy: ResponsePolicy | None = None
     asked_range: ranges.FromTo | None = None
-
-
-class BackendError(Exception):
-    """The backend could not be asked or did not answer; ``status`` is 502 or 504."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class WebDavProxy:
@@ -105,50 +112,58 @@ class WebDavProxy:
     def __init__(
         self,
         settings: Settings,
-        session: aiohttp.ClientSession,
+        pool: UpstreamPool,
         fallback_reads: FallbackReads | None = None,
     ) -> None:
         self.settings = settings
         self.shard_map: ShardMap = settings.shard_map
         self.fallback_reads = fallback_reads or FallbackReads(self.shard_map.count)
-        self.session = session
-        self.backend_origin = settings.backend.origin()
+        self.pool = pool
+        self.backend_origin = pool.origin
         # Policies are immutable, so every listing of a shard shares its shard's.
         self.shard_policies = [
             ShardListingPolicy(self.shard_map, shard) for shard in range(self.shard_map.count)
         ]
         self.root_policy = RootListingPolicy(self.shard_map)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one client request."""
         plan = self.plan(request)
         if isinstance(plan, web.Response):
             return plan
         try:
             if "Range" in plan.headers:
-                range_plan = await self.plan_range(request, plan)
-                if isinstance(range_plan, web.Response):
-                    return range_plan
+                refused = await self.plan_range(request, plan)
+                if refused is not None:
+                    return refused
             upstream = await self.send(plan, request)
         except BackendError as exc:
             return plain_error(exc.status, str(exc))
+        except ClientStalled as exc:
+            # Closed at once: aiohttp would otherwise linger reading the rest of the body.
+            return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
             if plan.listing_policy is not None and upstream.status == 207:
                 return await self.relay_multistatus(request, upstream, plan)
             return await self.relay_body(request, upstream, plan)
         finally:
-            # A body not read to its end must not go back to the pool: closing is what
+            # A body not read to its end does not go back to the pool: closing is what
             # stops NzbDav fetching more from Usenet when the client has gone.
-            if upstream.content.is_eof():
-                upstream.release()
-            else:
-                upstream.close()
+            upstream.release()
 
     # --- planning ----------------------------------------------------------------
 
-    def plan(self, request: web.Request) -> UpstreamPlan | web.Response:
+    def plan(self, request: web.BaseRequest) -> UpstreamPlan | web.Response:
         """Route the request and build what to send upstream, or the proxy's own answer."""
-        raw_path, question, query = request.raw_path.partition("?")
+        headers = client_headers(request.raw_headers)
+        request_target = request.raw_path
+        if not request_target.startswith("/"):
+            # Absolute form (RFC 9112 3.2.2): its authority replaces any Host header.
+            absolute = absolute_target(request_target)
+            if isinstance(absolute, Refused):
+                return plain_error(absolute.status, absolute.reason)
+            request_target, headers["Host"] = absolute
+        raw_path, question, query = request_target.partition("?")
         target = route(raw_path, self.shard_map)
         if isinstance(target, Refused):
             return plain_error(target.status, target.reason)
@@ -156,18 +171,16 @@ class WebDavProxy:
         backend_path = target.backend_path if isinstance(target, ShardRoute) else raw_path
         if shard is None:
             self.note_fallback_read(request.method, raw_path)
-        headers = without_hop_by_hop(request.headers)
         headers.add("X-Forwarded-For", request.remote or "")
         if "Destination" in headers:
             destination = self.map_destination(headers["Destination"])
             if isinstance(destination, Refused):
                 return plain_error(destination.status, destination.reason)
             headers["Destination"] = destination
-        # encoded=True: the path and query go upstream as the client spelled them, except
-        # a raw "#", which would otherwise be taken for a fragment and cut off.
-        request_target = f"{backend_path}{question}{query}".replace("#", "%23")
-        url = URL(f"{self.backend_origin}{request_target}", encoded=True)
-        plan = UpstreamPlan(request.method, url, headers, shard)
+        # The path and query go upstream as the client spelled them, except a raw "#",
+        # which a backend would take for a fragment and cut off.
+        upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
+        plan = UpstreamPlan(request.method, upstream_target, headers, shard)
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
@@ -208,84 +221,53 @@ class WebDavProxy:
             return destination
         return str(url.with_path(target.backend_path, encoded=True))
 
-    async def plan_range(
-        self, request: web.Request, plan: UpstreamPlan
-    ) -> UpstreamPlan | web.Response:
-        """Rewrite the Range header of a GET/HEAD so NzbDav reads it right."""
-        if request.method not in ("GET", "HEAD"):
-            return plan
-        if_range = request.headers.get("If-Range")
-        if if_range is not None and not ranges.if_range_is_date(if_range):
-            # NzbDav sends no ETags, so an entity-tag If-Range never matches: RFC 9110
-            # says send the whole file with 200, which is what NzbDav does.
-            return plan
-        asked = ranges.parse_range(request.headers["Range"])
-        if asked is None:
+    async def plan_range(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.Response | None:
+        """Apply ``ranges.plan_range`` to the plan; the proxy's own 416 when there is one."""
+        planned = ranges.plan_range(
+            request.method, plan.headers["Range"], plan.headers.get("If-Range")
+        )
+        decision: ranges.RangePlan | ranges.Unsatisfiable = planned
+        if isinstance(planned, ranges.AskSizeFirst):
+            decision = ranges.resolve_suffix(planned.suffix, await self.content_length(plan))
+        if isinstance(decision, ranges.Unsatisfiable):
+            return unsatisfiable(decision)
+        if isinstance(decision, ranges.WholeFile):
             del plan.headers["Range"]
-            return plan
-        if isinstance(asked, ranges.Suffix):
-            length = await self.content_length(plan)
-            if length is None:
-                # No size, no suffix: without the Range the backend answers for itself
-                # (its 401 or 404, or the whole file, which RFC 9110 allows).
-                del plan.headers["Range"]
-                return plan
-            resolved = ranges.resolve_suffix(asked, length)
-            if isinstance(resolved, ranges.Unsatisfiable):
-                return web.Response(
-                    status=416, headers={"Content-Range": f"bytes */{resolved.length}"}
-                )
-            asked = resolved
-        plan.headers["Range"] = ranges.upstream_range_header(asked)
-        plan.asked_range = asked
-        return plan
+        elif isinstance(decision, ranges.FromTo):
+            plan.headers["Range"] = ranges.upstream_range_header(decision)
+            plan.asked_range = decision
+        return None
 
     async def content_length(self, plan: UpstreamPlan) -> int | None:
         """The size of the file a plan is about, by a HEAD to the backend."""
         headers = CIMultiDict(plan.headers)
         headers.popall("Range", None)
         headers.popall("If-Range", None)
-        head = UpstreamPlan("HEAD", plan.url, headers, plan.shard)
-        response = await self.send(head, None)
+        response = await self.pool.request("HEAD", plan.target, headers.items())
         response.release()
-        if response.status != 200:
-            return None
-        return response.content_length
+        return response.content_length if response.status == 200 else None
 
-    async def send(self, plan: UpstreamPlan, request: web.Request | None) -> aiohttp.ClientResponse:
-        """Send the plan upstream and wait for the reply's headers."""
-        body = await request_body(request) if request is not None else None
-        try:
-            return await self.session.request(
-                plan.method,
-                plan.url,
-                headers=plan.headers,
-                data=body,
-                allow_redirects=False,
-                auto_decompress=False,
-            )
-        except TimeoutError:
-            raise BackendError(
-                504,
-                f"backend {self.backend_origin} did not answer within "
-                f"{self.settings.read_timeout:g}s",
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise BackendError(
-                502, f"backend {self.backend_origin} is unreachable: {exc.os_error}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise BackendError(
-                502, f"backend {self.backend_origin} failed: {type(exc).__name__}: {exc}"
-            ) from None
+    async def send(self, plan: UpstreamPlan, request: web.BaseRequest) -> UpstreamResponse:
+        """Send the plan upstream, the client's body streamed, and wait for the reply head."""
+        body: bytes | AsyncIterator[bytes] | None = None
+        length = request.content_length
+        if request.body_exists:
+            buffered = request.content.read_nowait(-1)
+            if length is not None and len(buffered) == length:
+                body = buffered  # all there already: one write, and safe to retry
+            else:
+                if "100-continue" in request.headers.get("Expect", "").lower():
+                    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = client_body(request, buffered, self.settings.body_timeout)
+        elif length is not None:
+            body = b""  # an empty body said so (PUT of an empty file): say so upstream
+        return await self.pool.request(plan.method, plan.target, plan.headers.items(), body, length)
 
     # --- relaying replies -------------------------------------------------------------
 
-    def reply_headers(
-        self, upstream: aiohttp.ClientResponse, plan: UpstreamPlan
-    ) -> CIMultiDict[str]:
+    def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> CIMultiDict[str]:
         """The backend's reply headers as the client should see them."""
-        headers = without_hop_by_hop(upstream.headers)
+        headers = without_hop_by_hop(upstream.headers.items())
         headers.popall("Content-Length", None)
         if plan.shard is not None and "Location" in headers:
             headers["Location"] = self.map_location(headers["Location"])
@@ -303,7 +285,7 @@ class WebDavProxy:
         return str(url.with_path(mapped))
 
     async def relay_body(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, plan: UpstreamPlan
+        self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
     ) -> web.StreamResponse:
         """Stream the reply as it is, after checking the Range contract."""
         headers = self.reply_headers(upstream, plan)
@@ -314,6 +296,10 @@ class WebDavProxy:
             verdict = ranges.check_ranged_reply(
                 plan.asked_range, status, upstream.headers.get("Content-Range"), length
             )
+            if isinstance(verdict, ranges.AskLength):
+                verdict = ranges.resolve_unsatisfiable(await self.content_length(plan))
+            if isinstance(verdict, ranges.Unsatisfiable):
+                return unsatisfiable(verdict)
             if isinstance(verdict, ranges.Reject):
                 log.warning("%s %s: %s", request.method, request.raw_path, verdict.reason)
                 return plain_error(502, verdict.reason)
@@ -336,21 +322,25 @@ class WebDavProxy:
         if not has_body:
             return response
         try:
-            if not await splice_body(request, upstream, response, truncate_to):
-                await copy_body(upstream, response, truncate_to)
-        except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
-            log.warning(
-                "%s %s: backend reply broke off (%s); closing the client connection so the "
-                "reply does not look complete",
-                request.method,
-                request.raw_path,
-                exc,
+            spliced = await splice_body(
+                request, upstream, response, truncate_to, self.settings.send_timeout
             )
+            if not spliced:
+                await copy_body(upstream, response, truncate_to)
+        except (BodyError, OSError) as exc:
+            if not isinstance(exc, ConnectionError):
+                log.warning(
+                    "%s %s: reply broke off (%s); closing the client connection so the "
+                    "reply does not look complete",
+                    request.method,
+                    request.raw_path,
+                    exc,
+                )
             abort_client(request, response)
         return response
 
     async def read_small_body(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, length: int
+        self, request: web.BaseRequest, upstream: UpstreamResponse, length: int
     ) -> bytes | web.Response:
         """A short body read whole; or, if the backend breaks off, the 502 to answer.
 
@@ -358,19 +348,14 @@ class WebDavProxy:
         connection.
         """
         try:
-            return await upstream.content.readexactly(length)
-        except (
-            asyncio.IncompleteReadError,
-            aiohttp.ClientPayloadError,
-            TimeoutError,
-            aiohttp.ClientConnectionError,
-        ) as exc:
-            reason = f"backend {self.backend_origin} broke off its reply: {type(exc).__name__}"
+            return await upstream.read_exactly(length)
+        except BodyError as exc:
+            reason = f"backend {self.backend_origin} broke off its reply: {exc}"
             log.warning("%s %s: %s", request.method, request.raw_path, reason)
             return plain_error(502, reason)
 
     async def relay_multistatus(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, plan: UpstreamPlan
+        self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
     ) -> web.StreamResponse:
         """Filter a PROPFIND reply through its listing policy: whole if short, else streamed."""
         assert plan.listing_policy is not None
@@ -400,7 +385,7 @@ class WebDavProxy:
         held: list[bytes] = []
         held_size = 0
         try:
-            async for chunk in upstream.content.iter_any():
+            while chunk := await upstream.read():
                 out = listing.feed(chunk)
                 if not out:
                     continue
@@ -415,7 +400,7 @@ class WebDavProxy:
             out = listing.close()
         except MultistatusError as exc:
             return self.broken_listing(request, response, f"malformed listing: {exc}")
-        except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
+        except BodyError as exc:
             return self.broken_listing(request, response, f"listing broke off: {exc}")
         if not response.prepared:
             body = b"".join([*held, out])
@@ -424,7 +409,7 @@ class WebDavProxy:
         return response
 
     def broken_listing(
-        self, request: web.Request, response: web.StreamResponse | None, problem: str
+        self, request: web.BaseRequest, response: web.StreamResponse | None, problem: str
     ) -> web.StreamResponse:
         """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
@@ -434,34 +419,68 @@ class WebDavProxy:
         return response
 
 
-async def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
-    """The client's body: read whole when small, streamed otherwise."""
-    if not request.can_read_body:
-        return None
-    length = request.content_length
-    if length is not None and length <= SMALL_BODY_LIMIT:
-        return await request.read()
-    return request.content.iter_chunked(STREAM_CHUNK)
+def absolute_target(target: str) -> tuple[str, str] | Refused:
+    """An absolute-form request target split into (origin-form target, Host)."""
+    try:
+        url = URL(target, encoded=True)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.raw_host:
+        return Refused(400, f"request target {target!r} is neither a path nor an http URL")
+    return url.raw_path_qs or "/", url.raw_authority
+
+
+def unsatisfiable(verdict: ranges.Unsatisfiable) -> web.Response:
+    """The 416 for a range past the end, saying how long the file is."""
+    return web.Response(status=416, headers={"Content-Range": verdict.header()})
+
+
+async def client_body(
+    request: web.BaseRequest, first: bytes, stall_limit: float
+) -> AsyncIterator[bytes]:
+    """The client's request body as it arrives; ClientStalled if it pauses too long."""
+    if first:
+        yield first
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(stall_limit):
+                data = await content.readany()
+        except TimeoutError:
+            raise ClientStalled(
+                f"request body: nothing arrived for {stall_limit:g}s (body_timeout)"
+            ) from None
+        if not data:
+            return
+        yield data
 
 
 async def copy_body(
-    upstream: aiohttp.ClientResponse, response: web.StreamResponse, limit: int | None
+    upstream: UpstreamResponse, response: web.StreamResponse, limit: int | None
 ) -> None:
     """Copy the backend's body to the client; ``write`` waits while the client is slow."""
-    if limit is None:
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-        return
     remaining = limit
-    async for chunk in upstream.content.iter_any():
-        if len(chunk) >= remaining:
-            await response.write(chunk[:remaining])
-            return
-        remaining -= len(chunk)
-        await response.write(chunk)
+    while data := await upstream.read():
+        if remaining is not None:
+            if len(data) >= remaining:
+                await response.write(data[:remaining])
+                return
+            remaining -= len(data)
+        await response.write(data)
 
 
-def abort_client(request: web.Request, response: web.StreamResponse) -> None:
+async def answer_and_close(
+    request: web.BaseRequest, response: web.StreamResponse
+) -> web.StreamResponse:
+    """Send ``response`` whole, then close the client connection."""
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+def abort_client(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """Close the client connection without finishing the reply, so it looks incomplete."""
     response.force_close()
     if request.transport is not None:

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 
 # re.ASCII: HTTP digits are 0-9 only, not every Unicode decimal digit.
 _RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*", re.ASCII)
+_UNSATISFIED_RE = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE | re.ASCII)
 _CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE | re.ASCII)
 # int() refuses strings of more than 4300 digits; no byte position comes near this many.
 _MAX_DIGITS = 1000
@@ -78,10 +79,57 @@ class Unsatisfiable:
 
     length: int
 
+    def header(self) -> str:
+        """The Content-Range value of the 416."""
+        return f"bytes */{self.length}"
 
-def resolve_suffix(request: Suffix, length: int) -> FromTo | Unsatisfiable:
-    """Turn ``bytes=-N`` into the closed range NzbDav reads correctly, given the file size."""
-    if request.length == 0 or length == 0:
+
+@dataclass(frozen=True)
+class WholeFile:
+    """Drop the Range header: the whole file, ``200``, as RFC 9110 lets a server answer."""
+
+
+@dataclass(frozen=True)
+class AsIs:
+    """Send the request's Range on unchanged and forward the reply unchecked."""
+
+
+@dataclass(frozen=True)
+class AskSizeFirst:
+    """A suffix range: ask the backend for the file's size, then ``resolve_suffix``."""
+
+    suffix: Suffix
+
+
+RangePlan = AsIs | WholeFile | FromTo | AskSizeFirst
+"""What to do with a request's Range; a ``FromTo`` is sent upstream and its reply checked."""
+
+
+def plan_range(method: str, range_value: str, if_range: str | None) -> RangePlan:
+    """How to forward a request that has a ``Range`` header."""
+    if method not in ("GET", "HEAD"):
+        return AsIs()
+    if if_range is not None and not if_range_is_date(if_range):
+        # NzbDav sends no ETags, so an entity-tag If-Range never matches: RFC 9110 says
+        # send the whole file with 200, which is what NzbDav does with it.
+        return AsIs()
+    asked = parse_range(range_value)
+    if asked is None:
+        return WholeFile()
+    if isinstance(asked, Suffix):
+        return AskSizeFirst(asked)
+    return asked
+
+
+def resolve_suffix(request: Suffix, length: int | None) -> FromTo | Unsatisfiable | WholeFile:
+    """Turn ``bytes=-N`` into the closed range NzbDav reads correctly, given the file size.
+
+    Without a size the backend answers for itself (its 401 or 404, or the whole file). An
+    empty file is sent whole (200, empty body), as web servers and rclone do.
+    """
+    if length is None or length == 0:
+        return WholeFile()
+    if request.length == 0:
         return Unsatisfiable(length)
     return FromTo(max(0, length - request.length), length - 1)
 
@@ -141,16 +189,34 @@ class Reject:
     reason: str
 
 
+@dataclass(frozen=True)
+class AskLength:
+    """The backend's 416 does not say the file's size: ask for it, then answer
+    ``Unsatisfiable`` (or forward the 416 as it is when the size cannot be had)."""
+
+
+def unsatisfiable_reply(content_range_header: str | None) -> Unsatisfiable | AskLength:
+    """A backend's 416, made to carry ``Content-Range: bytes */length``."""
+    if content_range_header is not None:
+        match = _UNSATISFIED_RE.fullmatch(content_range_header)
+        if match is not None and len(match.group(1)) <= _MAX_DIGITS:
+            return Unsatisfiable(int(match.group(1)))
+    return AskLength()
+
+
 def check_ranged_reply(
     asked: FromTo,
     status: int,
     content_range_header: str | None,
     content_length: int | None,
-) -> Forward | Reject:
+) -> Forward | Reject | Unsatisfiable | AskLength:
     """Decide how to answer a ranged GET/HEAD from the backend's status and headers.
 
-    Only 200 and 206 are checked; every other status goes to the client unchanged.
+    200 and 206 are checked and 416 made to say the size; every other status goes to the
+    client unchanged.
     """
+    if status == 416:
+        return unsatisfiable_reply(content_range_header)
     if status not in (200, 206):
         return Forward(status, None)
     got = parse_content_range(content_range_header) if content_range_header else None
@@ -182,3 +248,8 @@ def check_ranged_reply(
         )
     # NzbDav's 200 + Content-Range for a whole-file range is made a proper 206.
     return Forward(206, got)
+
+
+def resolve_unsatisfiable(length: int | None) -> Unsatisfiable | Forward:
+    """A backend's 416 that did not say the size, once the size was asked for."""
+    return Forward(416, None) if length is None else Unsatisfiable(length)

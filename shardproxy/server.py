@@ -21,9 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.drain import ActiveRequests
+from shardproxy.listener import ProxyServer
 from shardproxy.rcserver import make_rc_app
 from shardproxy.rcstore import PendingStoreError
 from shardproxy.shards import view_root
@@ -35,28 +36,37 @@ log = logging.getLogger("shardproxy")
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
+def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
+    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy)."""
+    if isinstance(target, web.Server):
+        # The grace is ours (ActiveRequests.drain); aiohttp's own wait comes after it.
+        return web.ServerRunner(target, shutdown_timeout=CLOSE_TIMEOUT_SECONDS)
+    return web.AppRunner(
+        target,
+        # A client that hangs up cancels its handler at once.
+        handler_cancellation=True,
+        access_log=log if log.isEnabledFor(logging.DEBUG) else None,
+        shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
+    )
+
+
 async def start_site(
-    app: web.Application,
+    target: web.Application | web.Server,
     address: HostPort,
     *,
     reuse_port: bool,
     active: ActiveRequests | None = None,
-) -> web.AppRunner:
-    """Start serving ``app`` on ``address``; the caller cleans the runner up.
+) -> web.BaseRunner:
+    """Start serving ``target`` on ``address``; the caller cleans the runner up.
 
     With ``active``, its requests are tracked so that a shutdown can drain them.
     """
     if active is not None:
-        app.middlewares.append(active.middleware)
-    runner = web.AppRunner(
-        app,
-        # A client that hangs up cancels its handler at once, which closes the
-        # upstream connection: NzbDav stops fetching from Usenet for nobody.
-        handler_cancellation=True,
-        access_log=log if log.isEnabledFor(logging.DEBUG) else None,
-        # The grace is ours (ActiveRequests.drain); aiohttp's own wait comes after it.
-        shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
-    )
+        if isinstance(target, ProxyServer):
+            target.tracker = active.middleware  # type: ignore[assignment]
+        elif isinstance(target, web.Application):
+            target.middlewares.append(active.middleware)
+    runner = make_runner(target)
     await runner.setup()
     site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
     try:
@@ -97,7 +107,7 @@ async def serve_until_stopped(
     active = ActiveRequests()
     runners = [
         await start_site(
-            make_proxy_app(settings),
+            make_proxy_server(settings),
             settings.listen,
             reuse_port=settings.workers > 1,
             active=active,
@@ -122,7 +132,7 @@ async def serve_until_stopped(
 
 
 async def _shut_down(
-    runners: list[web.AppRunner],
+    runners: list[web.BaseRunner],
     active: ActiveRequests,
     grace: float,
     hurry: asyncio.Event,

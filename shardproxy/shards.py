@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import unquote_to_bytes
 
+from shardproxy.apportion import apportion, contiguous_owners, keep_owners, parse_weights
+
 HEX_DIGITS = "0123456789abcdef"
 IDS_NAME = ".ids"
 IDS_ROOT = "/" + IDS_NAME
@@ -74,6 +76,39 @@ class ShardMap:
         if not 1 <= count <= 16:
             raise ShardMapError(f"shard count {count} is out of range: use 1 to 16 shards")
         return cls(tuple(value * count // 16 for value in range(16)))
+
+    @classmethod
+    def weighted(cls, weights: str | Sequence[str | int | float]) -> ShardMap:
+        """Give each shard a run of characters proportional to its weight (``"4T,8T,12T"``)."""
+        try:
+            return cls(contiguous_owners(apportion(parse_weights(weights))))
+        except ValueError as exc:
+            raise ShardMapError(str(exc)) from None
+
+    def rebalanced(self, weights: str | Sequence[str | int | float]) -> ShardMap:
+        """A map with the shares ``weights`` give that moves the fewest characters from this one.
+
+        Use it when adding (or removing) a disk: only the characters that change owner
+        need their cached files moved by ``reshard``.
+        """
+        try:
+            return ShardMap(keep_owners(self.owner_of_char, apportion(parse_weights(weights))))
+        except ValueError as exc:
+            raise ShardMapError(str(exc)) from None
+
+    def moved_chars(self, new: ShardMap) -> dict[str, tuple[int, int]]:
+        """``{char: (old owner, new owner)}`` for every character that changes owner."""
+        return {
+            char: (old, owner)
+            for char, old, owner in zip(
+                HEX_DIGITS, self.owner_of_char, new.owner_of_char, strict=True
+            )
+            if old != owner
+        }
+
+    def share_of(self, shard: int) -> float:
+        """The fraction of the library shard ``shard`` holds (UUIDs are uniform)."""
+        return len(self.chars_of(shard)) / len(HEX_DIGITS)
 
     @classmethod
     def from_prefixes(cls, prefixes: Mapping[int, str]) -> ShardMap:

@@ -4,22 +4,23 @@ A GET of a film is a known number of bytes that the proxy never needs to see. On
 ``splice(2)`` moves them socket -> pipe -> socket by handing page references from one
 socket buffer to the other, so neither the bytes nor Python touch them on the way.
 
-aiohttp owns both sockets, so the fast path borrows them for the length of one body:
+The backend connection is ours (``upstream``), so it lends its socket through a public
+method; the client socket is aiohttp's, borrowed through public transport calls:
 
-1. Take what aiohttp has already read of the body (the reply's buffer and whatever its
-   parser held back), then pause reading on the backend connection so nothing more is
-   consumed behind our back.
+1. The backend connection stops reading and hands over what it had already read of the
+   body; the rest stays in the kernel for us.
 2. Send the reply headers and those bytes the ordinary way, and wait until the client
    transport's write buffer is empty: from then on the socket's byte stream is ours.
-3. Splice the rest, ``Content-Length`` bytes exactly, on duplicated descriptors (the
-   event loop refuses to watch a descriptor a transport owns), driven by readiness
-   callbacks on the event loop, with the backend's read timeout applied to its silences.
-4. Give the sockets back. The client connection never noticed: it stays keep-alive. The
-   backend connection is marked at the end of its body and returns to the pool; when
-   only part of the body was wanted it is left unfinished, and the caller closes it.
+3. Splice the rest, exactly, on duplicated descriptors (the event loop refuses to watch
+   a descriptor a transport owns), driven by readiness callbacks, with the backend's
+   read timeout applied to its silences and the send timeout to the client's.
+4. Give the sockets back. The client connection stays keep-alive; the backend one goes
+   back to the pool when its whole body went through, and is closed otherwise.
 
 Anything the fast path does not fit (TLS, chunked or unknown length, small bodies,
 another platform) is declined before a byte is sent, and the caller copies instead.
+Set-up failures (no descriptors left, say) raise OSError after closing everything this
+module opened; the caller then cuts the client off, as for a backend that broke off.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ import errno
 import fcntl
 import os
 import sys
-from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
-from aiohttp.client_proto import ResponseHandler
+
+from shardproxy.upstream import BodyError, BodyTimeout, UpstreamResponse
 
 # Bodies shorter than this are cheaper to copy than to set a pipe up for.
 SPLICE_MIN = 1 << 20
@@ -52,92 +52,58 @@ _CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.E
 enabled: bool = sys.platform == "linux" and hasattr(os, "splice")
 
 
-@dataclass
-class _Borrowed:
-    """The two sockets of one transfer and what must be sent through them."""
-
-    protocol: ResponseHandler
-    backend_fd: int
-    client_transport: asyncio.Transport
-    client_fd: int
-    to_send: int
-    whole_body: bool
-    read_timeout: float | None
+class ClientStalled(ConnectionError):
+    """The client read nothing for longer than the send timeout."""
 
 
 async def splice_body(
-    request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    request: web.BaseRequest,
+    upstream: UpstreamResponse,
     response: web.StreamResponse,
     limit: int | None,
+    send_timeout: float,
 ) -> bool:
     """Relay the rest of ``upstream``'s body to the prepared ``response`` with splice(2).
 
     Sends the first ``limit`` bytes (all of them when None). Returns False, having sent
     nothing, when the transfer does not fit the fast path. Raises like the copying path:
-    ``ClientPayloadError``/``SocketTimeoutError`` when the backend breaks off or stalls,
-    ``ClientConnectionResetError`` when the client is gone.
+    BodyError when the backend breaks off or stalls, ConnectionError when the client is
+    gone or reads nothing, OSError when the transfer cannot be set up.
     """
-    borrowed = _borrow(request, upstream, response, limit)
-    if borrowed is None:
-        return False
-    content = upstream.content
-    head = _take_buffered(content)
-    if content.is_eof() or len(head) >= borrowed.to_send:
-        await response.write(head[: borrowed.to_send])
-        return True
-    # The body goes on past what aiohttp has read: keep the rest in the kernel for us.
-    borrowed.protocol.pause_reading()
-    # An empty write still sends the headers aiohttp holds back for coalescing.
-    await response.write(head)
-    await _flush(borrowed.client_transport, request)
-    remaining = borrowed.to_send - len(head)
-    await _pump(borrowed, remaining)
-    request.writer.output_size += remaining
-    if borrowed.whole_body:
-        # The body was read to its end, only not by aiohttp: say so, which resumes
-        # reading and puts the connection back in the pool.
-        content.feed_eof()
-    return True
-
-
-def _borrow(
-    request: web.Request,
-    upstream: aiohttp.ClientResponse,
-    response: web.StreamResponse,
-    limit: int | None,
-) -> _Borrowed | None:
-    """Check that the transfer fits the fast path and find its sockets, or None."""
-    if not enabled:
-        return None
     length = upstream.content_length
-    if length is None or "chunked" in upstream.headers.get("Transfer-Encoding", "").lower():
-        return None
+    if not enabled or length is None or upstream.chunked:
+        return False
     to_send = length if limit is None else min(limit, length)
     if to_send < SPLICE_MIN or response.content_length != to_send:
-        return None
+        return False
     if response.chunked or response.compression:
-        return None
-    connection = upstream.connection
-    if connection is None or connection.protocol is None or connection.transport is None:
-        return None
-    backend_fd = _plain_socket_fd(connection.transport)
+        return False
     client_transport = request.transport
     if client_transport is None or client_transport.is_closing():
-        return None
+        return False
     client_fd = _plain_socket_fd(client_transport)
-    if backend_fd is None or client_fd is None or upstream.content.exception() is not None:
-        return None
-    protocol = connection.protocol
-    return _Borrowed(
-        protocol,
-        backend_fd,
-        client_transport,
+    if client_fd is None:
+        return False
+    backend_sock = upstream.detach_socket()
+    if backend_sock is None:
+        return False
+    head = upstream.take_buffered()
+    if upstream.at_eof or len(head) >= to_send:
+        await response.write(head[:to_send])
+        return True
+    # An empty write still sends the headers aiohttp holds back for coalescing.
+    await response.write(head)
+    await _flush(client_transport, request)
+    await _pump(
+        backend_sock.fileno(),
         client_fd,
-        to_send,
-        whole_body=to_send == length,
-        read_timeout=protocol.read_timeout,
+        to_send - len(head),
+        upstream.read_timeout,
+        send_timeout,
     )
+    if to_send == length:
+        upstream.spliced_to_end()
+    return True
 
 
 def _plain_socket_fd(transport: asyncio.BaseTransport) -> int | None:
@@ -151,19 +117,7 @@ def _plain_socket_fd(transport: asyncio.BaseTransport) -> int | None:
     return fd if isinstance(fd, int) and fd >= 0 else None
 
 
-def _take_buffered(content: aiohttp.StreamReader) -> bytes:
-    """Everything aiohttp has read of the body so far, leaving its buffers empty.
-
-    Draining below the low-water mark makes aiohttp feed its parser whatever it held
-    back while paused, so this loops until that is gone too.
-    """
-    chunks = []
-    while chunk := content.read_nowait():
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _flush(transport: asyncio.Transport, request: web.Request) -> None:
+async def _flush(transport: asyncio.Transport, request: web.BaseRequest) -> None:
     """Wait until everything written through the client transport is in the kernel."""
     if transport.get_write_buffer_size() == 0:
         return
@@ -177,25 +131,27 @@ async def _flush(transport: asyncio.Transport, request: web.Request) -> None:
         if not transport.is_closing():
             transport.set_write_buffer_limits(high=high, low=low)
     if transport.is_closing():
-        raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+        raise ConnectionResetError("the client closed its connection")
 
 
-async def _pump(borrowed: _Borrowed, count: int) -> None:
-    """Move ``count`` bytes from the backend socket to the client socket."""
+async def _pump(
+    backend_fd: int, client_fd: int, count: int, read_timeout: float, send_timeout: float
+) -> None:
+    """Move ``count`` bytes from the backend socket to the client socket.
+
+    Everything opened here is closed here, whichever step fails.
+    """
     loop = asyncio.get_running_loop()
-    backend_fd = os.dup(borrowed.backend_fd)
-    try:
-        client_fd = os.dup(borrowed.client_fd)
-    except OSError:
-        os.close(backend_fd)
-        raise
-    pump = SplicePump(loop, backend_fd, client_fd, count, borrowed.read_timeout)
-    try:
+    with contextlib.ExitStack() as opened:
+        src = os.dup(backend_fd)
+        opened.callback(os.close, src)
+        dst = os.dup(client_fd)
+        opened.callback(os.close, dst)
+        pump = SplicePump(
+            loop, src, dst, count, read_timeout=read_timeout, send_timeout=send_timeout
+        )
+        opened.callback(pump.close)
         await pump.run()
-    finally:
-        pump.close()
-        os.close(client_fd)
-        os.close(backend_fd)
 
 
 class SplicePump:
@@ -212,7 +168,9 @@ class SplicePump:
         src: int,
         dst: int,
         count: int,
-        read_timeout: float | None,
+        *,
+        read_timeout: float,
+        send_timeout: float,
     ) -> None:
         self.loop = loop
         self.src = src
@@ -221,20 +179,31 @@ class SplicePump:
         self.to_write = count
         self.in_pipe = 0
         self.read_timeout = read_timeout
+        self.send_timeout = send_timeout
         self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.pipe_size = _grow_pipe(self.pipe_w)
+        try:
+            self.pipe_size = _grow_pipe(self.pipe_w)
+        except OSError:
+            os.close(self.pipe_r)
+            os.close(self.pipe_w)
+            raise
         self.done: asyncio.Future[None] = loop.create_future()
         self.watching_src = False
         self.watching_dst = False
+        # When the backend fell silent / the client stopped taking bytes, if it has.
         self.idle_since: float | None = None
+        self.blocked_since: float | None = None
         self.watchdog: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Pump until every byte is delivered; raise what stopped it otherwise."""
-        if self.read_timeout:
-            self.watchdog = self.loop.call_later(self.read_timeout, self._check_idle)
+        self.watchdog = self.loop.call_later(self._period, self._check_idle)
         self._pump()
         await self.done
+
+    @property
+    def _period(self) -> float:
+        return min(self.read_timeout, self.send_timeout)
 
     def close(self) -> None:
         """Stop watching and release the pipe; the sockets belong to the caller."""
@@ -285,18 +254,21 @@ class SplicePump:
                 try:
                     moved = os.splice(self.pipe_r, self.dst, self.in_pipe, flags=_FLAGS | more)
                 except BlockingIOError:
+                    if self.blocked_since is None:
+                        self.blocked_since = self.loop.time()
                     self._watch(src=False, dst=True)
                     return
                 except InterruptedError:
                     continue
                 except OSError as exc:
                     if exc.errno in _CLIENT_GONE:
-                        self._fail(aiohttp.ClientConnectionResetError(exc.strerror))
+                        self._fail(ConnectionResetError(exc.errno, exc.strerror))
                     else:
                         self._fail(exc)
                     return
                 self.in_pipe -= moved
                 self.to_write -= moved
+                self.blocked_since = None
                 if not self.to_write:
                     self.done.set_result(None)
                     return
@@ -327,18 +299,17 @@ class SplicePump:
             self.watching_dst = dst
 
     def _check_idle(self) -> None:
-        assert self.read_timeout
-        waited = 0.0 if self.idle_since is None else self.loop.time() - self.idle_since
-        if waited >= self.read_timeout:
-            self._fail(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
+        now = self.loop.time()
+        if self.idle_since is not None and now - self.idle_since >= self.read_timeout:
+            self._fail(BodyTimeout(f"backend silent for {self.read_timeout:g}s mid-reply"))
             return
-        self.watchdog = self.loop.call_later(self.read_timeout - waited, self._check_idle)
+        if self.blocked_since is not None and now - self.blocked_since >= self.send_timeout:
+            self._fail(ClientStalled(f"client read nothing for {self.send_timeout:g}s"))
+            return
+        self.watchdog = self.loop.call_later(self._period / 2, self._check_idle)
 
-    def _backend_broke(self, why: str) -> aiohttp.ClientPayloadError:
-        sent = self.to_read
-        return aiohttp.ClientPayloadError(
-            f"Response payload is not completed: {why} with {sent} bytes still to come"
-        )
+    def _backend_broke(self, why: str) -> BodyError:
+        return BodyError(f"backend reply broke off: {why} with {self.to_read} bytes to come")
 
     def _fail(self, exc: BaseException) -> None:
         self._watch(src=False, dst=False)

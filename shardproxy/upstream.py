@@ -75,6 +75,11 @@ class UpstreamResponse:
     # --- what the consumer calls --------------------------------------------------------
 
     @property
+    def read_timeout(self) -> float:
+        """Seconds the backend may stay silent while the body is awaited."""
+        return self._conn.pool.read_timeout
+
+    @property
     def at_eof(self) -> bool:
         """True when the whole body has been read."""
         return self._complete and not self._chunks
@@ -100,6 +105,23 @@ class UpstreamResponse:
         while data := await self.read():
             parts.append(data)
         return b"".join(parts)
+
+    async def read_exactly(self, count: int) -> bytes:
+        """The next ``count`` bytes of the body; BodyError if it ends before."""
+        parts: list[bytes] = []
+        got = 0
+        while got < count:
+            data = await self.read()
+            if not data:
+                raise BodyError(f"backend {self._conn.pool.origin} ended its body early")
+            parts.append(data)
+            got += len(data)
+        whole = b"".join(parts)
+        if got > count:
+            # Bytes past what was wanted stay unread: the connection is not reused.
+            self._chunks.appendleft(whole[count:])
+            self._buffered += got - count
+        return whole[:count]
 
     def take_buffered(self) -> bytes:
         """What has been read of the body so far, leaving nothing buffered."""
@@ -464,6 +486,13 @@ def _header_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+def _header_bytes(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
 class UpstreamPool:
     """Keep-alive connections to one backend origin (``http://host:port``)."""
 
@@ -602,8 +631,12 @@ def _request_head(
     has_host = False
     for name, value in headers:
         raw_name = name.encode("latin-1") if isinstance(name, str) else name
-        raw_value = value.encode("utf-8") if isinstance(value, str) else value
-        if not has_host and raw_name.lower() == b"host":
+        # Text values are the client's bytes read as Latin-1, so they go back unchanged.
+        raw_value = _header_bytes(value) if isinstance(value, str) else value
+        lower = raw_name.lower()
+        if lower == b"content-length":
+            continue  # the body's framing is ours to state, below
+        if lower == b"host":
             has_host = True
         lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
     if not has_host:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.server import start_site
 from shardproxy.shards import ShardMap
@@ -43,7 +43,7 @@ def proxy_settings(backend: str | URL, **overrides: Any) -> Settings:
 async def running_proxy(backend: str | URL, **overrides: Any) -> AsyncIterator[URL]:
     """Start the proxy exactly as `shardproxy serve` does; yield its base URL."""
     settings = proxy_settings(backend, **overrides)
-    runner = await start_site(make_proxy_app(settings), settings.listen, reuse_port=False)
+    runner = await start_site(make_proxy_server(settings), settings.listen, reuse_port=False)
     try:
         host, port = runner.addresses[0][:2]
         yield URL(f"http://{host}:{port}")

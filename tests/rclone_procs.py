@@ -31,6 +31,8 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
+from shardproxy.server import make_runner
+
 REPO = Path(__file__).resolve().parent.parent
 CURRENT_RCLONE_ENV = "SHARDPROXY_RCLONE_CURRENT"
 READY_TIMEOUT = 15.0
@@ -291,13 +293,13 @@ class BackgroundApps:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[web.BaseRunner] = []
 
-    def serve(self, make_app: Callable[[], web.Application]) -> URL:
+    def serve(self, make_app: Callable[[], web.Application | web.Server]) -> URL:
         """Build the app inside the loop, serve it on a free port, return its base URL."""
 
         async def start() -> URL:
-            runner = web.AppRunner(make_app())
+            runner = make_runner(make_app())
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             self._runners.append(runner)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app
-from shardproxy.app import FALLBACK_READS, make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.listener import ProxyServer
 from shardproxy.server import start_site
 from shardproxy.shards import ShardMap
 from tests.conftest import basic_auth, proxy_settings
@@ -118,13 +118,14 @@ def test_counts_list_every_shard_from_zero() -> None:
 
 @dataclass
 class Running:
-    app: web.Application
+    server: ProxyServer
     url: URL
     client: aiohttp.ClientSession
 
     @property
     def counts(self) -> dict[int, int]:
-        return dict(self.app[FALLBACK_READS].counts)
+        assert self.server.fallback_reads is not None
+        return dict(self.server.fallback_reads.counts)
 
 
 @pytest.fixture
@@ -134,12 +135,12 @@ async def running() -> AsyncIterator[Running]:
     backend = TestServer(make_standin_app(library))
     await backend.start_server()
     settings = proxy_settings(backend.make_url("/").origin())
-    app = make_proxy_app(settings)
-    runner = await start_site(app, settings.listen, reuse_port=False)
+    server = make_proxy_server(settings)
+    runner = await start_site(server, settings.listen, reuse_port=False)
     host, port = runner.addresses[0][:2]
     try:
         async with aiohttp.ClientSession(headers=AUTH) as client:
-            yield Running(app, URL(f"http://{host}:{port}"), client)
+            yield Running(server, URL(f"http://{host}:{port}"), client)
     finally:
         await runner.cleanup()
         await backend.close()

@@ -32,6 +32,7 @@ SHARD_MAP = ShardMap.even(4)
 DAV = "{DAV:}"
 BIG_UUID = "0badcafe-0000-4000-8000-000000000001"
 BIG_SIZE = 128 << 20
+EMPTY_UUID = "0e0e0e0e-0000-4000-8000-000000000002"
 
 
 @dataclass
@@ -63,6 +64,7 @@ async def setup() -> AsyncIterator[Setup]:
     library = Library.sample(n_ids=32, seed=5)
     # Bigger than every socket buffer between the stand-in and the client together.
     library.add(uuid_path(BIG_UUID), BIG_SIZE)
+    library.add(uuid_path(EMPTY_UUID), 0)
     app = make_standin_app(library)
     backend = TestServer(app)
     await backend.start_server()
@@ -264,6 +266,13 @@ async def test_range_past_the_end_is_416(setup: Setup) -> None:
     reply, _ = await ranged(setup, uuid, f"bytes={size}-")
     assert reply.status == 416
     assert reply.headers["Content-Range"] == f"bytes */{size}"
+
+
+async def test_suffix_range_of_an_empty_file_is_a_200_with_no_body(setup: Setup) -> None:
+    reply, body = await ranged(setup, EMPTY_UUID, "bytes=-500")
+    assert reply.status == 200
+    assert body == b""
+    assert "Content-Range" not in reply.headers
 
 
 async def test_if_range_with_an_etag_sends_the_whole_file(setup: Setup) -> None:

@@ -304,3 +304,25 @@ async def test_location_into_ids_is_shown_in_the_owning_shard_view(proxy: Runnin
             async with client.get(url / ".ids-s0/0/", allow_redirects=False) as reply:
                 location = reply.headers["Location"]
     assert location == "http://nzbdav:3000/.ids-s2/9/6/1/b/0/"
+
+
+async def test_backend_416_without_content_range_gets_the_size(proxy: RunningProxy) -> None:
+    heads: list[bytes] = []
+
+    async def unsatisfied(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A 416 that does not say the size; the HEAD that asks for it is told.
+        if heads[-1].startswith(b"HEAD "):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with raw_backend(unsatisfied, heads) as backend, proxy(backend) as url:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(
+                url / "content/film.mkv", headers={"Range": "bytes=5000-6000"}
+            ) as reply:
+                await reply.read()
+    assert reply.status == 416
+    assert reply.headers["Content-Range"] == "bytes */1234"

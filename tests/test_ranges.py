@@ -7,16 +7,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shardproxy.ranges import (
+    AsIs,
+    AskLength,
+    AskSizeFirst,
     ContentRange,
     Forward,
     FromTo,
     Reject,
     Suffix,
     Unsatisfiable,
+    WholeFile,
     check_ranged_reply,
     if_range_is_date,
     parse_content_range,
     parse_range,
+    plan_range,
     resolve_suffix,
     upstream_range_header,
 )
@@ -145,8 +150,12 @@ def test_zero_suffix_is_unsatisfiable() -> None:
     assert resolve_suffix(Suffix(0), 100) == Unsatisfiable(100)
 
 
-def test_suffix_of_an_empty_file_is_unsatisfiable() -> None:
-    assert resolve_suffix(Suffix(5), 0) == Unsatisfiable(0)
+def test_suffix_of_an_empty_file_is_the_whole_empty_file() -> None:
+    assert resolve_suffix(Suffix(5), 0) == WholeFile()
+
+
+def test_suffix_of_a_file_of_unknown_size_is_the_whole_file() -> None:
+    assert resolve_suffix(Suffix(5), None) == WholeFile()
 
 
 @given(st.integers(1, 10**12), st.integers(1, 10**12))
@@ -224,9 +233,52 @@ def test_206_with_unknown_length_is_checked_against_the_asked_end() -> None:
     )
 
 
-@pytest.mark.parametrize("status", [304, 404, 416, 499, 500, 503])
+@pytest.mark.parametrize("status", [304, 404, 499, 500, 503])
 def test_other_statuses_pass_unchanged(status: int) -> None:
     assert check_ranged_reply(FromTo(0, 9), status, "bytes */10", 0) == Forward(status, None)
+
+
+def test_backend_416_with_its_length_is_answered_with_it() -> None:
+    verdict = check_ranged_reply(FromTo(20, 29), 416, "bytes */10", 0)
+    assert verdict == Unsatisfiable(10)
+    assert verdict.header() == "bytes */10"
+
+
+@pytest.mark.parametrize("header", [None, "", "bytes */", "bytes 0-1/10", "items */10"])
+def test_backend_416_without_its_length_asks_for_it(header: str | None) -> None:
+    assert check_ranged_reply(FromTo(20, 29), 416, header, 0) == AskLength()
+
+
+# --- plan_range ---------------------------------------------------------------------------
+
+
+def test_closed_range_is_asked_for_and_checked() -> None:
+    assert plan_range("GET", "bytes=5-9", None) == FromTo(5, 9)
+
+
+def test_head_is_planned_like_get() -> None:
+    assert plan_range("HEAD", "bytes=5-", None) == FromTo(5, None)
+
+
+def test_suffix_range_asks_for_the_size_first() -> None:
+    assert plan_range("GET", "bytes=-5", None) == AskSizeFirst(Suffix(5))
+
+
+def test_unparseable_range_is_dropped_for_the_whole_file() -> None:
+    assert plan_range("GET", "bytes=5-1", None) == WholeFile()
+
+
+def test_if_range_with_an_entity_tag_sends_the_range_as_is() -> None:
+    assert plan_range("GET", "bytes=5-9", '"etag"') == AsIs()
+
+
+def test_if_range_with_a_date_is_checked() -> None:
+    assert plan_range("GET", "bytes=5-9", "Mon, 01 Jan 2024 00:00:00 GMT") == FromTo(5, 9)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PROPFIND", "DELETE"])
+def test_other_methods_send_the_range_as_is(method: str) -> None:
+    assert plan_range(method, "bytes=-5", None) == AsIs()
 
 
 # --- check_ranged_reply: NzbDav's quirks -------------------------------------------------

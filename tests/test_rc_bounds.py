@@ -17,7 +17,7 @@ from aiohttp import web
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import Settings
 from shardproxy.rcbound import CLAMP_NOTE
 from shardproxy.rcroute import REFRESH
@@ -86,7 +86,7 @@ def stack() -> Iterator[Stack]:
     try:
         backend = apps.serve(standin)
         proxy: URL = apps.serve(
-            lambda: make_proxy_app(Settings(backend=backend, shard_map=SHARD_MAP))
+            lambda: make_proxy_server(Settings(backend=backend, shard_map=SHARD_MAP))
         )
         with running_stack(binary, proxy) as running:
             yield running

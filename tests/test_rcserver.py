@@ -25,7 +25,7 @@ from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
-from shardproxy.app import make_proxy_app
+from shardproxy.app import make_proxy_server
 from shardproxy.config import Settings
 from shardproxy.rcpending import Backoff
 from shardproxy.rcroute import FORGET, REFRESH
@@ -107,7 +107,7 @@ def proxy_url() -> Iterator[URL]:
     apps = BackgroundApps()
     try:
         standin = apps.serve(lambda: make_standin_app(library, user=None, password=None))
-        yield apps.serve(lambda: make_proxy_app(Settings(backend=standin, shard_map=SHARD_MAP)))
+        yield apps.serve(lambda: make_proxy_server(Settings(backend=standin, shard_map=SHARD_MAP)))
     finally:
         apps.close()
 

@@ -7,11 +7,15 @@ proxy uses in production), because the fast path borrows each loop's transports.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,8 +24,8 @@ from aiohttp import web
 from yarl import URL
 
 from shardproxy import splice
-from shardproxy.app import make_proxy_app
-from shardproxy.server import start_site
+from shardproxy.app import make_proxy_server
+from shardproxy.server import make_runner
 from tests.conftest import proxy_settings, run_on, running_proxy
 from tests.test_proxy_errors import raw_backend
 
@@ -112,13 +116,14 @@ async def proxied(backend_app: web.Application, **settings: Any) -> AsyncIterato
 async def proxy_with_tiny_send_buffers(backend: URL) -> AsyncIterator[URL]:
     """The proxy, its client sockets holding 4 KiB in the kernel (accepted sockets
     inherit the listener's SO_SNDBUF), so what it writes waits in the transport."""
-    settings = proxy_settings(backend)
-    runner = await start_site(make_proxy_app(settings), settings.listen, reuse_port=False)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    runner = make_runner(make_proxy_server(proxy_settings(backend)))
+    await runner.setup()
     try:
-        for site in runner.sites:
-            for sock in site._server.sockets:  # type: ignore[union-attr]
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        host, port = runner.addresses[0][:2]
+        await web.SockSite(runner, listener).start()
+        host, port = listener.getsockname()[:2]
         yield URL(f"http://{host}:{port}")
     finally:
         await runner.cleanup()
@@ -364,3 +369,96 @@ def test_backend_falling_silent_mid_splice_times_out(
 
     run_on(loop_kind, scenario)
     assert sum(splice_calls) > 0
+
+
+# --- set-up failures ---------------------------------------------------------------------
+
+# Run in a child process with a low descriptor limit: the splice set-up finds `free`
+# descriptors left (0: the first dup fails, 1: the second, 2-3: the pipe) and must close
+# what it opened and cut the client off, so it neither hangs nor leaks.
+EMFILE_SCENARIO = """
+import asyncio, json, os, resource, socket, sys
+from tests.conftest import running_proxy
+from tests.test_splice import BODY, SHARD_PATH, FileBackend, serving
+
+def is_open(fd):
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+def open_fds():
+    # Without the descriptor the listing itself used.
+    return {fd for fd in map(int, os.listdir("/proc/self/fd")) if is_open(fd)}
+
+def leave_free(free):
+    used, candidate, holes = open_fds(), 0, 0
+    while True:
+        if candidate not in used:
+            if holes == free:
+                break
+            holes += 1
+        candidate += 1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (candidate, hard))
+    return soft, hard
+
+async def exchange(sock, request, until_closed):
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, request)
+    got = b""
+    async with asyncio.timeout(10):
+        while True:
+            chunk = await loop.sock_recv(sock, 1 << 20)
+            if not chunk:
+                return got, True
+            got += chunk
+            if not until_closed and b"\\r\\n\\r\\n" in got:
+                head, _, body = got.partition(b"\\r\\n\\r\\n")
+                if len(body) == 10:
+                    return got, False
+
+async def main(free):
+    backend = FileBackend()
+    async with serving(backend.app()) as origin, running_proxy(origin) as url:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (url.host, url.port))
+        small = f"GET {SHARD_PATH} HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=0-9\\r\\n\\r\\n"
+        await exchange(sock, small.encode(), until_closed=False)
+        before = len(open_fds())
+        limits = leave_free(free)
+        big = f"GET {SHARD_PATH} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n".encode()
+        got, closed = await exchange(sock, big, until_closed=True)
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        sock.close()
+        # The proxy's two sockets and the backend's end of its connection go; nothing else.
+        for _ in range(500):
+            if len(open_fds()) <= before - 3:
+                break
+            await asyncio.sleep(0.01)
+        print(json.dumps({"closed": closed, "body": len(got.partition(b"\\r\\n\\r\\n")[2]),
+                          "left_over": len(open_fds()) - (before - 3)}))
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("free", [0, 1, 2, 3])
+def test_no_descriptors_for_the_splice_cuts_the_client_and_leaks_nothing(free: int) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", EMFILE_SCENARIO, str(free)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["closed"], "the client connection was not closed"
+    assert result["body"] < len(BODY), "the client got a whole body through a failed splice"
+    assert result["left_over"] <= 0, f"{result['left_over']} descriptors leaked"
