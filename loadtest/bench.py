@@ -33,12 +33,16 @@ from pathlib import Path
 from types import FrameType
 
 from loadtest import clients, peers
+from loadtest.client_costs import heads, walk
 from loadtest.figures import (
+    APP_POOL,
     BARE_RELAY,
+    BASELINE,
     FIGURES,
     HAPROXY,
     HAPROXY_SPLICE,
     NGINX,
+    SERVER_POOL,
     SHARDPROXY,
     SHARDPROXY_2W,
     SHARDPROXY_COPY,
@@ -51,6 +55,9 @@ from loadtest.report import Table, verdict_table
 from loadtest.targets import judge
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# shardproxy before it had its own backend pool and low-level server: what "today" was.
+BASELINE_REVISION = "b4d9a99"
+ALL_FIGURES = {**FIGURES, "walk": walk, "heads": heads}
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -120,7 +127,9 @@ def stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
-def build(work: Path, layout: Layout, big_size: int) -> tuple[peers.Server, list[Proxy]]:
+def build(
+    work: Path, layout: Layout, big_size: int, baseline: Path
+) -> tuple[peers.Server, list[Proxy]]:
     """The origin and every proxy, configured but not started."""
     origin_port, nginx_port = peers.free_port(), peers.free_port()
     conf = peers.origin_conf(work, origin_port, work / "root", big_size)
@@ -152,10 +161,22 @@ def build(work: Path, layout: Layout, big_size: int) -> tuple[peers.Server, list
         Proxy(SHARDPROXY_COPY, shardproxy("shardproxy-copy", 1, True, pinned), shard),
         Proxy(SHARDPROXY_2W, shardproxy("shardproxy-2w", 2, False, None), shard),
         Proxy(
-            BARE_RELAY,
-            peers.bare_relay_server("bare-relay", peers.free_port(), origin_port, pinned),
-            same,
+            BASELINE,
+            peers.baseline_server("baseline", peers.free_port(), origin_port, baseline, pinned),
+            shard,
         ),
+        *[
+            Proxy(
+                label,
+                peers.bare_relay_server(design, peers.free_port(), origin_port, pinned, design),
+                same,
+            )
+            for label, design in (
+                (BARE_RELAY, "app-session"),
+                (APP_POOL, "app-pool"),
+                (SERVER_POOL, "server-pool"),
+            )
+        ],
     ]
     return origin, proxies
 
@@ -237,9 +258,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=list(FIGURES),
+        choices=list(ALL_FIGURES),
         metavar="FIGURE",
-        help=f"measure only these figures ({', '.join(FIGURES)})",
+        help=f"measure only these figures ({', '.join(ALL_FIGURES)})",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE_REVISION,
+        help=f"git commit measured as '{BASELINE}' (default {BASELINE_REVISION})",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument(
@@ -262,12 +288,13 @@ def run(args: argparse.Namespace, command: str) -> str:
         source = work / "root" / peers.FILE_FOLDER.lstrip("/") / peers.BIG_UUID
         peers.write_big_file(source, plan.big_size)
         source.with_name(peers.SMALL_UUID).write_bytes(os.urandom(peers.SMALL_SIZE))
-        origin, proxies = build(work, layout, plan.big_size)
+        baseline = peers.baseline_tree(work, args.baseline)
+        origin, proxies = build(work, layout, plan.big_size, baseline)
         bench = Bench(plan, origin, {p.label: p for p in proxies}, source, work, layout.rest)
         with running([origin, *[p.server for p in proxies]], work):
-            for name in args.only or FIGURES:
+            for name in args.only or ALL_FIGURES:
                 say(f"measuring {name} ...")
-                tables[name] = FIGURES[name](bench)
+                tables[name] = ALL_FIGURES[name](bench)
                 say(tables[name].markdown())
     minutes = (time.monotonic() - started) / 60
     return render(tables, about, layout, command, minutes)

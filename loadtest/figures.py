@@ -24,6 +24,11 @@ SHARDPROXY_2W = "shardproxy --workers 2"
 PASS_THROUGH = f"{SHARDPROXY} pass-through"
 FILTERED = f"{SHARDPROXY} filtered"
 BARE_RELAY = "aiohttp relay, no logic"
+APP_POOL = "aiohttp app + own pool, no logic"
+SERVER_POOL = "aiohttp low-level server + own pool, no logic"
+BASELINE = "shardproxy before"
+# The designs compared for small requests, cheapest stack last.
+DESIGNS = (BARE_RELAY, APP_POOL, SERVER_POOL)
 
 STREAMING = (NGINX, HAPROXY, HAPROXY_SPLICE, SHARDPROXY, SHARDPROXY_COPY)
 SMALL = (NGINX, HAPROXY, SHARDPROXY, SHARDPROXY_2W)
@@ -227,15 +232,24 @@ def wrk_table(
     return table
 
 
+DESIGN_NOTE = (
+    f"'{BASELINE}' is shardproxy at the commit before its own backend pool and low-level "
+    f"server (`--baseline`). The relays with no logic are `loadtest/bare_relay.py`, one "
+    f"request upstream per client request, body read whole, nothing checked: "
+    f"'{BARE_RELAY}' is an aiohttp app with aiohttp's ClientSession, '{APP_POOL}' the app "
+    f"with shardproxy's own pool, '{SERVER_POOL}' aiohttp's low-level server with that "
+    "pool; each is that design's ceiling."
+)
+
+
 def small_gets(bench: Bench) -> Table:
     path = f"{peers.FILE_FOLDER}/{peers.SMALL_UUID}"
     # shardproxy last: the ratios are to it.
-    labels = (NGINX, HAPROXY, BARE_RELAY, SHARDPROXY_2W, SHARDPROXY)
+    labels = (NGINX, HAPROXY, *DESIGNS, BASELINE, SHARDPROXY_2W, SHARDPROXY)
     return wrk_table(
         bench,
         title=f"Small GETs ({peers.SMALL_SIZE / 1000:g} KB file)",
-        note=f"'{BARE_RELAY}' is `loadtest/bare_relay.py`: one aiohttp ClientSession request "
-        "per client request, body read whole, nothing checked; the stack's own ceiling.",
+        note=DESIGN_NOTE,
         targets=[WrkTarget(x, bench.proxies[x], bench.proxies[x].view(path)) for x in labels],
         script=None,
     )
@@ -249,11 +263,13 @@ def propfinds(bench: Bench) -> Table:
         title="Depth-1 PROPFIND of a folder with 16 sub-folders (NzbDav-style body)",
         note=f"'{FILTERED}' is `{peers.shard_path(folder)}` (shard filter and href "
         f"rewriting); '{PASS_THROUGH}' is `{folder}`, the same listing through the same "
-        f"proxy, unfiltered; nginx, HAProxy and '{BARE_RELAY}' pass `{folder}` through.",
+        f"proxy, unfiltered; '{BASELINE}' filters `{peers.shard_path(folder)}` too; nginx, "
+        f"HAProxy and the relays with no logic pass `{folder}` through. " + DESIGN_NOTE,
         targets=[
             WrkTarget(NGINX, bench.proxies[NGINX], folder),
             WrkTarget(HAPROXY, bench.proxies[HAPROXY], folder),
-            WrkTarget(BARE_RELAY, bench.proxies[BARE_RELAY], folder),
+            *[WrkTarget(x, bench.proxies[x], folder) for x in DESIGNS],
+            WrkTarget(BASELINE, bench.proxies[BASELINE], peers.shard_path(folder)),
             WrkTarget(PASS_THROUGH, shardproxy, folder),
             WrkTarget(FILTERED, shardproxy, peers.shard_path(folder)),
         ],

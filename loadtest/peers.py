@@ -318,12 +318,35 @@ def shardproxy_server(
     return Server(name, port, argv, cpus, shard_path(f"{FILE_FOLDER}/{SMALL_UUID}"), env)
 
 
-def bare_relay_server(name: str, port: int, origin: int, cpus: str | None) -> Server:
-    """The bare aiohttp relay (see loadtest.bare_relay): the stack's own ceiling."""
+def bare_relay_server(
+    name: str, port: int, origin: int, cpus: str | None, design: str = "app-session"
+) -> Server:
+    """A relay with no logic (see loadtest.bare_relay): a stack's own ceiling."""
     argv = [sys.executable, "-m", "loadtest.bare_relay", f"http://127.0.0.1:{origin}"]
-    argv.append(f"127.0.0.1:{port}")
+    argv += [f"127.0.0.1:{port}", design]
     env = {"PYTHONPATH": str(REPO)}
     return Server(name, port, argv, cpus, f"{FILE_FOLDER}/{SMALL_UUID}", env)
+
+
+def baseline_tree(work: Path, revision: str) -> Path:
+    """shardproxy as it was at ``revision`` (a git commit), unpacked under ``work``."""
+    tree = work / f"shardproxy-{revision}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", revision], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def baseline_server(name: str, port: int, origin: int, tree: Path, cpus: str | None) -> Server:
+    """shardproxy from ``tree`` (an older commit), started as ``shardproxy serve``."""
+    argv = [sys.executable, "-m", "shardproxy.cli", "serve"]
+    argv += ["--backend", f"http://127.0.0.1:{origin}", "--listen", f"127.0.0.1:{port}"]
+    argv += ["--shards", "4", "--log-level", "warning"]
+    # First on the path: its own modules, not this checkout's.
+    env = {"PYTHONPATH": str(tree)}
+    return Server(name, port, argv, cpus, shard_path(f"{FILE_FOLDER}/{SMALL_UUID}"), env)
 
 
 def tool_version(argv: list[str]) -> str:

@@ -78,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="journal file (default LIBRARY_DIR/.shardproxy-relink.journal)",
     )
 
+    reshard = commands.add_parser(
+        "reshard",
+        help="move cached files between rclone caches after the shard map changed",
+        description="Move every cached file (data and rclone's metadata together) into the "
+        "cache of the shard that owns it under the new map. Stop the affected rclones first.",
+    )
+    reshard.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    reshard.add_argument("--to", dest="new", required=True, metavar="NEW.toml")
+    reshard.add_argument(
+        "--cache-dirs", nargs="+", required=True, metavar="DIR", help="each shard's --cache-dir"
+    )
+    reshard.add_argument(
+        "--remotes", nargs="+", metavar="NAME", help="each shard's remote (default: found)"
+    )
+    reshard.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
+    reshard.add_argument("--journal", metavar="FILE", help="default: in the first cache dir")
+
+    rebalance = commands.add_parser(
+        "rebalance",
+        help="print a new shard map for new disk sizes that moves the least cached data",
+    )
+    rebalance.add_argument("--from", dest="old", required=True, metavar="OLD.toml")
+    rebalance.add_argument(
+        "--weights", required=True, metavar="W,W,...", help="one per shard, e.g. 4T,8T,12T,8T"
+    )
+
     gen = commands.add_parser(
         "gen", help="write rclone.conf, systemd units and compose files for both layouts"
     )
@@ -106,9 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 def describe(settings: Settings) -> str:
     """The settings as a short human-readable summary."""
     lines = [f"backend  {settings.backend}", f"listen   {settings.listen}"]
-    for shard in range(settings.shard_map.count):
+    shard_map = settings.shard_map
+    for shard in range(shard_map.count):
+        # UUIDs are uniform, so a shard's share of characters is its share of the library.
         lines.append(
-            f"shard {shard}  {view_root(shard)}  prefixes {settings.shard_map.prefixes_of(shard)}"
+            f"shard {shard}  {view_root(shard)}  prefixes {shard_map.prefixes_of(shard)}  "
+            f"({len(shard_map.chars_of(shard))}/16, {shard_map.share_of(shard):.1%} of the library)"
         )
     if settings.rc_listen:
         lines.append(f"rc       {settings.rc_listen}")
@@ -171,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(
                 mount=args.mount, layout=args.layout, shards=args.shards, once=args.once
             )
+        if args.command in ("reshard", "rebalance"):
+            from shardproxy.reshard_cli import run_rebalance, run_reshard
+
+            return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
         settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"

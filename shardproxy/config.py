@@ -300,24 +300,49 @@ SHARD = Option(
 )
 
 
+SHARD_WEIGHTS = Option(
+    "shard_weights",
+    Kind.LIST,
+    "shares of the first hex characters by disk size, one per shard, e.g. 4T,8T,12T",
+    "W,W,...",
+)
+
+
 def _shard_map(given: Mapping[str, Given]) -> ShardMap:
-    """``shards`` and ``shard``: a higher layer's one overrides a lower layer's other."""
-    if "shard" in given and "shards" in given and given["shard"].layer != given["shards"].layer:
-        loser = "shards" if given["shard"].layer > given["shards"].layer else "shard"
-        given = {name: value for name, value in given.items() if name != loser}
+    """``shards``, ``shard`` and ``shard_weights``: the highest layer that gives one wins."""
+    if given:
+        top = max(value.layer for value in given.values())
+        given = {name: value for name, value in given.items() if value.layer == top}
+    if "shard" in given and "shard_weights" in given:
+        raise ConfigError(
+            f"{given['shard'].where} and {given['shard_weights'].where} both set the shard "
+            "map: give the characters (shard) or the weights (shard_weights), not both"
+        )
     try:
         if "shard" in given:
             shard_map = ShardMap.from_prefixes(SHARD.read(given["shard"]))
-            if "shards" in given and SHARDS.read(given["shards"]) != shard_map.count:
-                raise ConfigError(
-                    f"{given['shards'].where} says {SHARDS.read(given['shards'])} shards but "
-                    f"{given['shard'].where} defines {shard_map.count}: give one or make them agree"
-                )
-            return shard_map
-        return ShardMap.even(SHARDS.read(given["shards"]) if "shards" in given else DEFAULT_SHARDS)
+            source = given["shard"].where
+        elif "shard_weights" in given:
+            weights = ",".join(SHARD_WEIGHTS.read(given["shard_weights"]))
+            shard_map = ShardMap.weighted(weights)
+            source = given["shard_weights"].where
+        else:
+            return ShardMap.even(SHARDS.read(given["shards"]) if given else DEFAULT_SHARDS)
     except ShardMapError as exc:
-        where = (given.get("shard") or given["shards"]).where
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{_shard_where(given)}: {exc}") from None
+    if "shards" in given and SHARDS.read(given["shards"]) != shard_map.count:
+        raise ConfigError(
+            f"{given['shards'].where} says {SHARDS.read(given['shards'])} shards but "
+            f"{source} defines {shard_map.count}: give one or make them agree"
+        )
+    return shard_map
+
+
+def _shard_where(given: Mapping[str, Given]) -> str:
+    for name in ("shard", "shard_weights", "shards"):
+        if name in given:
+            return given[name].where
+    return "shards"
 
 
 @dataclass(frozen=True)
@@ -340,7 +365,7 @@ class Settings:
     )
     shard_map: ShardMap = field(
         default_factory=lambda: ShardMap.even(DEFAULT_SHARDS),
-        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD), _shard_map)},
+        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD, SHARD_WEIGHTS), _shard_map)},
     )
     workers: int = setting(
         Kind.INT,

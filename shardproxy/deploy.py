@@ -595,7 +595,11 @@ def proxy_toml(settings: Settings, deployment: Deployment) -> str:
     for option in OPTIONS:
         # rc_pending_file's default is worked out where gen runs; the proxy's own
         # default (beside its config file) is the one that fits where it is installed.
-        if option.name in DEPLOY_ONLY or option.name in ("shards", "shard", "rc_pending_file"):
+        # The shard map's settings (shards, shard, shard_weights) are no Settings fields;
+        # it is written below as the explicit `shard` table.
+        if option.name in DEPLOY_ONLY or option.name == "rc_pending_file":
+            continue
+        if not hasattr(settings, option.name):
             continue
         value = getattr(settings, option.name)
         if value is None or value == option.default or option.name in ("shard_rc", "rc_fallback"):

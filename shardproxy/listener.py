@@ -91,14 +91,15 @@ class _ClientGuard(asyncio.Protocol):
 
     def _count_head(self, data: bytes) -> None:
         assert self.head_size is not None
-        if self.head_timer is None:
-            self._start_head_timer()
         # The blank line may straddle two reads: look at the end of the previous one too.
-        seen = self.tail + data
+        seen = self.tail + data if self.tail else data
         end = seen.find(b"\r\n\r\n")
         if end < 0:
             self.head_size += len(data)
             self.tail = seen[-3:]
+            if self.head_timer is None:
+                # A head that comes in one read (nearly all) never needs the timer.
+                self._start_head_timer()
         else:
             self.head_size += end + 4 - len(self.tail)
         if self.head_size > self.limits.header_max_size:

@@ -34,7 +34,13 @@ from shardproxy.shards import (
     route,
 )
 from shardproxy.splice import splice_body
-from shardproxy.upstream import BackendError, BodyError, UpstreamPool, UpstreamResponse
+from shardproxy.upstream import (
+    BackendError,
+    BodyError,
+    UpstreamPool,
+    UpstreamResponse,
+    header_text,
+)
 
 log = logging.getLogger("shardproxy.proxy")
 
@@ -64,14 +70,18 @@ class ClientStalled(Exception):
 
 def without_hop_by_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
     """A copy of ``headers`` without hop-by-hop fields, including those Connection names."""
-    copy: CIMultiDict[str] = CIMultiDict(headers)
-    for value in copy.getall("Connection", ()):
-        for token in value.split(","):
+    copy: CIMultiDict[str] = CIMultiDict()
+    named = ""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP_HEADERS:
+            if lower == "connection":
+                named += "," + value
+            continue
+        copy.add(name, value)
+    if named:
+        for token in named.split(","):
             copy.popall(token.strip(), None)
-    # Checking a dozen names is cheaper than testing every header on this hot path.
-    for name in HOP_BY_HOP_HEADERS:
-        if name in copy:
-            del copy[name]
     return copy
 
 
@@ -84,6 +94,42 @@ def client_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     return without_hop_by_hop(
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
     )
+
+
+ReplyHeaders = list[tuple[str, str]]
+
+
+def reply_headers_of(upstream: UpstreamResponse) -> ReplyHeaders:
+    """The backend's headers to pass on: without hop-by-hop ones or Content-Length.
+
+    A plain list, which aiohttp's response takes as it is: the hot path builds no
+    multidict of its own.
+    """
+    headers: ReplyHeaders = []
+    named = b""
+    for name, value in upstream.raw_headers:
+        lower = name.lower()
+        if lower in _NOT_PASSED_ON:
+            if lower == b"connection":
+                named += b"," + value.lower()
+            continue
+        headers.append((name.decode("latin-1"), header_text(value)))
+    # Connection: keep-alive names no header; anything else it names is dropped too.
+    dropped = {token.strip().decode("latin-1") for token in named.split(b",")} - _NO_NAMES
+    if dropped:
+        headers = [(name, value) for name, value in headers if name.lower() not in dropped]
+    return headers
+
+
+_NOT_PASSED_ON = frozenset(name.encode() for name in HOP_BY_HOP_HEADERS | {"content-length"})
+_NO_NAMES = frozenset({"", "keep-alive", "close"})
+
+
+def replace_header(headers: ReplyHeaders, name: str, value: str) -> None:
+    """Set ``name`` to ``value`` in a header list, dropping any earlier values."""
+    lower = name.lower()
+    headers[:] = [(n, v) for n, v in headers if n.lower() != lower]
+    headers.append((name, value))
 
 
 def plain_error(status: int, message: str, *, close: bool = False) -> web.Response:
@@ -265,12 +311,13 @@ class WebDavProxy:
 
     # --- relaying replies -------------------------------------------------------------
 
-    def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> CIMultiDict[str]:
+    def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> ReplyHeaders:
         """The backend's reply headers as the client should see them."""
-        headers = without_hop_by_hop(upstream.headers.items())
-        headers.popall("Content-Length", None)
-        if plan.shard is not None and "Location" in headers:
-            headers["Location"] = self.map_location(headers["Location"])
+        headers = reply_headers_of(upstream)
+        if plan.shard is not None:
+            for index, (name, value) in enumerate(headers):
+                if name.lower() == "location":
+                    headers[index] = (name, self.map_location(value))
         return headers
 
     def map_location(self, location: str) -> str:
@@ -305,7 +352,7 @@ class WebDavProxy:
                 return plain_error(502, verdict.reason)
             status = verdict.status
             if verdict.content_range is not None:
-                headers["Content-Range"] = verdict.content_range.header()
+                replace_header(headers, "Content-Range", verdict.content_range.header())
             if verdict.truncate_to is not None:
                 truncate_to = length = verdict.truncate_to
         has_body = request.method != "HEAD" and status not in (204, 304)

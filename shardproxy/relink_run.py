@@ -145,7 +145,7 @@ def relink_library(
     undo: bool = False,
     dry_run: bool = False,
     journal_path: Path | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: bool = True,
 ) -> RelinkReport:
     """Relink (or with ``undo`` unlink from the shard views) every link under ``library``."""
     if not library.is_dir():
@@ -170,8 +170,8 @@ def relink_library(
         links,
         desc="relink",
         unit="link",
-        file=progress,
-        disable=progress is None or len(links) < PROGRESS_FROM or None,
+        file=sys.stderr,
+        disable=not progress or len(links) < PROGRESS_FROM or None,
     )
     for relative in bar:
         path = library / relative

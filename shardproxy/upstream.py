@@ -63,7 +63,7 @@ class UpstreamResponse:
         self.status = status
         self.reason = reason
         self.raw_headers: list[tuple[bytes, bytes]] = []
-        self.headers: CIMultiDict[str] = CIMultiDict()
+        self._headers: CIMultiDict[str] | None = None
         self.content_length: int | None = None
         self.chunked = False
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -73,6 +73,15 @@ class UpstreamResponse:
         self._waiter: asyncio.Future[None] | None = None
 
     # --- what the consumer calls --------------------------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The reply's headers as text (UTF-8 where they are, else Latin-1), built on demand."""
+        if self._headers is None:
+            self._headers = CIMultiDict(
+                (name.decode("latin-1"), header_text(value)) for name, value in self.raw_headers
+            )
+        return self._headers
 
     @property
     def read_timeout(self) -> float:
@@ -211,7 +220,7 @@ class _Connection(asyncio.Protocol):
         self.head: asyncio.Future[UpstreamResponse] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.got_bytes = False
         self._status = 0
         self._raw_headers: list[tuple[bytes, bytes]] = []
@@ -248,8 +257,6 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.reusable = False
         self.pool._forget(self)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         if self.state == _BODY and self.close_delimited and exc is None:
             self._message_done()
         elif self.state in (_WAIT_HEAD, _BODY):
@@ -288,14 +295,14 @@ class _Connection(asyncio.Protocol):
                 raise _Unsolicited("the backend switched protocols")
             return  # interim reply: the real one follows
         response = UpstreamResponse(self, status, "")
-        response.raw_headers = self._raw_headers
-        headers = response.headers
-        for name, value in self._raw_headers:
-            headers.add(name.decode("latin-1"), _header_text(value))
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            response.content_length = int(length)
-        response.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        response.raw_headers = raw = self._raw_headers
+        for name, value in raw:
+            # Only the framing is read here; the rest waits for whoever asks.
+            if len(name) == 14 and name.lower() == b"content-length":
+                if value.isdigit():
+                    response.content_length = int(value)
+            elif len(name) == 17 and name.lower() == b"transfer-encoding":
+                response.chunked = b"chunked" in value.lower()
         no_body = self.head_only or status in (204, 304)
         if no_body:
             response._complete = True
@@ -476,7 +483,7 @@ class _Unsolicited(Exception):
     """Bytes from the backend that answer no request."""
 
 
-def _header_text(value: bytes) -> str:
+def header_text(value: bytes) -> str:
     """A header value as text: UTF-8 when it is, otherwise byte for byte (Latin-1)."""
     if value.isascii():
         return value.decode("ascii")
@@ -484,13 +491,6 @@ def _header_text(value: bytes) -> str:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return value.decode("latin-1")
-
-
-def _header_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
 
 
 class UpstreamPool:
@@ -508,12 +508,14 @@ class UpstreamPool:
     ) -> None:
         self.host = host
         self.port = port
-        self.origin = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        self.authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        self.origin = f"http://{self.authority}"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
         self._idle: list[_Connection] = []
+        self._sweeper: asyncio.TimerHandle | None = None
         self._all: set[_Connection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -528,7 +530,7 @@ class UpstreamPool:
         self,
         method: str,
         target: str,
-        headers: Iterable[tuple[str | bytes, str | bytes]],
+        headers: Iterable[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] | None = None,
         body_length: int | None = None,
     ) -> UpstreamResponse:
@@ -584,11 +586,9 @@ class UpstreamPool:
         return conn
 
     def _take_idle(self) -> _Connection | None:
+        # The most recently used first: it is the least likely to have been closed.
         while self._idle:
             conn = self._idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
             if not conn.closed and conn.reusable:
                 return conn
         return None
@@ -597,8 +597,22 @@ class UpstreamPool:
         if len(self._idle) >= self.max_idle:
             conn.close()
             return
-        conn.idle_timer = self.loop.call_later(self.idle_timeout, conn.close)
+        conn.idle_since = self.loop.time()
         self._idle.append(conn)
+        if self._sweeper is None:
+            # One timer for the pool, not one per request: idle connections are
+            # closed by the sweep that finds them past idle_timeout.
+            self._sweeper = self.loop.call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        limit = self.loop.time() - self.idle_timeout
+        # Oldest first: the list is in the order connections went idle.
+        while self._idle and self._idle[0].idle_since <= limit:
+            self._idle.pop(0).close()
+        if self._idle:
+            wait = self._idle[0].idle_since + self.idle_timeout - self.loop.time()
+            self._sweeper = self.loop.call_later(max(wait, 0.01), self._sweep)
 
     def _forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
@@ -612,6 +626,9 @@ class UpstreamPool:
 
     def close(self) -> None:
         """Close every connection, idle or busy."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.close()
         self._idle.clear()
@@ -620,33 +637,34 @@ class UpstreamPool:
 def _request_head(
     method: str,
     target: str,
-    headers: Iterable[tuple[str | bytes, str | bytes]],
+    headers: Iterable[tuple[str, str]],
     pool: UpstreamPool,
     *,
     body: bytes | AsyncIterable[bytes] | None,
     body_length: int | None,
     chunked: bool,
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1")]
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
     has_host = False
     for name, value in headers:
-        raw_name = name.encode("latin-1") if isinstance(name, str) else name
-        # Text values are the client's bytes read as Latin-1, so they go back unchanged.
-        raw_value = _header_bytes(value) if isinstance(value, str) else value
-        lower = raw_name.lower()
-        if lower == b"content-length":
-            continue  # the body's framing is ours to state, below
-        if lower == b"host":
+        if len(name) == 4 and name.lower() == "host":
             has_host = True
-        lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+        elif len(name) == 14 and name.lower() == "content-length":
+            continue  # the body's framing is ours to state, below
+        lines.append(f"{name}: {value}\r\n")
     if not has_host:
-        lines.append(b"Host: %s\r\n" % pool.origin.removeprefix("http://").encode("idna"))
+        lines.append(f"Host: {pool.authority}\r\n")
     if isinstance(body, bytes):
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            lines.append(b"Content-Length: %d\r\n" % len(body))
+            lines.append(f"Content-Length: {len(body)}\r\n")
     elif chunked:
-        lines.append(b"Transfer-Encoding: chunked\r\n")
+        lines.append("Transfer-Encoding: chunked\r\n")
     elif body is not None:
-        lines.append(b"Content-Length: %d\r\n" % (body_length or 0))
-    lines.append(b"\r\n")
-    return b"".join(lines)
+        lines.append(f"Content-Length: {body_length or 0}\r\n")
+    lines.append("\r\n")
+    text = "".join(lines)
+    try:
+        # Header text is the client's bytes read as Latin-1, so this gives them back.
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")

@@ -48,20 +48,20 @@ def targets(root: Path, links: dict[str, str]) -> dict[str, str]:
 
 def test_relink_moves_links_into_shard_views_and_undo_moves_them_back(tmp_path: Path) -> None:
     links = make_library(tmp_path, 40)
-    report = relink_library(tmp_path, MOUNT, MAP, progress=None)
+    report = relink_library(tmp_path, MOUNT, MAP, progress=False)
     assert report.counts[Outcome.CHANGE] == 40
     assert targets(tmp_path, links) == {
         name: ids_target(uuid, MAP.shard_of(uuid)) for name, uuid in links.items()
     }
-    again = relink_library(tmp_path, MOUNT, MAP, progress=None)
+    again = relink_library(tmp_path, MOUNT, MAP, progress=False)
     assert (again.counts[Outcome.CHANGE], again.counts[Outcome.RIGHT]) == (0, 40)
-    relink_library(tmp_path, MOUNT, MAP, undo=True, progress=None)
+    relink_library(tmp_path, MOUNT, MAP, undo=True, progress=False)
     assert targets(tmp_path, links) == {name: ids_target(uuid) for name, uuid in links.items()}
 
 
 def test_dry_run_changes_nothing_and_writes_no_journal(tmp_path: Path) -> None:
     links = make_library(tmp_path, 10)
-    report = relink_library(tmp_path, MOUNT, MAP, dry_run=True, progress=None)
+    report = relink_library(tmp_path, MOUNT, MAP, dry_run=True, progress=False)
     assert report.counts[Outcome.CHANGE] == 10
     assert "10 would change" in report.summary()
     assert targets(tmp_path, links) == {name: ids_target(uuid) for name, uuid in links.items()}
@@ -79,7 +79,7 @@ def test_other_links_files_and_linked_folders_are_left_alone(tmp_path: Path) -> 
     os.symlink("/media/other/film.mkv", library / "other.mkv")
     os.symlink(f"{MOUNT}/.ids/9/6/1/b/1/961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4", library / "bad.mkv")
     (library / "plain.nfo").write_text("not a link")
-    report = relink_library(library, MOUNT, MAP, progress=None)
+    report = relink_library(library, MOUNT, MAP, progress=False)
     assert report.counts == {Outcome.SKIP: 2, Outcome.BROKEN: 1}
     assert os.readlink(outside / "bait.mkv") == ids_target("961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4")
     assert os.readlink(library / "elsewhere") == str(outside)
@@ -101,7 +101,7 @@ def test_a_temporary_link_left_by_a_kill_is_cleaned_up_on_resume(tmp_path: Path)
     tmp = tmp_path / first
     tmp = tmp.with_name(f".{tmp.name}{TMP_SUFFIX}")
     os.symlink(new, tmp)
-    report = relink_library(tmp_path, MOUNT, MAP, progress=None)
+    report = relink_library(tmp_path, MOUNT, MAP, progress=False)
     assert report.resumed_entries == 1
     assert not tmp.is_symlink()
     assert report.counts[Outcome.CHANGE] == 3
@@ -114,7 +114,7 @@ def test_an_unfinished_run_with_another_map_is_refused(tmp_path: Path) -> None:
         f'"owners": {list(ShardMap.even(2).owner_of_char)}, "version": 1}}}}\n'
     )
     with pytest.raises(RelinkError, match="interrupted run"):
-        relink_library(tmp_path, MOUNT, MAP, progress=None)
+        relink_library(tmp_path, MOUNT, MAP, progress=False)
 
 
 def test_the_command_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -238,7 +238,7 @@ def test_streamed_request_body_with_a_known_length_goes_as_is(loop_kind: str) ->
 def test_header_values_pass_as_bytes(loop_kind: str) -> None:
     async def scenario() -> None:
         async with backend_pool(replies(OK)) as (backend, pool):
-            response = await pool.request("GET", "/f", [(b"X-Name", b"caf\xe9")])
+            response = await pool.request("GET", "/f", [("X-Name", "caf\xe9")])
             await response.read_all()
         assert b"X-Name: caf\xe9\r\n" in backend.heads[0]
 
@@ -496,6 +496,19 @@ def test_a_reused_connection_the_backend_closed_is_retried_on_a_new_one(loop_kin
     async def scenario() -> None:
         async with backend_pool(script) as (backend, pool):
             assert await get(pool) == (200, b"hello")
+            assert await get(pool) == (200, b"hello")
+        assert backend.connections == 2
+
+    run_on(loop_kind, scenario)
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout(loop_kind: str) -> None:
+    async def scenario() -> None:
+        async with backend_pool(replies(OK, OK2)) as (backend, pool):
+            pool.idle_timeout = 0.2
+            assert await get(pool) == (200, b"hello")
+            assert pool.idle_count == 1
+            await until(lambda: pool.idle_count == 0, "the idle connection to be closed")
             assert await get(pool) == (200, b"hello")
         assert backend.connections == 2
 
