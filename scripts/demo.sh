@@ -12,4 +12,5 @@ case " $* " in
 esac
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-exec $sudo .venv/bin/shardproxy demo "${args[@]}"
+# -m puts the source tree on the path, where the stand-in (not installed) lives.
+exec $sudo .venv/bin/python -m shardproxy.cli demo "${args[@]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_setting
 from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
+from shardproxy.logs import configure_logging
 from shardproxy.shards import view_root
 
 
@@ -27,6 +27,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL:
+            # A bare flag turns it on; the environment or file may say false.
+            kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 
 
@@ -57,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the admin listener's /healthz answers (a container's HEALTHCHECK)",
+    )
+    add_setting_flags(health)
 
     relink = commands.add_parser(
         "relink",
@@ -167,6 +176,30 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return describe_location(shown, answer, settings.shard_map)
 
 
+def healthcheck(settings: Settings) -> int:
+    """Probe ``/healthz`` on the configured admin listener: 0 when it answers 200."""
+    import urllib.request
+
+    if settings.admin_listen is None:
+        print(
+            "shardproxy: healthcheck needs admin_listen (SHARDPROXY_ADMIN_LISTEN)", file=sys.stderr
+        )
+        return 1
+    host = settings.admin_listen.host
+    # A listener on every interface is reached on this machine's loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{settings.admin_listen.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            status = reply.status
+    except OSError as exc:
+        print(f"shardproxy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: HTTP {status}")
+    return 0 if status == 200 else 1
+
+
 def run_relink(args: argparse.Namespace, settings: Settings) -> int:
     """``shardproxy relink``: run it and print the counts."""
     from pathlib import Path
@@ -205,9 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
         settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "healthcheck":
+            return healthcheck(settings)
         if args.command == "check":
             print(describe(settings))
             return 0

@@ -63,6 +63,7 @@ class Kind(enum.Enum):
     STR = "str"
     INT = "int"
     FLOAT = "float"
+    BOOL = "bool"  # true/false in TOML; 1/0, true/false, yes/no, on/off as text; a bare flag
     MAP = "map"  # N=VALUE pairs: a TOML table, repeated flags, or a spaced variable
     LIST = "list"  # a TOML list or one string, repeated flags, or a spaced variable
 
@@ -140,12 +141,25 @@ def _read_kind(kind: Kind, value: Any, where: str) -> Any:
             return number_type(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is Kind.BOOL:
+        return _parse_bool(value, where)
     if kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return items
     return _parse_map(value, where)
+
+
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 def _parse_map(value: Any, where: str) -> dict[int, str]:
@@ -252,6 +266,13 @@ def _port(value: int, where: str) -> int:
     if not 0 < value < 65536:
         raise ConfigError(f"{where}: port {value} is out of range 1-65535")
     return value
+
+
+def _log_format(text: str, where: str) -> str:
+    log_format = text.lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: log format {log_format!r} is not text or json")
+    return log_format
 
 
 def _url_per_shard(urls: Mapping[int, str], where: str) -> dict[int, URL]:
@@ -543,6 +564,34 @@ class Settings:
         default=5570,
         validate=_port,
     )
+    log_format: str = setting(
+        Kind.STR,
+        "text, or json (one object a line) for log collectors",
+        "FORMAT",
+        default="text",
+        validate=_log_format,
+    )
+    access_log: bool = setting(Kind.BOOL, "log one line per request", "", default=False)
+    admin_listen: HostPort | None = setting(
+        Kind.STR,
+        "address of the status page, /metrics, /healthz, /readyz (off if unset)",
+        "HOST:PORT",
+        default=None,
+        validate=parse_host_port,
+    )
+    admin_user: str | None = setting(
+        Kind.STR, "Basic auth user the admin listener asks for", "USER", default=None
+    )
+    admin_pass: str | None = setting(
+        Kind.STR, "Basic auth password the admin listener asks for", "PASS", default=None
+    )
+    admin_poll_interval: float = setting(
+        Kind.FLOAT,
+        "seconds between polls of each shard's rclone and NzbDav",
+        "SECONDS",
+        default=15.0,
+        validate=_positive,
+    )
 
 
 def _options() -> tuple[Option, ...]:
@@ -658,15 +707,34 @@ def _check_shards_exist(settings: Settings, given: Mapping[str, Given]) -> None:
 
 
 def _check_rc_auth(settings: Settings) -> None:
-    if settings.rc_listen is None:
+    _check_listener_auth(
+        "rc",
+        settings.rc_listen,
+        settings.rc_user,
+        settings.rc_pass,
+        "the RC endpoint tells rclone to drop caches",
+    )
+    _check_listener_auth(
+        "admin",
+        settings.admin_listen,
+        settings.admin_user,
+        settings.admin_pass,
+        "the admin listener shows the shards, rclones and traffic",
+    )
+
+
+def _check_listener_auth(
+    prefix: str, listen: HostPort | None, user: str | None, password: str | None, why: str
+) -> None:
+    """A listener beyond loopback needs its Basic auth user and password, both or neither."""
+    if listen is None:
         return
-    if (settings.rc_user is None) != (settings.rc_pass is None):
-        raise ConfigError("rc_user and rc_pass go together: set both or neither")
-    if not settings.rc_listen.is_loopback and settings.rc_user is None:
+    if (user is None) != (password is None):
+        raise ConfigError(f"{prefix}_user and {prefix}_pass go together: set both or neither")
+    if not listen.is_loopback and user is None:
         raise ConfigError(
-            f"rc_listen {settings.rc_listen} accepts connections from other machines, and the "
-            "RC endpoint tells rclone to drop caches: set --rc-user and --rc-pass, or listen "
-            "on 127.0.0.1"
+            f"{prefix}_listen {listen} accepts connections from other machines, and {why}: "
+            f"set --{prefix}-user and --{prefix}-pass, or listen on 127.0.0.1"
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from shardproxy import ranges
 from shardproxy.config import Settings
 from shardproxy.fallback import FallbackReads, fallback_read_shard
 from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
+from shardproxy.metrics import Metrics
 from shardproxy.multistatus import (
     MultistatusError,
     MultistatusFilter,
@@ -160,8 +161,10 @@ class WebDavProxy:
         settings: Settings,
         pool: UpstreamPool,
         fallback_reads: FallbackReads | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.shard_map: ShardMap = settings.shard_map
         self.fallback_reads = fallback_reads or FallbackReads(self.shard_map.count)
         self.pool = pool
@@ -173,10 +176,17 @@ class WebDavProxy:
         self.root_policy = RootListingPolicy(self.shard_map)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one client request."""
+        """Answer one client request, counted by shard view, method and status."""
         plan = self.plan(request)
         if isinstance(plan, web.Response):
+            self.metrics.request(None, request.method, plan.status)
             return plan
+        response = await self.answer(request, plan)
+        self.metrics.request(plan.shard, request.method, response.status)
+        return response
+
+    async def answer(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.StreamResponse:
+        """Forward a planned request and relay the reply."""
         try:
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
@@ -184,6 +194,9 @@ class WebDavProxy:
                     return refused
             upstream = await self.send(plan, request)
         except BackendError as exc:
+            self.metrics.upstream_error(
+                plan.shard, "timeout" if exc.status == 504 else "unreachable"
+            )
             return plain_error(exc.status, str(exc))
         except ClientStalled as exc:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
@@ -235,6 +248,7 @@ class WebDavProxy:
         """Count (and now and then log) a read of a shard's file that bypasses its cache."""
         shard = fallback_read_shard(method, raw_path, self.shard_map)
         if shard is not None:
+            self.metrics.fallback_read(shard)
             line = self.fallback_reads.record(shard)
             if line is not None:
                 log.warning("%s", line)
@@ -349,6 +363,7 @@ class WebDavProxy:
                 return unsatisfiable(verdict)
             if isinstance(verdict, ranges.Reject):
                 log.warning("%s %s: %s", request.method, request.raw_path, verdict.reason)
+                self.metrics.upstream_error(plan.shard, "bad_range")
                 return plain_error(502, verdict.reason)
             status = verdict.status
             if verdict.content_range is not None:
@@ -358,9 +373,10 @@ class WebDavProxy:
         has_body = request.method != "HEAD" and status not in (204, 304)
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
             # Half of a small reply's cost is per write, so it goes out in one.
-            body = await self.read_small_body(request, upstream, length)
+            body = await self.read_small_body(request, upstream, length, plan.shard)
             if isinstance(body, web.Response):
                 return body
+            self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=status, reason=None, headers=headers, body=body)
         response = web.StreamResponse(status=status, reason=None, headers=headers)
         if length is not None:
@@ -368,14 +384,27 @@ class WebDavProxy:
         await response.prepare(request)
         if not has_body:
             return response
+
+        def sent(count: int, spliced: bool) -> None:
+            self.metrics.streamed(plan.shard, count, spliced=spliced)
+
         try:
             spliced = await splice_body(
-                request, upstream, response, truncate_to, self.settings.send_timeout
+                request,
+                upstream,
+                response,
+                truncate_to,
+                self.settings.send_timeout,
+                on_sent=sent,
             )
             if not spliced:
-                await copy_body(upstream, response, truncate_to)
+                await copy_body(upstream, response, truncate_to, sent)
         except (BodyError, OSError) as exc:
-            if not isinstance(exc, ConnectionError):
+            if isinstance(exc, ConnectionError):
+                # The client hung up: rclone closes its stream on every seek.
+                log.debug("%s %s: client hung up (%s)", request.method, request.raw_path, exc)
+                self.metrics.client_abort(plan.shard)
+            else:
                 log.warning(
                     "%s %s: reply broke off (%s); closing the client connection so the "
                     "reply does not look complete",
@@ -383,11 +412,20 @@ class WebDavProxy:
                     request.raw_path,
                     exc,
                 )
+                self.metrics.upstream_error(plan.shard, _error_kind(exc))
             abort_client(request, response)
+        except asyncio.CancelledError:
+            # The server cancels the handler of a client that hung up.
+            self.metrics.client_abort(plan.shard)
+            raise
         return response
 
     async def read_small_body(
-        self, request: web.BaseRequest, upstream: UpstreamResponse, length: int
+        self,
+        request: web.BaseRequest,
+        upstream: UpstreamResponse,
+        length: int,
+        shard: int | None,
     ) -> bytes | web.Response:
         """A short body read whole; or, if the backend breaks off, the 502 to answer.
 
@@ -399,6 +437,7 @@ class WebDavProxy:
         except BodyError as exc:
             reason = f"backend {self.backend_origin} broke off its reply: {exc}"
             log.warning("%s %s: %s", request.method, request.raw_path, reason)
+            self.metrics.upstream_error(shard, _error_kind(exc))
             return plain_error(502, reason)
 
     async def relay_multistatus(
@@ -415,13 +454,16 @@ class WebDavProxy:
         length = upstream.content_length
         if length is not None and length <= SMALL_REPLY_LIMIT:
             # A typical listing: filtered whole, sent in one write with a Content-Length.
-            body = await self.read_small_body(request, upstream, length)
+            body = await self.read_small_body(request, upstream, length, plan.shard)
             if isinstance(body, web.Response):
                 return body
             try:
                 out = filter_multistatus(plan.listing_policy, body)
             except MultistatusError as exc:
-                return self.broken_listing(request, None, f"malformed listing: {exc}")
+                return self.broken_listing(
+                    request, None, f"malformed listing: {exc}", plan.shard, "bad_listing"
+                )
+            self.metrics.streamed(plan.shard, len(out), spliced=False)
             return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
         response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
         listing = MultistatusFilter(plan.listing_policy)
@@ -430,7 +472,7 @@ class WebDavProxy:
         # out in one write with a Content-Length, and a malformed one gets a clean 502.
         # Larger listings stream on, chunked, as they are filtered.
         held: list[bytes] = []
-        held_size = 0
+        held_size = listing_sent = 0
         try:
             while chunk := await upstream.read():
                 out = listing.feed(chunk)
@@ -438,28 +480,42 @@ class WebDavProxy:
                     continue
                 if response.prepared:
                     await response.write(out)
+                    listing_sent += len(out)
                     continue
                 held.append(out)
                 held_size += len(out)
                 if held_size > SMALL_REPLY_LIMIT:
                     await response.prepare(request)
                     await response.write(b"".join(held))
+                    listing_sent = held_size
             out = listing.close()
         except MultistatusError as exc:
-            return self.broken_listing(request, response, f"malformed listing: {exc}")
+            return self.broken_listing(
+                request, response, f"malformed listing: {exc}", plan.shard, "bad_listing"
+            )
         except BodyError as exc:
-            return self.broken_listing(request, response, f"listing broke off: {exc}")
+            return self.broken_listing(
+                request, response, f"listing broke off: {exc}", plan.shard, _error_kind(exc)
+            )
         if not response.prepared:
             body = b"".join([*held, out])
+            self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
         await response.write(out)
+        self.metrics.streamed(plan.shard, listing_sent + len(out), spliced=False)
         return response
 
     def broken_listing(
-        self, request: web.BaseRequest, response: web.StreamResponse | None, problem: str
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse | None,
+        problem: str,
+        shard: int | None,
+        kind: str,
     ) -> web.StreamResponse:
         """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
+        self.metrics.upstream_error(shard, kind)
         if response is None or not response.prepared:
             return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
         abort_client(request, response)
@@ -503,17 +559,30 @@ async def client_body(
 
 
 async def copy_body(
-    upstream: UpstreamResponse, response: web.StreamResponse, limit: int | None
+    upstream: UpstreamResponse,
+    response: web.StreamResponse,
+    limit: int | None,
+    on_sent: Callable[[int, bool], None],
 ) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow."""
+    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+
+    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    """
     remaining = limit
     while data := await upstream.read():
         if remaining is not None:
             if len(data) >= remaining:
                 await response.write(data[:remaining])
+                on_sent(remaining, False)
                 return
             remaining -= len(data)
         await response.write(data)
+        on_sent(len(data), False)
+
+
+def _error_kind(exc: BaseException) -> str:
+    """How metrics name a backend failure seen mid-reply."""
+    return "timeout" if isinstance(exc, TimeoutError) else "broke_off"
 
 
 async def answer_and_close(

@@ -9,9 +9,7 @@ planned and answered on a thread, so WebDAV traffic on the same event loop goes 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -22,7 +20,9 @@ import orjson
 from aiohttp import web
 
 from shardproxy import __version__
+from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
+from shardproxy.metrics import Metrics
 from shardproxy.rcinflight import InFlight
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
@@ -89,26 +89,14 @@ def _error_response(command: str, params: Mapping[str, Any], error: RcError) -> 
     return _json_response(error_body(command, params, error.message, error.status), error.status)
 
 
-def _authorized(request: web.Request, user: str | None, password: str | None) -> bool:
-    if user is None and password is None:
-        return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        given = base64.b64decode(token.strip(), validate=True)
-    except ValueError:
-        return False
-    # Compare the whole "user:pass" in constant time, as the caller's client encoded it.
-    expected = f"{user or ''}:{password or ''}".encode()
-    return hmac.compare_digest(given, expected)
-
-
 class RcHandler:
     """Answers RC calls: auth, allow-list, planning, sending, merging."""
 
-    def __init__(self, settings: Settings, queue: RetryQueue) -> None:
+    def __init__(
+        self, settings: Settings, queue: RetryQueue, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.topology = topology_of(settings)
         self.queue = queue
         # Set while the app runs: the client session only exists inside its event loop.
@@ -117,13 +105,14 @@ class RcHandler:
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """One RC request."""
-        if not _authorized(request, self.settings.rc_user, self.settings.rc_pass):
-            return web.Response(
-                status=401,
-                text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="shardproxy rc"'},
-            )
+        """One RC request, counted by command and outcome."""
+        response = await self._answer(request)
+        self.metrics.rc_call(request.path.lstrip("/"), response.status)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if not authorized(request, self.settings.rc_user, self.settings.rc_pass):
+            return unauthorized("shardproxy rc")
         command = request.path.lstrip("/")
         if request.method == "OPTIONS":
             return web.Response(status=200)
@@ -278,9 +267,14 @@ def open_store(settings: Settings) -> PendingStore | None:
 
 
 def make_rc_app(
-    settings: Settings, *, backoff: Backoff | None = None, store: PendingStore | None = None
+    settings: Settings,
+    *,
+    backoff: Backoff | None = None,
+    store: PendingStore | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The RC endpoint as an aiohttp app; it owns its client session and retry task."""
+    metrics = metrics or Metrics()
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     pending = PendingDeliveries(
         max_count=settings.rc_pending_max,
@@ -290,7 +284,7 @@ def make_rc_app(
     app[RC_DELIVERY] = pending
     queue = RetryQueue(pending, store if store is not None else open_store(settings))
     topology = topology_of(settings)
-    handler = RcHandler(settings, queue)
+    handler = RcHandler(settings, queue, metrics)
     app[RC_IN_FLIGHT] = handler.in_flight
     app.router.add_route("*", "/{command:.*}", handler.handle)
 
@@ -299,7 +293,7 @@ def make_rc_app(
         await queue.load(frozenset(endpoints))
         connector = aiohttp.TCPConnector(limit=64, limit_per_host=8)
         async with aiohttp.ClientSession(connector=connector) as session:
-            forwarder = RcForwarder(session, endpoints, settings.rc_timeout)
+            forwarder = RcForwarder(session, endpoints, settings.rc_timeout, metrics)
             handler.forwarder = forwarder
             task = asyncio.create_task(retry_forever(queue, forwarder, topology, handler.in_flight))
             try:
