@@ -23,6 +23,7 @@ from typing import Any
 
 from yarl import URL
 
+from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
 ENV_PREFIX = "SHARDPROXY_"
@@ -493,6 +494,12 @@ class Settings:
         default=10.0,
         validate=_positive,
     )
+    rewrite_rclonelinks: bool = setting(
+        Kind.BOOL,
+        "serve NzbDav's .rclonelink targets as {mount}/.ids-s<N>/... (at most 10 shards)",
+        "",
+        default=False,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
@@ -539,15 +546,6 @@ class Settings:
         factory=dict,
         validate=_sizes,
     )
-    nzbdav_user: str | None = setting(
-        Kind.STR, "gen: NzbDav's WebDAV user, for rclone.conf", "USER", default="admin"
-    )
-    nzbdav_pass: str | None = setting(
-        Kind.STR,
-        "gen: NzbDav's WebDAV password (stored obscured in rclone.conf)",
-        "PASS",
-        default=None,
-    )
     rclone_rc_user: str = setting(
         Kind.STR, "gen: RC user of the generated rclones", "USER", default="rclone"
     )
@@ -590,6 +588,22 @@ class Settings:
         "seconds between polls of each shard's rclone and NzbDav",
         "SECONDS",
         default=15.0,
+        validate=_positive,
+    )
+    nzbdav_user: str | None = setting(
+        Kind.STR, "NzbDav's WebDAV user (gen's rclone.conf, check --probe)", "USER", default="admin"
+    )
+    nzbdav_pass: str | None = setting(
+        Kind.STR,
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "PASS",
+        default=None,
+    )
+    listing_max_bytes: int = setting(
+        Kind.INT,
+        "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
+        "BYTES",
+        default=16 << 20,
         validate=_positive,
     )
 
@@ -692,6 +706,11 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
     settings = Settings(**values)
     _check_shards_exist(settings, given)
     _check_rc_auth(settings)
+    if settings.rewrite_rclonelinks:
+        try:
+            check_shard_count(settings.shard_map)
+        except RcloneLinkError as exc:
+            raise ConfigError(f"{given['rewrite_rclonelinks'].where}: {exc}") from None
     return settings
 
 
