@@ -21,8 +21,8 @@ from yarl import URL
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
 from shardproxy.deploy import obscure, webdav_remotes
 from shardproxy.shards import ShardMap
-from tests.conftest import running_proxy
-from tests.processes import current_rclone, require_program
+from tests.helpers.processes import current_rclone, require_program
+from tests.helpers.proxies import running_proxy
 
 USER, PASSWORD = "admin", "secret"
 SHARDS = 4

@@ -26,7 +26,7 @@ from shardproxy.cli import main
 from shardproxy.config import Settings
 from shardproxy.reshard_run import rclones_answering
 from shardproxy.shards import ShardMap
-from tests.rclone_procs import (
+from tests.helpers.rclone_procs import (
     BackgroundApps,
     RcloneRc,
     current_rclone,

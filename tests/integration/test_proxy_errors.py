@@ -9,44 +9,16 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 
-from tests.conftest import RunningProxy
+from tests.helpers.proxies import RunningProxy
+from tests.helpers.raw_backend import Script, raw_backend
 
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 SHARD0_FILE = "/.ids-s0/0/1/2/3/4/01234567-89ab-cdef-0123-456789abcdef"
-
-
-@asynccontextmanager
-async def raw_backend(script: Script, heads: list[bytes] | None = None) -> AsyncIterator[str]:
-    """A TCP server on loopback that runs ``script`` for every connection.
-
-    The request heads it reads are appended to ``heads`` when given.
-    """
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await read_request_head(reader)
-        if heads is not None:
-            heads.append(head)
-        try:
-            await script(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-
-
-async def read_request_head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
 
 
 def closed_port() -> int:

@@ -22,8 +22,8 @@ from shardproxy.config import Settings
 from shardproxy.rcbound import CLAMP_NOTE
 from shardproxy.rcroute import REFRESH
 from shardproxy.rcserver import RC_IN_FLIGHT
-from tests.rclone_procs import BackgroundApps, debian_rclone, go_map
-from tests.test_rcserver import (
+from tests.helpers.rclone_procs import BackgroundApps, debian_rclone, go_map
+from tests.helpers.rcstack import (
     IDS,
     NZBDAV_UUID,
     SHARD_MAP,

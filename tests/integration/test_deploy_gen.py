@@ -11,7 +11,7 @@ import pytest
 from shardproxy.cli import main
 from shardproxy.config import ConfigError, load_settings
 from shardproxy.deploy import Layout, deployment_from, mounts
-from tests.rclone_procs import debian_rclone
+from tests.helpers.rclone_procs import debian_rclone
 
 BASE = {"backend": "http://127.0.0.1:3000", "rclone_rc_pass": "rcpw", "nzbdav_pass": "pw"}
 

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, make_standin_app
-from tests.conftest import basic_auth
-from tests.processes import free_port, running
-
-SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *SHARDPROXY,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SHARDPROXY_")} | (env or {}),
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+from tests.helpers.cli import SHARDPROXY, run_cli
+from tests.helpers.processes import free_port, running
+from tests.helpers.proxies import basic_auth
 
 
 async def test_serve_without_a_backend_says_how_to_give_one() -> None:

@@ -33,8 +33,8 @@ from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.metrics import Metrics
 from shardproxy.shards import ShardMap
-from tests.conftest import basic_auth
-from tests.rclone_procs import (
+from tests.helpers.proxies import basic_auth
+from tests.helpers.rclone_procs import (
     BackgroundApps,
     RcloneRc,
     debian_rclone,

@@ -15,7 +15,7 @@ from shardproxy.rcroute import (
     read_path_call,
 )
 from shardproxy.shards import ShardMap
-from tests.test_rcroute import answer_all
+from tests.helpers.rcreplies import answer_all
 
 S2 = Target("shard", 2)
 FB = Target("fallback", 0)

@@ -14,7 +14,7 @@ from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.shards import ShardMap
-from tests.conftest import running_proxy
+from tests.helpers.proxies import running_proxy
 
 Proxied = tuple[URL, URL, aiohttp.ClientSession]
 SHARD_MAP = ShardMap.even(4)

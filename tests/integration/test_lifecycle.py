@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.processes import free_port, running
+from tests.helpers.processes import free_port, running
 
 SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
 STARTED_RE = re.compile(r"started worker (\d+)")

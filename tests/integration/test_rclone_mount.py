@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestServer
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
 from shardproxy.deploy import obscure, webdav_remotes
 from shardproxy.shards import ShardMap
-from tests.conftest import running_proxy
-from tests.processes import require_program
+from tests.helpers.processes import require_program
+from tests.helpers.proxies import running_proxy
 
 SHARD_MAP = ShardMap.even(4)
 USER, PASSWORD = "admin", "secret"

@@ -22,7 +22,6 @@ from shardproxy.rcroute import (
     RcError,
     Reply,
     Target,
-    TargetCall,
     Topology,
     delivered_by,
     error_body,
@@ -39,6 +38,7 @@ from shardproxy.rcroute import (
     unmap,
 )
 from shardproxy.shards import HEX_DIGITS, ShardMap
+from tests.helpers.rcreplies import answer_all, rclone_reply
 
 FOUR = ShardMap.even(4)
 S = [Target("shard", n) for n in range(4)]
@@ -49,22 +49,6 @@ FULL = Topology(FOUR, frozenset(range(4)), 1)
 def forget(*paths: str, kind: str = "dir") -> PathCall:
     keys = [kind if i == 0 else f"{kind}{i + 1}" for i in range(len(paths))]
     return read_path_call(FORGET, dict(zip(keys, paths, strict=True)))
-
-
-def answer_all(calls: list[TargetCall] | tuple[TargetCall, ...]) -> dict[Any, str]:
-    """Every call answered the way rclone answers it."""
-    confirmed: dict[Any, str] = {}
-    for call in calls:
-        confirmed.update(delivered_by(call, rclone_reply(call)))
-    return confirmed
-
-
-def rclone_reply(call: TargetCall) -> Reply:
-    """What rclone 1.60.1 answers to ``call``."""
-    paths = [v for k, v in call.params.items() if k.startswith(("dir", "file"))]
-    if call.command == FORGET:
-        return Reply({"forgotten": [p.strip("/") for p in paths]})
-    return Reply({"result": {p: "OK" for p in paths} if paths else {"": "OK"}})
 
 
 # --- reading calls ---------------------------------------------------------------------

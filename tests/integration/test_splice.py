@@ -26,8 +26,8 @@ from yarl import URL
 from shardproxy import splice
 from shardproxy.app import make_proxy_server
 from shardproxy.server import make_runner
-from tests.conftest import proxy_settings, run_on, running_proxy
-from tests.test_proxy_errors import raw_backend
+from tests.helpers.proxies import proxy_settings, run_on, running_proxy
+from tests.helpers.raw_backend import raw_backend
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
 SHARD_PATH = f"/.ids-s0/0/1/2/3/4/{UUID}"
@@ -381,8 +381,8 @@ def test_backend_falling_silent_mid_splice_times_out(
 # what it opened and cut the client off, so it neither hangs nor leaks.
 EMFILE_SCENARIO = """
 import asyncio, json, os, resource, socket, sys
-from tests.conftest import running_proxy
-from tests.test_splice import BODY, SHARD_PATH, FileBackend, serving
+from tests.helpers.proxies import running_proxy
+from tests.integration.test_splice import BODY, SHARD_PATH, FileBackend, serving
 
 def is_open(fd):
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 UUID = "961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4"
 FILE = f"/mnt/nzbdav/.ids/9/6/1/b/0/{UUID}"

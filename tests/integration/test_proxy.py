@@ -25,7 +25,7 @@ from nzbdav_standin import (
     uuid_path,
 )
 from shardproxy.shards import ShardMap
-from tests.conftest import basic_auth, running_proxy
+from tests.helpers.proxies import basic_auth, running_proxy
 
 AUTH = basic_auth("admin", "secret")
 SHARD_MAP = ShardMap.even(4)

@@ -23,8 +23,8 @@ from shardproxy.fallback import FallbackReads, fallback_read_shard
 from shardproxy.listener import ProxyServer
 from shardproxy.server import start_site
 from shardproxy.shards import ShardMap
-from tests.conftest import basic_auth, proxy_settings
-from tests.rclone_procs import debian_rclone
+from tests.helpers.proxies import basic_auth, proxy_settings
+from tests.helpers.rclone_procs import debian_rclone
 
 SHARD_MAP = ShardMap.even(4)
 UUID9 = "961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4"

@@ -9,94 +9,50 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
 from shardproxy.app import make_proxy_server
 from shardproxy.config import Settings
-from shardproxy.rcpending import Backoff
 from shardproxy.rcroute import FORGET, REFRESH
-from shardproxy.rcserver import RC_DELIVERY, make_rc_app
-from shardproxy.shards import ShardMap
-from tests.rclone_procs import (
+from shardproxy.rcserver import RC_DELIVERY
+from tests.helpers.rclone_procs import (
     BackgroundApps,
     RcloneRc,
     current_rclone,
     debian_rclone,
     go_map,
     make_rclone,
-    rclone_version,
     start_all,
-    webdav_remote,
 )
-
-SHARD_MAP = ShardMap.even(4)
-FAST = Backoff(base=0.05, cap=0.3)
-NZBDAV_UUID = "961b00d8-1111-4222-8333-444455556666"
-IDS = ".ids/9/6/1/b/0"
-AUTH_USER, AUTH_PASS = "rcuser", "rc pass:with colon"
-NZBDAV_CONTENT_TYPE = "application/json; charset=utf-8"
-
-AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
-Client = TestClient[web.Request, web.Application]
+from tests.helpers.rcstack import (
+    AUTH_PASS,
+    IDS,
+    NZBDAV_CONTENT_TYPE,
+    NZBDAV_UUID,
+    SHARD_MAP,
+    AiohttpClient,
+    Stack,
+    eventually,
+    post,
+    rc_client,
+    running_stack,
+)
 
 pytestmark = pytest.mark.rclone
 
 
 # --- the running stack -------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    """Shard rclones 0..3 and one fallback rclone, all serving the same proxy."""
-
-    shards: list[RcloneRc]
-    fallback: RcloneRc
-    version: str
-
-    @property
-    def everyone(self) -> list[RcloneRc]:
-        return [*self.shards, self.fallback]
-
-    def marks(self) -> list[int]:
-        return [proc.mark() for proc in self.everyone]
-
-    def calls(self, marks: list[int], command: str | None = None) -> list[list[str]]:
-        """Per rclone (shards, then fallback): the parameter maps it logged after ``marks``."""
-        return [
-            [call.params for call in proc.calls_since(mark, command)]
-            for proc, mark in zip(self.everyone, marks, strict=True)
-        ]
-
-    def commands_seen(self, marks: list[int]) -> set[str]:
-        """Every RC command any rclone's log mentions after ``marks``."""
-        seen: set[str] = set()
-        for proc, mark in zip(self.everyone, marks, strict=True):
-            seen.update(proc.commands_seen_since(mark))
-        return seen
-
-    def settings(self, **overrides: Any) -> Settings:
-        base = Settings(
-            backend=URL("http://127.0.0.1:9"),
-            shard_map=SHARD_MAP,
-            shard_rc={n: proc.rc_url for n, proc in enumerate(self.shards)},
-            rc_fallback=(self.fallback.rc_url,),
-            rc_timeout=5.0,
-        )
-        return replace(base, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -110,33 +66,6 @@ def proxy_url() -> Iterator[URL]:
         yield apps.serve(lambda: make_proxy_server(Settings(backend=standin, shard_map=SHARD_MAP)))
     finally:
         apps.close()
-
-
-@contextmanager
-def running_stack(binary: str, proxy: URL) -> Iterator[Stack]:
-    """Shard N's rclone serves ``/.ids-sN``; shard 3's RC wants a password."""
-    with tempfile.TemporaryDirectory(prefix="rc-") as tmp:
-        base = Path(tmp)
-        shards = [
-            make_rclone(
-                binary,
-                base,
-                f"shard{n}",
-                remote=webdav_remote(proxy / f".ids-s{n}"),
-                extra=("--vfs-cache-mode", "full"),
-                user=AUTH_USER if n == 3 else None,
-                password=AUTH_PASS if n == 3 else None,
-            )
-            for n in range(SHARD_MAP.count)
-        ]
-        fallback = make_rclone(binary, base, "fallback", remote=webdav_remote(proxy))
-        start_all([*shards, fallback])
-        running = Stack(shards, fallback, rclone_version(binary))
-        try:
-            yield running
-        finally:
-            for proc in running.everyone:
-                proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -160,40 +89,6 @@ def current_stack(proxy_url: URL) -> Iterator[Stack]:
         )
     with running_stack(binary, proxy_url) as running:
         yield running
-
-
-async def post(
-    client: Client,
-    command: str,
-    body: bytes | dict[str, Any] | None = None,
-    *,
-    content_type: str | None = "application/json",
-    auth: tuple[str, str] | None = None,
-) -> tuple[int, Any]:
-    """POST to the proxy's RC endpoint; the reply's status and decoded JSON."""
-    data = orjson.dumps(body) if isinstance(body, dict) else body
-    headers = {"Content-Type": content_type} if content_type else {}
-    if auth is not None:
-        headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
-    async with client.post("/" + command, data=data, headers=headers) as response:
-        raw = await response.read()
-        try:
-            return response.status, orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return response.status, raw.decode()
-
-
-async def rc_client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
-    return await aiohttp_client(make_rc_app(settings, backoff=FAST))
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until it holds (10 s at most), yielding to the event loop."""
-    async with asyncio.timeout(10):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.02)
 
 
 def nothing() -> list[str]:

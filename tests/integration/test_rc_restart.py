@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.processes import free_port, running
-from tests.rclone_procs import debian_rclone, go_map, make_rclone
+from tests.helpers.processes import free_port, running
+from tests.helpers.rclone_procs import debian_rclone, go_map, make_rclone
 
 SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
 FORGOTTEN = ".ids/9/6/1/b/0"  # first character 9: shard 2 of 4

@@ -8,8 +8,8 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from tests.conftest import RunningProxy
-from tests.test_proxy_errors import raw_backend
+from tests.helpers.proxies import RunningProxy
+from tests.helpers.raw_backend import raw_backend
 
 LIMITS = {"header_timeout": 0.5, "body_timeout": 0.5, "send_timeout": 0.5}
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

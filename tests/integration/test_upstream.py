@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from shardproxy.upstream import READ_BUFFER, BackendError, BodyError, BodyTimeout, UpstreamPool
-from tests.conftest import run_on
+from tests.helpers.proxies import run_on
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -19,7 +19,7 @@ from nzbdav_standin import Library, make_standin_app
 from shardproxy.app import make_proxy_server
 from shardproxy.config import Settings
 from shardproxy.shards import ShardMap
-from tests.rclone_procs import BackgroundApps, current_rclone
+from tests.helpers.rclone_procs import BackgroundApps, current_rclone
 
 SHARD_MAP = ShardMap.even(4)
 UUIDS = ["961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4", "0a0c6c1e-1111-4c52-9b0e-d0a7a3a2b1c4"]

@@ -39,7 +39,7 @@ from shardproxy.deploy import (
     toml_text,
     unit_commands,
 )
-from tests.rclone_procs import current_rclone, debian_rclone
+from tests.helpers.rclone_procs import current_rclone, debian_rclone
 
 PASSWORD = 's3cret %$ "quoted" \\ ünï'
 

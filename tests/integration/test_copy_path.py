@@ -15,8 +15,8 @@ import asyncio
 
 import pytest
 
-from tests.conftest import RunningProxy
-from tests.test_proxy_errors import raw_backend
+from tests.helpers.proxies import RunningProxy
+from tests.helpers.raw_backend import raw_backend
 
 PIECE = bytes(range(256)) * 64  # 16 KiB
 PIECES = 4096  # a 64 MiB file: far more than socket buffers hold
