@@ -33,7 +33,7 @@ from yarl import URL
 
 from shardproxy.server import make_runner
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CURRENT_RCLONE_ENV = "SHARDPROXY_RCLONE_CURRENT"
 READY_TIMEOUT = 15.0
 _CALL_RE = re.compile(r'rc: "(?P<command>[^"]*)": with parameters (?P<params>map\[.*\])$')
