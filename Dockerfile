@@ -1,28 +1,37 @@
-# shardproxy as a sidecar next to NzbDav and the rclone shards.
+# shardproxy as a sidecar next to NzbDav and the rclone shards (the product only: the
+# NzbDav stand-in used by the tests is not in the image).
 #   docker build -t shardproxy .
-#   docker run --rm -p 8765:8765 -e SHARDPROXY_BACKEND=http://nzbdav:3000 \
-#       -e SHARDPROXY_LISTEN=:8765 shardproxy
+#   docker run --rm -p 8765:8765 -e SHARDPROXY_BACKEND=http://nzbdav:3000 shardproxy
+# Every setting comes from SHARDPROXY_<NAME> variables (see the README).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shardproxy ./shardproxy
-COPY nzbdav_standin ./nzbdav_standin
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# A virtualenv works the same on the official image and on a plain Debian python3.
+RUN python3 -m venv /opt/shardproxy \
+    && /opt/shardproxy/bin/pip install --no-cache-dir --disable-pip-version-check . \
+    && /opt/shardproxy/bin/pip uninstall -y -q pip
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 shardproxy \
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shardproxy \
     && mkdir -p /var/lib/shardproxy && chown shardproxy /var/lib/shardproxy
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER shardproxy
-# Inside a container "all interfaces" is the only useful address; the RC endpoint still
-# refuses to listen beyond loopback without --rc-user/--rc-pass.
-ENV SHARDPROXY_LISTEN=:8765
-# The RC retry queue (rc_pending_file) is kept here: mount a volume to keep it across
-# container restarts.
-ENV STATE_DIRECTORY=/var/lib/shardproxy
+COPY --from=build /opt/shardproxy /opt/shardproxy
+# Inside a container "all interfaces" is the only useful address for the WebDAV port.
+# The admin listener stays on the container's loopback, where the health check reaches
+# it; publishing it (SHARDPROXY_ADMIN_LISTEN=:8766) needs SHARDPROXY_ADMIN_USER and
+# SHARDPROXY_ADMIN_PASS, as the RC endpoint beyond loopback needs its user and password.
+# The RC retry queue (rc_pending_file) is kept in STATE_DIRECTORY: mount a volume there
+# to keep it across container restarts.
+ENV PATH=/opt/shardproxy/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SHARDPROXY_LISTEN=:8765 \
+    SHARDPROXY_ADMIN_LISTEN=127.0.0.1:8766 \
+    STATE_DIRECTORY=/var/lib/shardproxy
 VOLUME /var/lib/shardproxy
-EXPOSE 8765 5572
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import socket; socket.create_connection(('127.0.0.1', 8765), 2)"
+USER shardproxy
+# WebDAV, the RC endpoint (when SHARDPROXY_RC_LISTEN=:5575), the admin listener.
+EXPOSE 8765 5575 8766
+# Probes /healthz on whatever SHARDPROXY_ADMIN_LISTEN says, not a fixed port.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["shardproxy", "healthcheck"]
 ENTRYPOINT ["shardproxy"]
 CMD ["serve"]

@@ -7,6 +7,8 @@ import logging
 from shardproxy.config import Settings
 from shardproxy.fallback import FallbackReads
 from shardproxy.listener import ClientLimits, ProxyServer
+from shardproxy.logs import access_logger
+from shardproxy.metrics import Metrics
 from shardproxy.proxy import WebDavProxy
 from shardproxy.upstream import UpstreamPool
 
@@ -25,19 +27,25 @@ def backend_pool(settings: Settings) -> UpstreamPool:
     )
 
 
-def make_proxy_server(settings: Settings) -> ProxyServer:
-    """The WebDAV proxy as aiohttp's low-level server: one handler for every request."""
+def make_proxy_server(settings: Settings, metrics: Metrics | None = None) -> ProxyServer:
+    """The WebDAV proxy as aiohttp's low-level server: one handler for every request.
+
+    ``metrics`` is shared with the process's other listeners; without it the server
+    counts into a registry of its own.
+    """
     pool = backend_pool(settings)
     # Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
     fallback_reads = FallbackReads(settings.shard_map.count)
-    proxy = WebDavProxy(settings, pool, fallback_reads)
+    proxy = WebDavProxy(settings, pool, fallback_reads, metrics)
     limits = ClientLimits(settings.header_max_size, settings.header_timeout, settings.send_timeout)
     server = ProxyServer(
         proxy.handle,
         limits,
         on_shutdown=pool.close,
         keepalive_timeout=settings.keepalive_timeout,
-        access_log=log if log.isEnabledFor(logging.DEBUG) else None,
+        access_log=(
+            access_logger() if settings.access_log or log.isEnabledFor(logging.DEBUG) else None
+        ),
     )
     server.fallback_reads = fallback_reads
     return server

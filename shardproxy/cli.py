@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,8 +10,10 @@ from typing import Any
 
 from shardproxy import __version__
 from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
+from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
+from shardproxy.logs import configure_logging
 from shardproxy.shards import view_root
 
 
@@ -26,6 +27,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL:
+            # A bare flag turns it on; the environment or file may say false.
+            kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
         parser.add_argument(option.flag, dest=option.name, **kwargs)
 
 
@@ -50,12 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the settings and print the shard map")
     add_setting_flags(check)
+    check.add_argument(
+        "--probe", action="store_true", help="also ask NzbDav and every rclone RC if they answer"
+    )
 
     shard_of = commands.add_parser(
         "shard-of", help="print which shard owns UUIDs, .ids paths or symlinks to them"
     )
     add_setting_flags(shard_of)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the admin listener's /healthz answers (a container's HEALTHCHECK)",
+    )
+    add_setting_flags(health)
 
     relink = commands.add_parser(
         "relink",
@@ -103,13 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", required=True, metavar="W,W,...", help="one per shard, e.g. 4T,8T,12T,8T"
     )
 
-    demo = commands.add_parser(
-        "demo", help="run an NzbDav stand-in with sample files behind the proxy"
+    gen = commands.add_parser(
+        "gen", help="write rclone.conf, systemd units and compose files for both layouts"
     )
-    demo.add_argument("--port", type=int, default=8765, help="proxy port (default 8765)")
+    add_setting_flags(gen)
+    gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
+
+    demo = commands.add_parser(
+        "demo", help="run the whole stack (NzbDav stand-in, proxy, rclone, mergerfs) in DIR"
+    )
+    demo.add_argument(
+        "--mount", required=True, metavar="DIR", help="a new or empty folder for everything"
+    )
+    demo.add_argument(
+        "--layout",
+        choices=[layout.value for layout in Layout],
+        default=Layout.LINKS_UNCHANGED.value,
+        help="how symlinks reach the shards (default links-unchanged)",
+    )
     demo.add_argument("--shards", type=int, default=4, help="number of shards (default 4)")
     demo.add_argument(
-        "--once", action="store_true", help="show the shard views, then stop instead of serving"
+        "--once", action="store_true", help="show everything once, then stop and clean up"
     )
     return parser
 
@@ -152,6 +179,30 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return describe_location(shown, answer, settings.shard_map)
 
 
+def healthcheck(settings: Settings) -> int:
+    """Probe ``/healthz`` on the configured admin listener: 0 when it answers 200."""
+    import urllib.request
+
+    if settings.admin_listen is None:
+        print(
+            "shardproxy: healthcheck needs admin_listen (SHARDPROXY_ADMIN_LISTEN)", file=sys.stderr
+        )
+        return 1
+    host = settings.admin_listen.host
+    # A listener on every interface is reached on this machine's loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{settings.admin_listen.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            status = reply.status
+    except OSError as exc:
+        print(f"shardproxy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: HTTP {status}")
+    return 0 if status == 200 else 1
+
+
 def run_relink(args: argparse.Namespace, settings: Settings) -> int:
     """``shardproxy relink``: run it and print the counts."""
     from pathlib import Path
@@ -182,17 +233,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from shardproxy.demo import run_demo
 
-            return run_demo(port=args.port, shards=args.shards, once=args.once)
+            return run_demo(
+                mount=args.mount, layout=args.layout, shards=args.shards, once=args.once
+            )
         if args.command in ("reshard", "rebalance"):
             from shardproxy.reshard_cli import run_rebalance, run_reshard
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
-        settings = settings_from_args(args, need_backend=args.command == "serve")
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-        )
+        settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "healthcheck":
+            return healthcheck(settings)
         if args.command == "check":
-            print(describe(settings))
+            from shardproxy.probe import run_check
+
+            return run_check(settings, describe(settings), probe=args.probe)
+        if args.command == "gen":
+            from pathlib import Path
+
+            from shardproxy.gencmd import find_programs, next_steps, write_generated
+
+            out = Path(args.out)
+            for path in write_generated(settings, out, find_programs()):
+                print(path)
+            print(next_steps(settings, out))
             return 0
         if args.command == "relink":
             return run_relink(args, settings)

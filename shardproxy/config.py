@@ -23,6 +23,7 @@ from typing import Any
 
 from yarl import URL
 
+from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
 ENV_PREFIX = "SHARDPROXY_"
@@ -63,6 +64,7 @@ class Kind(enum.Enum):
     STR = "str"
     INT = "int"
     FLOAT = "float"
+    BOOL = "bool"  # true/false in TOML; 1/0, true/false, yes/no, on/off as text; a bare flag
     MAP = "map"  # N=VALUE pairs: a TOML table, repeated flags, or a spaced variable
     LIST = "list"  # a TOML list or one string, repeated flags, or a spaced variable
 
@@ -140,12 +142,25 @@ def _read_kind(kind: Kind, value: Any, where: str) -> Any:
             return number_type(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is Kind.BOOL:
+        return _parse_bool(value, where)
     if kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return items
     return _parse_map(value, where)
+
+
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 def _parse_map(value: Any, where: str) -> dict[int, str]:
@@ -227,6 +242,38 @@ def _log_level(text: str, where: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{where}: log level {level!r} is not debug, info, warning or error")
     return level
+
+
+def _absolute_path(text: str, where: str) -> str:
+    if not text.startswith("/"):
+        raise ConfigError(f"{where}: {text!r} is not an absolute path (start it with /)")
+    return text
+
+
+def _absolute_paths(paths: Mapping[int, str], where: str) -> dict[int, str]:
+    return {n: _absolute_path(path, f"{where} (shard {n})") for n, path in paths.items()}
+
+
+def _sizes(sizes: Mapping[int, str], where: str) -> dict[int, str]:
+    for shard, size in sizes.items():
+        if not re.fullmatch(r"off|[0-9]+(\.[0-9]+)?[KMGTPE]?i?B?", size):
+            raise ConfigError(
+                f"{where} (shard {shard}): {size!r} is not an rclone size (e.g. 500G, 2T, off)"
+            )
+    return dict(sizes)
+
+
+def _port(value: int, where: str) -> int:
+    if not 0 < value < 65536:
+        raise ConfigError(f"{where}: port {value} is out of range 1-65535")
+    return value
+
+
+def _log_format(text: str, where: str) -> str:
+    log_format = text.lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: log format {log_format!r} is not text or json")
+    return log_format
 
 
 def _url_per_shard(urls: Mapping[int, str], where: str) -> dict[int, URL]:
@@ -447,8 +494,117 @@ class Settings:
         default=10.0,
         validate=_positive,
     )
+    rewrite_rclonelinks: bool = setting(
+        Kind.BOOL,
+        "serve NzbDav's .rclonelink targets as {mount}/.ids-s<N>/... (at most 10 shards)",
+        "",
+        default=False,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
+    )
+    # What `shardproxy gen` writes into the rclone, mergerfs and systemd files.
+    mount_root: str = setting(
+        Kind.STR,
+        "gen: mounts go in ROOT/shards, mergerfs at ROOT/nzbdav",
+        "DIR",
+        default="/mnt",
+        validate=_absolute_path,
+    )
+    config_dir: str = setting(
+        Kind.STR,
+        "gen: where rclone.conf and shardproxy.toml are installed",
+        "DIR",
+        default="/etc/shardproxy",
+        validate=_absolute_path,
+    )
+    cache_dir: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's rclone cache, on its own disk (default /var/cache/shardproxy/sN)",
+        "N=DIR",
+        factory=dict,
+        validate=_absolute_paths,
+    )
+    rest_cache_dir: str = setting(
+        Kind.STR,
+        "gen: cache directory of the rest mount (it caches no file data)",
+        "DIR",
+        default="/var/cache/shardproxy/rest",
+        validate=_absolute_path,
+    )
+    cache_max_size: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's --vfs-cache-max-size (default off)",
+        "N=SIZE",
+        factory=dict,
+        validate=_sizes,
+    )
+    cache_min_free_space: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's --vfs-cache-min-free-space, rclone 1.62+ (default 10G)",
+        "N=SIZE",
+        factory=dict,
+        validate=_sizes,
+    )
+    rclone_rc_user: str = setting(
+        Kind.STR, "gen: RC user of the generated rclones", "USER", default="rclone"
+    )
+    rclone_rc_pass: str | None = setting(
+        Kind.STR,
+        "gen: RC password of the generated rclones (unless shard_rc has one)",
+        "PASS",
+        default=None,
+    )
+    rclone_rc_port: int = setting(
+        Kind.INT,
+        "gen: RC port of shard 0's rclone; shard N uses PORT+N, rest the next",
+        "PORT",
+        default=5570,
+        validate=_port,
+    )
+    log_format: str = setting(
+        Kind.STR,
+        "text, or json (one object a line) for log collectors",
+        "FORMAT",
+        default="text",
+        validate=_log_format,
+    )
+    access_log: bool = setting(Kind.BOOL, "log one line per request", "", default=False)
+    admin_listen: HostPort | None = setting(
+        Kind.STR,
+        "address of the status page, /metrics, /healthz, /readyz (off if unset)",
+        "HOST:PORT",
+        default=None,
+        validate=parse_host_port,
+    )
+    admin_user: str | None = setting(
+        Kind.STR, "Basic auth user the admin listener asks for", "USER", default=None
+    )
+    admin_pass: str | None = setting(
+        Kind.STR, "Basic auth password the admin listener asks for", "PASS", default=None
+    )
+    admin_poll_interval: float = setting(
+        Kind.FLOAT,
+        "seconds between polls of each shard's rclone and NzbDav",
+        "SECONDS",
+        default=15.0,
+        validate=_positive,
+    )
+    nzbdav_user: str | None = setting(
+        Kind.STR, "NzbDav's WebDAV user (gen's rclone.conf, check --probe)", "USER", default="admin"
+    )
+    nzbdav_pass: str | None = setting(
+        Kind.STR,
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "PASS",
+        default=None,
+    )
+    listing_max_bytes: int = setting(
+        Kind.INT,
+        "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
+        "BYTES",
+        default=16 << 20,
+        validate=_positive,
     )
 
 
@@ -550,12 +706,18 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
     settings = Settings(**values)
     _check_shards_exist(settings, given)
     _check_rc_auth(settings)
+    if settings.rewrite_rclonelinks:
+        try:
+            check_shard_count(settings.shard_map)
+        except RcloneLinkError as exc:
+            raise ConfigError(f"{given['rewrite_rclonelinks'].where}: {exc}") from None
     return settings
 
 
 def _check_shards_exist(settings: Settings, given: Mapping[str, Given]) -> None:
     count = settings.shard_map.count
-    for name, per_shard in (("shard_rc", settings.shard_rc), ("shard_rc_fs", settings.shard_rc_fs)):
+    for name in ("shard_rc", "shard_rc_fs", "cache_dir", "cache_max_size", "cache_min_free_space"):
+        per_shard: Mapping[int, object] = getattr(settings, name)
         for shard in per_shard:
             if shard >= count:
                 raise ConfigError(
@@ -564,15 +726,34 @@ def _check_shards_exist(settings: Settings, given: Mapping[str, Given]) -> None:
 
 
 def _check_rc_auth(settings: Settings) -> None:
-    if settings.rc_listen is None:
+    _check_listener_auth(
+        "rc",
+        settings.rc_listen,
+        settings.rc_user,
+        settings.rc_pass,
+        "the RC endpoint tells rclone to drop caches",
+    )
+    _check_listener_auth(
+        "admin",
+        settings.admin_listen,
+        settings.admin_user,
+        settings.admin_pass,
+        "the admin listener shows the shards, rclones and traffic",
+    )
+
+
+def _check_listener_auth(
+    prefix: str, listen: HostPort | None, user: str | None, password: str | None, why: str
+) -> None:
+    """A listener beyond loopback needs its Basic auth user and password, both or neither."""
+    if listen is None:
         return
-    if (settings.rc_user is None) != (settings.rc_pass is None):
-        raise ConfigError("rc_user and rc_pass go together: set both or neither")
-    if not settings.rc_listen.is_loopback and settings.rc_user is None:
+    if (user is None) != (password is None):
+        raise ConfigError(f"{prefix}_user and {prefix}_pass go together: set both or neither")
+    if not listen.is_loopback and user is None:
         raise ConfigError(
-            f"rc_listen {settings.rc_listen} accepts connections from other machines, and the "
-            "RC endpoint tells rclone to drop caches: set --rc-user and --rc-pass, or listen "
-            "on 127.0.0.1"
+            f"{prefix}_listen {listen} accepts connections from other machines, and {why}: "
+            f"set --{prefix}-user and --{prefix}-pass, or listen on 127.0.0.1"
         )
 
 

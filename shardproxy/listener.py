@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from shardproxy.fallback import FallbackReads
+from shardproxy.logs import AccessLogger
 
 log = logging.getLogger("shardproxy.listener")
 
@@ -192,6 +193,7 @@ class ProxyServer(web.Server):
             handler_cancellation=True,
             keepalive_timeout=keepalive_timeout,
             access_log=access_log,
+            access_log_class=AccessLogger,
             max_headers=256,
         )
 

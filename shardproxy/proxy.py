@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -19,13 +20,18 @@ from yarl import URL
 from shardproxy import ranges
 from shardproxy.config import Settings
 from shardproxy.fallback import FallbackReads, fallback_read_shard
-from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
-from shardproxy.multistatus import (
-    MultistatusError,
-    MultistatusFilter,
+from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
+from shardproxy.listing import (
+    ListingError,
     ResponsePolicy,
-    filter_multistatus,
+    RootListingPolicy,
+    ShardListingPolicy,
+    filter_listing,
 )
+from shardproxy.location import client_location
+from shardproxy.metrics import Metrics
+from shardproxy.rclonelink import is_rclonelink, is_symlinks_path
+from shardproxy.rootviews import with_view_folders
 from shardproxy.shards import (
     Refused,
     ShardMap,
@@ -150,6 +156,9 @@ class UpstreamPlan:
     shard: int | None
     listing_policy: ResponsePolicy | None = None
     asked_range: ranges.FromTo | None = None
+    rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
+    grow_link_sizes: bool = False  # a listing whose .rclonelink sizes grow (rewrite on)
+    scheme: str = "http"  # how the client reached the proxy
 
 
 class WebDavProxy:
@@ -160,8 +169,10 @@ class WebDavProxy:
         settings: Settings,
         pool: UpstreamPool,
         fallback_reads: FallbackReads | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.shard_map: ShardMap = settings.shard_map
         self.fallback_reads = fallback_reads or FallbackReads(self.shard_map.count)
         self.pool = pool
@@ -173,10 +184,19 @@ class WebDavProxy:
         self.root_policy = RootListingPolicy(self.shard_map)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one client request."""
+        """Answer one client request, counted by shard view, method and status."""
         plan = self.plan(request)
         if isinstance(plan, web.Response):
+            self.metrics.request(None, request.method, plan.status)
             return plan
+        response = await self.answer(request, plan)
+        self.metrics.request(plan.shard, request.method, response.status)
+        return response
+
+    async def answer(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.StreamResponse:
+        """Forward a planned request and relay the reply."""
+        if plan.rewrite_link:
+            return await serve_rewritten_link(self, request, plan)
         try:
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
@@ -184,11 +204,16 @@ class WebDavProxy:
                     return refused
             upstream = await self.send(plan, request)
         except BackendError as exc:
+            self.metrics.upstream_error(
+                plan.shard, "timeout" if exc.status == 504 else "unreachable"
+            )
             return plain_error(exc.status, str(exc))
         except ClientStalled as exc:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
             return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
+            if plan.grow_link_sizes and upstream.status == 207:
+                return await relay_link_listing(self, request, upstream, plan)
             if plan.listing_policy is not None and upstream.status == 207:
                 return await self.relay_multistatus(request, upstream, plan)
             return await self.relay_body(request, upstream, plan)
@@ -226,7 +251,14 @@ class WebDavProxy:
         # The path and query go upstream as the client spelled them, except a raw "#",
         # which a backend would take for a fragment and cut off.
         upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
-        plan = UpstreamPlan(request.method, upstream_target, headers, shard)
+        plan = UpstreamPlan(request.method, upstream_target, headers, shard, scheme=request.scheme)
+        if (
+            self.settings.rewrite_rclonelinks
+            and shard is None
+            and request.method in ("GET", "HEAD")
+            and is_rclonelink(unquote(raw_path))
+        ):
+            plan.rewrite_link = True
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
@@ -235,6 +267,7 @@ class WebDavProxy:
         """Count (and now and then log) a read of a shard's file that bypasses its cache."""
         shard = fallback_read_shard(method, raw_path, self.shard_map)
         if shard is not None:
+            self.metrics.fallback_read(shard)
             line = self.fallback_reads.record(shard)
             if line is not None:
                 log.warning("%s", line)
@@ -250,7 +283,9 @@ class WebDavProxy:
             plan.listing_policy = self.shard_policies[plan.shard]
         elif raw_path == "/" and depth == "1":
             plan.listing_policy = self.root_policy
-        if plan.listing_policy is not None:
+        elif self.settings.rewrite_rclonelinks and is_symlinks_path(unquote(raw_path)):
+            plan.grow_link_sizes = True
+        if plan.listing_policy is not None or plan.grow_link_sizes:
             # The filter reads XML; a compressed listing could not be filtered.
             plan.headers["Accept-Encoding"] = "identity"
 
@@ -314,19 +349,24 @@ class WebDavProxy:
     def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> ReplyHeaders:
         """The backend's reply headers as the client should see them."""
         headers = reply_headers_of(upstream)
-        if plan.shard is not None:
-            for index, (name, value) in enumerate(headers):
-                if name.lower() == "location":
-                    headers[index] = (name, self.map_location(value))
+        for index, (name, value) in enumerate(headers):
+            if name.lower() == "location":
+                headers[index] = (name, self.map_location(value, plan))
         return headers
 
-    def map_location(self, location: str) -> str:
-        """A Location into NzbDav's /.ids tree is shown in the owning shard's view."""
+    def map_location(self, location: str, plan: UpstreamPlan) -> str:
+        """A Location as the client should follow it: on the proxy, in the owning view.
+
+        One naming the backend itself gets the client's scheme, host and port; one into
+        NzbDav's /.ids tree, in reply to a shard request, gets the owning shard's view.
+        """
+        host = plan.headers.get("Host")
+        location = client_location(location, self.settings.backend, host, plan.scheme)
         try:
             url = URL(location, encoded=True)
         except ValueError:
             return location
-        mapped = owning_view_path(url.path, self.shard_map)
+        mapped = owning_view_path(url.path, self.shard_map) if plan.shard is not None else None
         if mapped is None:
             return location
         return str(url.with_path(mapped))
@@ -349,6 +389,7 @@ class WebDavProxy:
                 return unsatisfiable(verdict)
             if isinstance(verdict, ranges.Reject):
                 log.warning("%s %s: %s", request.method, request.raw_path, verdict.reason)
+                self.metrics.upstream_error(plan.shard, "bad_range")
                 return plain_error(502, verdict.reason)
             status = verdict.status
             if verdict.content_range is not None:
@@ -358,9 +399,10 @@ class WebDavProxy:
         has_body = request.method != "HEAD" and status not in (204, 304)
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
             # Half of a small reply's cost is per write, so it goes out in one.
-            body = await self.read_small_body(request, upstream, length)
+            body = await self.read_small_body(request, upstream, length, plan.shard)
             if isinstance(body, web.Response):
                 return body
+            self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=status, reason=None, headers=headers, body=body)
         response = web.StreamResponse(status=status, reason=None, headers=headers)
         if length is not None:
@@ -368,14 +410,27 @@ class WebDavProxy:
         await response.prepare(request)
         if not has_body:
             return response
+
+        def sent(count: int, spliced: bool) -> None:
+            self.metrics.streamed(plan.shard, count, spliced=spliced)
+
         try:
             spliced = await splice_body(
-                request, upstream, response, truncate_to, self.settings.send_timeout
+                request,
+                upstream,
+                response,
+                truncate_to,
+                self.settings.send_timeout,
+                on_sent=sent,
             )
             if not spliced:
-                await copy_body(upstream, response, truncate_to)
+                await copy_body(upstream, response, truncate_to, sent)
         except (BodyError, OSError) as exc:
-            if not isinstance(exc, ConnectionError):
+            if isinstance(exc, ConnectionError):
+                # The client hung up: rclone closes its stream on every seek.
+                log.debug("%s %s: client hung up (%s)", request.method, request.raw_path, exc)
+                self.metrics.client_abort(plan.shard)
+            else:
                 log.warning(
                     "%s %s: reply broke off (%s); closing the client connection so the "
                     "reply does not look complete",
@@ -383,11 +438,20 @@ class WebDavProxy:
                     request.raw_path,
                     exc,
                 )
+                self.metrics.upstream_error(plan.shard, _error_kind(exc))
             abort_client(request, response)
+        except asyncio.CancelledError:
+            # The server cancels the handler of a client that hung up.
+            self.metrics.client_abort(plan.shard)
+            raise
         return response
 
     async def read_small_body(
-        self, request: web.BaseRequest, upstream: UpstreamResponse, length: int
+        self,
+        request: web.BaseRequest,
+        upstream: UpstreamResponse,
+        length: int,
+        shard: int | None,
     ) -> bytes | web.Response:
         """A short body read whole; or, if the backend breaks off, the 502 to answer.
 
@@ -399,71 +463,81 @@ class WebDavProxy:
         except BodyError as exc:
             reason = f"backend {self.backend_origin} broke off its reply: {exc}"
             log.warning("%s %s: %s", request.method, request.raw_path, reason)
+            self.metrics.upstream_error(shard, _error_kind(exc))
             return plain_error(502, reason)
 
     async def relay_multistatus(
         self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
     ) -> web.StreamResponse:
-        """Filter a PROPFIND reply through its listing policy: whole if short, else streamed."""
+        """Read a listing whole, under listing_max_bytes, and send it filtered by its policy.
+
+        Filtered listings are small by construction (a shard folder has at most 16
+        sub-folders, or the few files of one fifth-level folder), so they are read and
+        filtered whole and sent with a Content-Length; a malformed one gets a clean 502.
+        """
         assert plan.listing_policy is not None
         encoding = upstream.headers.get("Content-Encoding", "identity").lower()
         if encoding != "identity":
             return plain_error(
                 502, f"backend sent a {encoding}-encoded listing although identity was asked"
             )
+        body = await self.read_listing(request, upstream, plan.shard)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            listing = filter_listing(plan.listing_policy, body)
+        except ListingError as exc:
+            return self.broken_listing(request, f"malformed listing: {exc}", plan.shard)
+        body = listing.body
+        if (
+            plan.listing_policy is self.root_policy
+            and listing.responses_out == listing.responses_in
+        ):
+            # No /.ids entry was cloned into view folders: the backend may hide dot-entries.
+            body = await with_view_folders(self, plan, body)
+        self.metrics.listing(plan.shard, listing.responses_out, listing.dropped)
+        self.metrics.streamed(plan.shard, len(body), spliced=False)
         headers = self.reply_headers(upstream, plan)
+        return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
+
+    async def read_listing(
+        self, request: web.BaseRequest, upstream: UpstreamResponse, shard: int | None
+    ) -> bytes | web.Response:
+        """The backend's listing read whole; or the 502 if it is too large or breaks off."""
+        cap = self.settings.listing_max_bytes
+        too_large = (
+            f"listing larger than {cap} bytes (listing_max_bytes); raise --listing-max-bytes "
+            "if folders this large are expected"
+        )
         length = upstream.content_length
-        if length is not None and length <= SMALL_REPLY_LIMIT:
-            # A typical listing: filtered whole, sent in one write with a Content-Length.
-            body = await self.read_small_body(request, upstream, length)
-            if isinstance(body, web.Response):
-                return body
-            try:
-                out = filter_multistatus(plan.listing_policy, body)
-            except MultistatusError as exc:
-                return self.broken_listing(request, None, f"malformed listing: {exc}")
-            return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
-        response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
-        listing = MultistatusFilter(plan.listing_policy)
-        # A listing of unknown length (chunked) or a large one streams through the filter.
-        # Output is held until it passes one read buffer's worth: a short one still goes
-        # out in one write with a Content-Length, and a malformed one gets a clean 502.
-        # Larger listings stream on, chunked, as they are filtered.
-        held: list[bytes] = []
-        held_size = 0
+        if length is not None:
+            if length > cap:
+                return self.broken_listing(request, too_large, shard)
+            return await self.read_small_body(request, upstream, length, shard)
+        chunks: list[bytes] = []
+        size = 0
         try:
             while chunk := await upstream.read():
-                out = listing.feed(chunk)
-                if not out:
-                    continue
-                if response.prepared:
-                    await response.write(out)
-                    continue
-                held.append(out)
-                held_size += len(out)
-                if held_size > SMALL_REPLY_LIMIT:
-                    await response.prepare(request)
-                    await response.write(b"".join(held))
-            out = listing.close()
-        except MultistatusError as exc:
-            return self.broken_listing(request, response, f"malformed listing: {exc}")
+                size += len(chunk)
+                if size > cap:
+                    return self.broken_listing(request, too_large, shard)
+                chunks.append(chunk)
         except BodyError as exc:
-            return self.broken_listing(request, response, f"listing broke off: {exc}")
-        if not response.prepared:
-            body = b"".join([*held, out])
-            return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
-        await response.write(out)
-        return response
+            problem = f"listing that broke off: {exc}"
+            return self.broken_listing(request, problem, shard, _error_kind(exc))
+        return b"".join(chunks)
 
     def broken_listing(
-        self, request: web.BaseRequest, response: web.StreamResponse | None, problem: str
-    ) -> web.StreamResponse:
-        """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
+        self,
+        request: web.BaseRequest,
+        problem: str,
+        shard: int | None,
+        kind: str = "bad_listing",
+    ) -> web.Response:
+        """The 502 for a listing that cannot be filtered, counted as a failure of NzbDav."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
-        if response is None or not response.prepared:
-            return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
-        abort_client(request, response)
-        return response
+        self.metrics.upstream_error(shard, kind)
+        return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
 
 
 def absolute_target(target: str) -> tuple[str, str] | Refused:
@@ -503,17 +577,30 @@ async def client_body(
 
 
 async def copy_body(
-    upstream: UpstreamResponse, response: web.StreamResponse, limit: int | None
+    upstream: UpstreamResponse,
+    response: web.StreamResponse,
+    limit: int | None,
+    on_sent: Callable[[int, bool], None],
 ) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow."""
+    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+
+    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    """
     remaining = limit
     while data := await upstream.read():
         if remaining is not None:
-            if len(data) >= remaining:
-                await response.write(data[:remaining])
-                return
+            # Only the range's bytes go on; the rest is left unread at the backend.
+            data = data[:remaining]
             remaining -= len(data)
         await response.write(data)
+        on_sent(len(data), False)
+        if remaining == 0:
+            return
+
+
+def _error_kind(exc: BaseException) -> str:
+    """How metrics name a backend failure seen mid-reply."""
+    return "timeout" if isinstance(exc, TimeoutError) else "broke_off"
 
 
 async def answer_and_close(

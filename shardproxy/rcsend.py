@@ -11,6 +11,7 @@ import orjson
 from yarl import URL
 
 from shardproxy.config import Settings
+from shardproxy.metrics import Metrics
 from shardproxy.rcroute import Failure, Outcome, Reply, Target, TargetCall, Topology
 
 # rclone's replies are small JSON objects; this only stops a confused peer.
@@ -42,13 +43,24 @@ class RcForwarder:
     """Sends planned calls to the rclones and turns every result into an Outcome."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, endpoints: Mapping[Target, Endpoint], timeout: float
+        self,
+        session: aiohttp.ClientSession,
+        endpoints: Mapping[Target, Endpoint],
+        timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.session = session
         self.endpoints = endpoints
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.metrics = metrics or Metrics()
 
     async def send(self, call: TargetCall) -> Outcome:
+        """POST one call, counted by rclone, command and outcome."""
+        outcome = await self._post(call)
+        self.metrics.rc_forward(call.target, call.command, not isinstance(outcome, Failure))
+        return outcome
+
+    async def _post(self, call: TargetCall) -> Outcome:
         """POST one call as ``application/json`` exactly (1.60.1 ignores anything else)."""
         endpoint = self.endpoints[call.target]
         try:

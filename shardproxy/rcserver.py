@@ -9,11 +9,10 @@ planned and answered on a thread, so WebDAV traffic on the same event loop goes 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
+import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +21,10 @@ import orjson
 from aiohttp import web
 
 from shardproxy import __version__
+from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
-from shardproxy.rcinflight import InFlight
+from shardproxy.metrics import Metrics
+from shardproxy.rcinflight import InFlight, Joined
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
 from shardproxy.rcroute import (
@@ -59,6 +60,8 @@ OFF_LOOP_BYTES = 64 << 10
 OFF_LOOP_PATHS = 1000
 # A huge call marks its deliveries as on their way this many at a time, yielding between.
 SPLIT_CHUNK = 5000
+# A garbage-collection threshold that is never reached.
+NEVER = 1 << 30
 # Reasons for undeliverable paths that are logged once at WARNING, then at DEBUG.
 MAX_WARNED_REASONS = 1000
 
@@ -89,41 +92,32 @@ def _error_response(command: str, params: Mapping[str, Any], error: RcError) -> 
     return _json_response(error_body(command, params, error.message, error.status), error.status)
 
 
-def _authorized(request: web.Request, user: str | None, password: str | None) -> bool:
-    if user is None and password is None:
-        return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        given = base64.b64decode(token.strip(), validate=True)
-    except ValueError:
-        return False
-    # Compare the whole "user:pass" in constant time, as the caller's client encoded it.
-    expected = f"{user or ''}:{password or ''}".encode()
-    return hmac.compare_digest(given, expected)
-
-
 class RcHandler:
     """Answers RC calls: auth, allow-list, planning, sending, merging."""
 
-    def __init__(self, settings: Settings, queue: RetryQueue) -> None:
+    def __init__(
+        self, settings: Settings, queue: RetryQueue, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.topology = topology_of(settings)
         self.queue = queue
         # Set while the app runs: the client session only exists inside its event loop.
         self.forwarder: RcForwarder | None = None
         self.in_flight = InFlight()
+        self._big_calls = 0
+        self._gc_thresholds = gc.get_threshold()
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """One RC request."""
-        if not _authorized(request, self.settings.rc_user, self.settings.rc_pass):
-            return web.Response(
-                status=401,
-                text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="shardproxy rc"'},
-            )
+        """One RC request, counted by command and outcome."""
+        response = await self._answer(request)
+        self.metrics.rc_call(request.path.lstrip("/"), response.status)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if not authorized(request, self.settings.rc_user, self.settings.rc_pass):
+            return unauthorized("shardproxy rc")
         command = request.path.lstrip("/")
         if request.method == "OPTIONS":
             return web.Response(status=200)
@@ -144,23 +138,45 @@ class RcHandler:
         try:
             body = await request.read()
             big = len(body) > OFF_LOOP_BYTES
-            params = await _maybe_off_loop(
-                big,
-                parse_params,
-                list(request.query.items()),
-                request.headers.get("Content-Type"),
-                body,
-            )
-            if command in PATH_COMMANDS:
-                reply = await self._path_call(forwarder, command, params, big)
-            else:
-                reply = await self._fanout_call(forwarder, command, params)
+            with self._gc_paused(big):
+                params = await _maybe_off_loop(
+                    big,
+                    parse_params,
+                    list(request.query.items()),
+                    request.headers.get("Content-Type"),
+                    body,
+                )
+                if command in PATH_COMMANDS:
+                    reply = await self._path_call(forwarder, command, params, big)
+                else:
+                    reply = await self._fanout_call(forwarder, command, params)
+                answer = await _maybe_off_loop(big, _json_bytes, reply)
         except RcError as error:
             return _error_response(command, params, error)
-        return web.Response(
-            body=await _maybe_off_loop(big, _json_bytes, reply),
-            content_type="application/json",
-        )
+        return web.Response(body=answer, content_type="application/json")
+
+    @contextlib.contextmanager
+    def _gc_paused(self, big: bool) -> Iterator[None]:
+        """Only young-generation garbage collection while a huge call is handled.
+
+        Its hundreds of thousands of objects would make every full collection hold the
+        event loop (and WebDAV with it) for a second or more. Young collections stay
+        cheap and still free the call's short-lived cycles; its long-lived objects are
+        freed by their reference counts when it ends.
+        """
+        if not big:
+            yield
+            return
+        if self._big_calls == 0:
+            self._gc_thresholds = gc.get_threshold()
+            gc.set_threshold(self._gc_thresholds[0], NEVER, NEVER)
+        self._big_calls += 1
+        try:
+            yield
+        finally:
+            self._big_calls -= 1
+            if self._big_calls == 0:
+                gc.set_threshold(*self._gc_thresholds)
 
     async def _path_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any], big: bool
@@ -235,12 +251,12 @@ class RcHandler:
 
     async def _split(
         self, deliveries: tuple[Delivery, ...], big: bool
-    ) -> tuple[list[Delivery], list[Delivery]]:
+    ) -> tuple[list[Delivery], list[Joined]]:
         """``InFlight.split`` in chunks with a yield between them when the call is big."""
         if not big:
             return self.in_flight.split(deliveries)
         free: list[Delivery] = []
-        running: list[Delivery] = []
+        running: list[Joined] = []
         for start in range(0, len(deliveries), SPLIT_CHUNK):
             more_free, more_running = self.in_flight.split(deliveries[start : start + SPLIT_CHUNK])
             free += more_free
@@ -278,9 +294,14 @@ def open_store(settings: Settings) -> PendingStore | None:
 
 
 def make_rc_app(
-    settings: Settings, *, backoff: Backoff | None = None, store: PendingStore | None = None
+    settings: Settings,
+    *,
+    backoff: Backoff | None = None,
+    store: PendingStore | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The RC endpoint as an aiohttp app; it owns its client session and retry task."""
+    metrics = metrics or Metrics()
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     pending = PendingDeliveries(
         max_count=settings.rc_pending_max,
@@ -290,7 +311,7 @@ def make_rc_app(
     app[RC_DELIVERY] = pending
     queue = RetryQueue(pending, store if store is not None else open_store(settings))
     topology = topology_of(settings)
-    handler = RcHandler(settings, queue)
+    handler = RcHandler(settings, queue, metrics)
     app[RC_IN_FLIGHT] = handler.in_flight
     app.router.add_route("*", "/{command:.*}", handler.handle)
 
@@ -299,7 +320,7 @@ def make_rc_app(
         await queue.load(frozenset(endpoints))
         connector = aiohttp.TCPConnector(limit=64, limit_per_host=8)
         async with aiohttp.ClientSession(connector=connector) as session:
-            forwarder = RcForwarder(session, endpoints, settings.rc_timeout)
+            forwarder = RcForwarder(session, endpoints, settings.rc_timeout, metrics)
             handler.forwarder = forwarder
             task = asyncio.create_task(retry_forever(queue, forwarder, topology, handler.in_flight))
             try:

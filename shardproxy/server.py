@@ -25,7 +25,9 @@ from shardproxy.app import make_proxy_server
 from shardproxy.config import HostPort, Settings
 from shardproxy.drain import ActiveRequests
 from shardproxy.listener import ProxyServer
-from shardproxy.rcserver import make_rc_app
+from shardproxy.logs import AccessLogger, access_logger
+from shardproxy.metrics import Metrics
+from shardproxy.rcserver import RC_DELIVERY, make_rc_app
 from shardproxy.rcstore import PendingStoreError
 from shardproxy.shards import view_root
 from shardproxy.workers import WorkerPool
@@ -45,7 +47,8 @@ def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
         target,
         # A client that hangs up cancels its handler at once.
         handler_cancellation=True,
-        access_log=log if log.isEnabledFor(logging.DEBUG) else None,
+        access_log=access_logger() if log.isEnabledFor(logging.DEBUG) else None,
+        access_log_class=AccessLogger,
         shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
     )
 
@@ -91,7 +94,11 @@ async def serve_until_stopped(
     ready: Callable[[], Awaitable[None]] | None = None,
     pool: WorkerPool | None = None,
 ) -> None:
-    """Run the WebDAV proxy (and the RC endpoint if configured) until SIGINT/SIGTERM."""
+    """Run the WebDAV proxy (and the RC and admin listeners if set) until SIGINT/SIGTERM.
+
+    ``with_rc`` is true in the first process only, which runs the RC endpoint and the
+    admin listener; other workers serve WebDAV alone.
+    """
     stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -105,9 +112,10 @@ async def serve_until_stopped(
         loop.add_signal_handler(signum, on_stop_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, _on_sighup)
     active = ActiveRequests()
+    metrics = Metrics()
     runners = [
         await start_site(
-            make_proxy_server(settings),
+            make_proxy_server(settings, metrics),
             settings.listen,
             reuse_port=settings.workers > 1,
             active=active,
@@ -116,12 +124,18 @@ async def serve_until_stopped(
     try:
         if with_rc and settings.rc_listen is not None:
             try:
-                rc_app = make_rc_app(settings)
+                rc_app = make_rc_app(settings, metrics=metrics)
             except PendingStoreError as exc:
                 raise SystemExit(f"shardproxy: {exc}") from None
             runners.append(
                 await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
             )
+        if with_rc and settings.admin_listen is not None:
+            from shardproxy.admin import make_admin_app
+
+            delivery = rc_app[RC_DELIVERY] if settings.rc_listen is not None else None
+            admin_app = make_admin_app(settings, metrics, delivery)
+            runners.append(await start_site(admin_app, settings.admin_listen, reuse_port=False))
         if pool is not None:
             pool.start()
         if ready is not None:
@@ -206,5 +220,7 @@ def run(settings: Settings) -> None:
                 settings.rc_listen,
                 settings.rc_pending_file or "memory only",
             )
+        if settings.admin_listen is not None:
+            log.info("status page, /metrics, /healthz on http://%s/", settings.admin_listen)
 
     run_with_uvloop(serve_until_stopped(settings, with_rc=True, ready=announce, pool=pool))

@@ -31,6 +31,7 @@ import errno
 import fcntl
 import os
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -62,11 +63,16 @@ async def splice_body(
     response: web.StreamResponse,
     limit: int | None,
     send_timeout: float,
+    *,
+    on_sent: Callable[[int, bool], None] | None = None,
 ) -> bool:
     """Relay the rest of ``upstream``'s body to the prepared ``response`` with splice(2).
 
     Sends the first ``limit`` bytes (all of them when None). Returns False, having sent
-    nothing, when the transfer does not fit the fast path. Raises like the copying path:
+    nothing, when the transfer does not fit the fast path. ``on_sent(count, spliced)``
+    is told how many bytes were written the ordinary way (what was read already) and how
+    many went through the pipe, also when the transfer stops early. Raises like the
+    copying path:
     BodyError when the backend breaks off or stalls, ConnectionError when the client is
     gone or reads nothing, OSError when the transfer cannot be set up.
     """
@@ -89,18 +95,29 @@ async def splice_body(
         return False
     head = upstream.take_buffered()
     if upstream.at_eof or len(head) >= to_send:
-        await response.write(head[:to_send])
+        head = head[:to_send]
+        await response.write(head)
+        if on_sent is not None:
+            on_sent(len(head), False)
         return True
     # An empty write still sends the headers aiohttp holds back for coalescing.
     await response.write(head)
+    if on_sent is not None:
+        on_sent(len(head), False)
     await _flush(client_transport, request)
-    await _pump(
-        backend_sock.fileno(),
-        client_fd,
-        to_send - len(head),
-        upstream.read_timeout,
-        send_timeout,
-    )
+    moved = [0]
+    try:
+        await _pump(
+            backend_sock.fileno(),
+            client_fd,
+            to_send - len(head),
+            upstream.read_timeout,
+            send_timeout,
+            moved=moved,
+        )
+    finally:
+        if on_sent is not None:
+            on_sent(moved[0], True)
     if to_send == length:
         upstream.spliced_to_end()
     return True
@@ -135,11 +152,18 @@ async def _flush(transport: asyncio.Transport, request: web.BaseRequest) -> None
 
 
 async def _pump(
-    backend_fd: int, client_fd: int, count: int, read_timeout: float, send_timeout: float
+    backend_fd: int,
+    client_fd: int,
+    count: int,
+    read_timeout: float,
+    send_timeout: float,
+    *,
+    moved: list[int],
 ) -> None:
     """Move ``count`` bytes from the backend socket to the client socket.
 
-    Everything opened here is closed here, whichever step fails.
+    Everything opened here is closed here, whichever step fails. ``moved[0]`` says how
+    many reached the client socket, however the pump ended.
     """
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as opened:
@@ -151,7 +175,10 @@ async def _pump(
             loop, src, dst, count, read_timeout=read_timeout, send_timeout=send_timeout
         )
         opened.callback(pump.close)
-        await pump.run()
+        try:
+            await pump.run()
+        finally:
+            moved[0] = count - pump.to_write
 
 
 class SplicePump:

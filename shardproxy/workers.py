@@ -21,6 +21,7 @@ import time
 from multiprocessing.process import BaseProcess
 
 from shardproxy.config import Settings
+from shardproxy.logs import configure_logging
 
 log = logging.getLogger("shardproxy")
 
@@ -48,9 +49,7 @@ def die_with_parent(parent_pid: int) -> None:
 def worker_main(settings: Settings, parent_pid: int) -> None:
     """Entry point of a worker process: serve WebDAV only until SIGTERM."""
     die_with_parent(parent_pid)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     # Imported here: the parent imports this module before it has a loop.
     from shardproxy.server import run_with_uvloop, serve_until_stopped
 
