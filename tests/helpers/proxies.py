@@ -63,3 +63,12 @@ def run_on(loop_kind: str, scenario: Callable[[], Awaitable[None]]) -> None:
 
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(bounded())
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` for up to 5 s."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still waiting for {what}")
