@@ -139,13 +139,18 @@ class RcloneRc:
         )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll ``rc/noop`` until the RC port answers."""
+        """Poll until the RC port answers ``rc/noop`` and the served port accepts.
+
+        rclone opens the two listeners one after the other: a test that reads through
+        the served port right after the RC answered could be refused.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"rclone exited with {self.proc.returncode}: {self.tail()}")
             try:
                 self.post("rc/noop", b"{}")
+                socket.create_connection(("127.0.0.1", self.http_port), timeout=5).close()
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
