@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the settings and print the shard map")
     add_setting_flags(check)
+    check.add_argument(
+        "--probe", action="store_true", help="also ask NzbDav and every rclone RC if they answer"
+    )
 
     shard_of = commands.add_parser(
         "shard-of", help="print which shard owns UUIDs, .ids paths or symlinks to them"
@@ -225,8 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "healthcheck":
             return healthcheck(settings)
         if args.command == "check":
-            print(describe(settings))
-            return 0
+            from shardproxy.probe import run_check
+
+            return run_check(settings, describe(settings), probe=args.probe)
         if args.command == "relink":
             return run_relink(args, settings)
         if args.command == "shard-of":

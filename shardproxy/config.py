@@ -499,6 +499,15 @@ class Settings:
         default=15.0,
         validate=_positive,
     )
+    nzbdav_user: str | None = setting(
+        Kind.STR, "NzbDav's WebDAV user (gen's rclone.conf, check --probe)", "USER", default="admin"
+    )
+    nzbdav_pass: str | None = setting(
+        Kind.STR,
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "PASS",
+        default=None,
+    )
 
 
 def _options() -> tuple[Option, ...]:
