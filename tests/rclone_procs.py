@@ -139,10 +139,10 @@ class RcloneRc:
         )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll until the RC port answers ``rc/noop`` and the served port accepts.
+        """Poll ``rc/noop`` until the RC port answers, then until the served port accepts.
 
-        rclone opens the two listeners one after the other: a test that reads through
-        the served port right after the RC answered could be refused.
+        rclone opens its RC port before the one it serves the remote on: a test that
+        reads through the served port right after the RC answers would race it.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -152,7 +152,7 @@ class RcloneRc:
                 self.post("rc/noop", b"{}")
                 socket.create_connection(("127.0.0.1", self.http_port), timeout=5).close()
                 return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
                     raise RuntimeError(
                         f"rclone RC not ready after {timeout} s: {self.tail()}"
