@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.processes import free_port, running
+from tests.helpers.processes import free_port, running
 
 
 async def healthcheck(*env: tuple[str, str]) -> tuple[int, str]:
