@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -87,3 +88,15 @@ def serve_argv(backend: str, port: int, tmp_path: Path, *extra: str) -> list[str
         str(tmp_path / "pending.sqlite3"),
         *extra,
     ]
+
+
+def fuse_problem() -> str | None:
+    """Why FUSE mounts cannot run here (for a skip reason), or None when they can."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if os.geteuid() != 0:
+        return "mounting with allow_other needs root"
+    for program in ("rclone", "mergerfs", "fusermount3"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed: run ./scripts/setup.sh"
+    return None
