@@ -23,6 +23,7 @@ from typing import Any
 
 from yarl import URL
 
+from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
 ENV_PREFIX = "SHARDPROXY_"
@@ -468,6 +469,12 @@ class Settings:
         default=10.0,
         validate=_positive,
     )
+    rewrite_rclonelinks: bool = setting(
+        Kind.BOOL,
+        "serve NzbDav's .rclonelink targets as {mount}/.ids-s<N>/... (at most 10 shards)",
+        "",
+        default=False,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
@@ -608,6 +615,11 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
     settings = Settings(**values)
     _check_shards_exist(settings, given)
     _check_rc_auth(settings)
+    if settings.rewrite_rclonelinks:
+        try:
+            check_shard_count(settings.shard_map)
+        except RcloneLinkError as exc:
+            raise ConfigError(f"{given['rewrite_rclonelinks'].where}: {exc}") from None
     return settings
 
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -24,6 +25,7 @@ from shardproxy.fallback import (
     fallback_read_shard,
     is_fallback_mount,
 )
+from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
 from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 from shardproxy.metrics import Metrics
 from shardproxy.multistatus import (
@@ -32,6 +34,7 @@ from shardproxy.multistatus import (
     ResponsePolicy,
     filter_multistatus,
 )
+from shardproxy.rclonelink import is_rclonelink, is_symlinks_path
 from shardproxy.shards import (
     Refused,
     ShardMap,
@@ -156,6 +159,8 @@ class UpstreamPlan:
     shard: int | None
     listing_policy: ResponsePolicy | None = None
     asked_range: ranges.FromTo | None = None
+    rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
+    grow_link_sizes: bool = False  # a listing whose .rclonelink sizes grow (rewrite on)
 
 
 class WebDavProxy:
@@ -192,6 +197,8 @@ class WebDavProxy:
 
     async def answer(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.StreamResponse:
         """Forward a planned request and relay the reply."""
+        if plan.rewrite_link:
+            return await serve_rewritten_link(self, request, plan)
         try:
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
@@ -207,6 +214,8 @@ class WebDavProxy:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
             return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
+            if plan.grow_link_sizes and upstream.status == 207:
+                return await relay_link_listing(self, request, upstream, plan)
             if plan.listing_policy is not None and upstream.status == 207:
                 return await self.relay_multistatus(request, upstream, plan)
             return await self.relay_body(request, upstream, plan)
@@ -245,6 +254,13 @@ class WebDavProxy:
         # which a backend would take for a fragment and cut off.
         upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
         plan = UpstreamPlan(request.method, upstream_target, headers, shard)
+        if (
+            self.settings.rewrite_rclonelinks
+            and shard is None
+            and request.method in ("GET", "HEAD")
+            and is_rclonelink(unquote(raw_path))
+        ):
+            plan.rewrite_link = True
         if request.method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
@@ -269,7 +285,9 @@ class WebDavProxy:
             plan.listing_policy = self.shard_policies[plan.shard]
         elif raw_path == "/" and depth == "1":
             plan.listing_policy = self.root_policy
-        if plan.listing_policy is not None:
+        elif self.settings.rewrite_rclonelinks and is_symlinks_path(unquote(raw_path)):
+            plan.grow_link_sizes = True
+        if plan.listing_policy is not None or plan.grow_link_sizes:
             # The filter reads XML; a compressed listing could not be filtered.
             plan.headers["Accept-Encoding"] = "identity"
 

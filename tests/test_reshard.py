@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shardproxy.cli import main
 from shardproxy.config import ConfigError, load_settings
 from shardproxy.reshard import (
     CachedFile,
@@ -130,3 +131,16 @@ def test_shard_weights_and_a_hand_made_map_in_one_place_is_an_error() -> None:
 def test_seventeen_weights_say_there_are_only_sixteen_characters() -> None:
     with pytest.raises(ConfigError, match=r"--shard-weights.*17 shards but only 16"):
         load_settings({"shard_weights": [",".join("1" * 17)]}, environ={}, need_backend=False)
+
+
+def test_rebalance_prints_a_map_to_paste_and_how_much_moves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text('[shard]\n0 = "0-7"\n1 = "8-f"\n')
+    assert main(["rebalance", "--from", str(old), "--weights", "1,1,2"]) == 0
+    out = capsys.readouterr().out
+    new = tmp_path / "new.toml"
+    new.write_text(out)
+    assert load_settings({}, config_file=str(new), environ={}, need_backend=False).shard_map == NEW
+    assert "8 of 16 first characters change owner (50.0% of the library" in out

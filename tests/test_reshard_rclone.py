@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +25,13 @@ from shardproxy.app import make_proxy_server
 from shardproxy.cli import main
 from shardproxy.config import Settings
 from shardproxy.shards import ShardMap
-from tests.rclone_procs import BackgroundApps, current_rclone, debian_rclone, make_rclone
+from tests.rclone_procs import (
+    BackgroundApps,
+    RcloneRc,
+    current_rclone,
+    debian_rclone,
+    make_rclone,
+)
 
 OLD = ShardMap.from_prefixes({0: "0-7", 1: "8-f"})
 NEW = OLD.rebalanced("1,1,2")  # shard 2 takes 4-7 from shard 0 and c-f from shard 1
@@ -65,6 +72,22 @@ def rclone_conf(path: Path, old: str, new: str) -> Path:
         )
     )
     return path
+
+
+def start_serving(rclone: RcloneRc) -> None:
+    """Start an rclone and wait for its WebDAV port too (it may open after the RC one)."""
+    rclone.start()
+    rclone.wait_ready()
+    deadline = time.monotonic() + 30
+    while True:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", rclone.http_port)),
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rclone serves nothing on {rclone.http_port}: {rclone.tail()}")
+        time.sleep(0.02)
 
 
 def get(port: int, uuid: str) -> bytes:
@@ -112,9 +135,8 @@ def test_files_cached_by_the_old_owner_are_read_by_the_new_one_from_its_cache(
     command = ["reshard", "--from", map_file(tmp_path / "old.toml", OLD)]
     command += ["--to", map_file(tmp_path / "new.toml", NEW), "--cache-dirs", *caches]
 
-    shard_a.start()
     try:
-        shard_a.wait_ready()
+        start_serving(shard_a)
         for uuid in MOVED:
             assert get(shard_a.http_port, uuid) == expected_bytes(uuid_path(uuid), SIZE, 0, SIZE)
         # While shard A's rclone runs, its cache must not change under it.
@@ -139,9 +161,8 @@ def test_files_cached_by_the_old_owner_are_read_by_the_new_one_from_its_cache(
         assert (shard_b.cache_dir / "vfsMeta/shard2" / relative).exists()
 
     standin[READ_LOG].clear()
-    shard_b.start()
     try:
-        shard_b.wait_ready()
+        start_serving(shard_b)
         for uuid in MOVED:
             assert get(shard_b.http_port, uuid) == expected_bytes(uuid_path(uuid), SIZE, 0, SIZE)
         assert standin[READ_LOG] == [], "shard B fetched moved files from the backend again"

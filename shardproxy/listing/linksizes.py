@@ -1,0 +1,83 @@
+"""Listings of ``/completed-symlinks`` with each ``.rclonelink``'s size as the proxy serves it.
+
+With ``rewrite_rclonelinks`` every ``.rclonelink`` body grows by ``rclonelink.GROWTH``
+bytes, and rclone trusts the listed ``getcontentlength``, so the listing must say so.
+Only that number changes: the rest of the body goes out byte for byte (edits are made
+on slices of the input, never by re-serialising). Pure: bytes in, bytes out.
+"""
+
+from __future__ import annotations
+
+import xml.parsers.expat
+from urllib.parse import unquote, urlsplit
+
+from shardproxy.rclonelink import is_rclonelink
+
+_RESPONSE = "DAV: response"
+_HREF = "DAV: href"
+_LENGTH = "DAV: getcontentlength"
+
+
+class LinkListingError(ValueError):
+    """The listing is not XML the proxy can edit; the message says where it broke."""
+
+
+class _Sizes:
+    """Finds, per <response>, its href and the byte span of its getcontentlength text."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.parser.CharacterDataHandler = self._text
+        self.edits: list[tuple[int, int]] = []  # spans of getcontentlength texts to grow
+        self._href: list[str] | None = None
+        self._href_text = ""
+        self._lengths: list[tuple[int, int]] = []
+        self._length_start = -1
+
+    def _start(self, name: str, _attributes: dict[str, str]) -> None:
+        if name == _RESPONSE:
+            self._href_text, self._lengths = "", []
+        elif name == _HREF:
+            self._href = []
+        elif name == _LENGTH:
+            # Text starts after the start tag's '>' (expat points at its '<').
+            tag_start = self.parser.CurrentByteIndex
+            self._length_start = self.body.index(b">", tag_start) + 1
+
+    def _text(self, data: str) -> None:
+        if self._href is not None:
+            self._href.append(data)
+
+    def _end(self, name: str) -> None:
+        if name == _HREF and self._href is not None:
+            self._href_text, self._href = "".join(self._href), None
+        elif name == _LENGTH and self._length_start >= 0:
+            end = self.parser.CurrentByteIndex
+            # An empty element <x/> ends where it starts: nothing to edit.
+            if self.body[end : end + 2] == b"</":
+                self._lengths.append((self._length_start, end))
+            self._length_start = -1
+        elif name == _RESPONSE and is_rclonelink(unquote(urlsplit(self._href_text.strip()).path)):
+            self.edits.extend(self._lengths)
+
+
+def grow_link_sizes(body: bytes, growth: int) -> bytes:
+    """``body`` with ``growth`` added to the listed size of every ``.rclonelink`` entry."""
+    sizes = _Sizes(body)
+    try:
+        sizes.parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise LinkListingError(f"listing is not well-formed XML: {exc}") from None
+    out: list[bytes] = []
+    at = 0
+    for start, end in sizes.edits:
+        text = body[start:end].strip()
+        if not text.isdigit():
+            raise LinkListingError(f"getcontentlength {text[:40]!r} is not a number")
+        out.extend((body[at:start], str(int(text) + growth).encode()))
+        at = end
+    out.append(body[at:])
+    return b"".join(out)
