@@ -515,6 +515,13 @@ class Settings:
         "PASS",
         default=None,
     )
+    listing_max_bytes: int = setting(
+        Kind.INT,
+        "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
+        "BYTES",
+        default=16 << 20,
+        validate=_positive,
+    )
 
 
 def _options() -> tuple[Option, ...]:

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
 from shardproxy.rclonelink import GROWTH, rewrite_target, serve_range
 from shardproxy.shards import IDS_ROOT
-from shardproxy.upstream import BackendError, BodyError, UpstreamResponse
+from shardproxy.upstream import BackendError, UpstreamResponse
 
 if TYPE_CHECKING:
     from shardproxy.proxy import UpstreamPlan, WebDavProxy
@@ -75,12 +75,12 @@ async def relay_link_listing(
     proxy: WebDavProxy, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
 ) -> web.StreamResponse:
     """A ``/completed-symlinks`` listing with each ``.rclonelink`` listed at its new size."""
+    body = await proxy.read_listing(request, upstream, None)
+    if isinstance(body, web.Response):
+        return body
     try:
-        body = await upstream.read_all()
         out = grow_link_sizes(body, GROWTH)
-    except BodyError as exc:
-        return proxy.broken_listing(request, None, f"listing broke off: {exc}", None, "broke_off")
     except LinkListingError as exc:
-        return proxy.broken_listing(request, None, str(exc), None, "bad_listing")
+        return proxy.broken_listing(request, str(exc), None)
     headers = proxy.reply_headers(upstream, plan)
     return web.Response(status=upstream.status, reason=None, headers=headers, body=out)

@@ -26,14 +26,14 @@ from shardproxy.fallback import (
     is_fallback_mount,
 )
 from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
-from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
-from shardproxy.metrics import Metrics
-from shardproxy.multistatus import (
-    MultistatusError,
-    MultistatusFilter,
+from shardproxy.listing import (
+    ListingError,
     ResponsePolicy,
-    filter_multistatus,
+    RootListingPolicy,
+    ShardListingPolicy,
+    filter_listing,
 )
+from shardproxy.metrics import Metrics
 from shardproxy.rclonelink import is_rclonelink, is_symlinks_path
 from shardproxy.shards import (
     Refused,
@@ -466,83 +466,68 @@ class WebDavProxy:
     async def relay_multistatus(
         self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
     ) -> web.StreamResponse:
-        """Filter a PROPFIND reply through its listing policy: whole if short, else streamed."""
+        """Read a listing whole, under listing_max_bytes, and send it filtered by its policy.
+
+        Filtered listings are small by construction (a shard folder has at most 16
+        sub-folders, or the few files of one fifth-level folder), so they are read and
+        filtered whole and sent with a Content-Length; a malformed one gets a clean 502.
+        """
         assert plan.listing_policy is not None
         encoding = upstream.headers.get("Content-Encoding", "identity").lower()
         if encoding != "identity":
             return plain_error(
                 502, f"backend sent a {encoding}-encoded listing although identity was asked"
             )
+        body = await self.read_listing(request, upstream, plan.shard)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            listing = filter_listing(plan.listing_policy, body)
+        except ListingError as exc:
+            return self.broken_listing(request, f"malformed listing: {exc}", plan.shard)
+        self.metrics.listing(plan.shard, listing.responses_out, listing.dropped)
+        self.metrics.streamed(plan.shard, len(listing.body), spliced=False)
         headers = self.reply_headers(upstream, plan)
+        return web.Response(status=upstream.status, reason=None, headers=headers, body=listing.body)
+
+    async def read_listing(
+        self, request: web.BaseRequest, upstream: UpstreamResponse, shard: int | None
+    ) -> bytes | web.Response:
+        """The backend's listing read whole; or the 502 if it is too large or breaks off."""
+        cap = self.settings.listing_max_bytes
+        too_large = (
+            f"listing larger than {cap} bytes (listing_max_bytes); raise --listing-max-bytes "
+            "if folders this large are expected"
+        )
         length = upstream.content_length
-        if length is not None and length <= SMALL_REPLY_LIMIT:
-            # A typical listing: filtered whole, sent in one write with a Content-Length.
-            body = await self.read_small_body(request, upstream, length, plan.shard)
-            if isinstance(body, web.Response):
-                return body
-            try:
-                out = filter_multistatus(plan.listing_policy, body)
-            except MultistatusError as exc:
-                return self.broken_listing(
-                    request, None, f"malformed listing: {exc}", plan.shard, "bad_listing"
-                )
-            self.metrics.streamed(plan.shard, len(out), spliced=False)
-            return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
-        response = web.StreamResponse(status=upstream.status, reason=None, headers=headers)
-        listing = MultistatusFilter(plan.listing_policy)
-        # A listing of unknown length (chunked) or a large one streams through the filter.
-        # Output is held until it passes one read buffer's worth: a short one still goes
-        # out in one write with a Content-Length, and a malformed one gets a clean 502.
-        # Larger listings stream on, chunked, as they are filtered.
-        held: list[bytes] = []
-        held_size = listing_sent = 0
+        if length is not None:
+            if length > cap:
+                return self.broken_listing(request, too_large, shard)
+            return await self.read_small_body(request, upstream, length, shard)
+        chunks: list[bytes] = []
+        size = 0
         try:
             while chunk := await upstream.read():
-                out = listing.feed(chunk)
-                if not out:
-                    continue
-                if response.prepared:
-                    await response.write(out)
-                    listing_sent += len(out)
-                    continue
-                held.append(out)
-                held_size += len(out)
-                if held_size > SMALL_REPLY_LIMIT:
-                    await response.prepare(request)
-                    await response.write(b"".join(held))
-                    listing_sent = held_size
-            out = listing.close()
-        except MultistatusError as exc:
-            return self.broken_listing(
-                request, response, f"malformed listing: {exc}", plan.shard, "bad_listing"
-            )
+                size += len(chunk)
+                if size > cap:
+                    return self.broken_listing(request, too_large, shard)
+                chunks.append(chunk)
         except BodyError as exc:
-            return self.broken_listing(
-                request, response, f"listing broke off: {exc}", plan.shard, _error_kind(exc)
-            )
-        if not response.prepared:
-            body = b"".join([*held, out])
-            self.metrics.streamed(plan.shard, len(body), spliced=False)
-            return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
-        await response.write(out)
-        self.metrics.streamed(plan.shard, listing_sent + len(out), spliced=False)
-        return response
+            problem = f"listing that broke off: {exc}"
+            return self.broken_listing(request, problem, shard, _error_kind(exc))
+        return b"".join(chunks)
 
     def broken_listing(
         self,
         request: web.BaseRequest,
-        response: web.StreamResponse | None,
         problem: str,
         shard: int | None,
-        kind: str,
-    ) -> web.StreamResponse:
-        """502 if nothing was sent yet; otherwise cut the connection mid-reply."""
+        kind: str = "bad_listing",
+    ) -> web.Response:
+        """The 502 for a listing that cannot be filtered, counted as a failure of NzbDav."""
         log.warning("PROPFIND %s: backend %s", request.raw_path, problem)
         self.metrics.upstream_error(shard, kind)
-        if response is None or not response.prepared:
-            return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
-        abort_client(request, response)
-        return response
+        return plain_error(502, f"backend {self.backend_origin} sent a {problem}")
 
 
 def absolute_target(target: str) -> tuple[str, str] | Refused:

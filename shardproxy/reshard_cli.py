@@ -5,20 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shardproxy.config import ConfigError, load_settings
+from shardproxy.config import ConfigError, Settings, load_settings
 from shardproxy.reshard import CacheDir, check_cache_dirs
 from shardproxy.reshard_run import ReshardError, discover_remote, reshard_caches
 from shardproxy.shards import ShardMap, ShardMapError
 
 
+def settings_of(path: str) -> Settings:
+    """The settings a config file gives (the environment is not read: files only)."""
+    return load_settings({}, config_file=path, environ={}, need_backend=False)
+
+
 def map_of(path: str) -> ShardMap:
-    """The shard map a config file defines (the environment is not read: files only)."""
-    return load_settings({}, config_file=path, environ={}, need_backend=False).shard_map
+    """The shard map a config file defines."""
+    return settings_of(path).shard_map
 
 
 def run_reshard(args: argparse.Namespace) -> int:
     """``shardproxy reshard``: print the plan, then (unless --dry-run) move the files."""
-    old, new = map_of(args.old), map_of(args.new)
+    old_settings, new_settings = settings_of(args.old), settings_of(args.new)
+    old, new = old_settings.shard_map, new_settings.shard_map
+    # Either file may name a shard's RC; the new one wins (it may add the new disk's).
+    rc_urls = {s: str(url) for s, url in {**old_settings.shard_rc, **new_settings.shard_rc}.items()}
     dirs = [d.rstrip("/") or "/" for d in args.cache_dirs]
     if args.remotes is not None and len(args.remotes) != len(dirs):
         raise ConfigError(
@@ -36,6 +44,7 @@ def run_reshard(args: argparse.Namespace) -> int:
             caches,
             dry_run=args.dry_run,
             journal_path=Path(args.journal) if args.journal else None,
+            rc_urls=rc_urls,
         )
     except ReshardError as exc:
         raise ConfigError(str(exc)) from None

@@ -10,15 +10,19 @@ in when it runs again.
 
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from tqdm import tqdm
+from yarl import URL
 
 from shardproxy.reshard import (
     CachedFile,
@@ -102,6 +106,35 @@ def rclones_using(cache_dirs: Sequence[str]) -> list[str]:
     return found
 
 
+def rclones_answering(rc_urls: Sequence[str], timeout: float = 2.0) -> list[str]:
+    """The RC URLs (credentials hidden) whose rclone answers ``rc/noop``: it is running.
+
+    Catches rclones the process list cannot show, such as those in other containers.
+    """
+    answering: list[str] = []
+    for text in rc_urls:
+        url = URL(text)
+        shown = url.with_user(None)
+        request = urllib.request.Request(
+            str(shown / "rc/noop"),
+            data=b"{}",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        if url.user is not None:
+            token = base64.b64encode(f"{url.user}:{url.password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                pass
+        except urllib.error.HTTPError:
+            pass  # an error reply (401, 404) still comes from a live rclone
+        except (OSError, ValueError):
+            continue
+        answering.append(f"RC {shown} answers")
+    return answering
+
+
 def copy_sparse(source: str, target: str) -> None:
     """Copy ``source`` to ``target`` writing only its data extents; holes stay holes."""
     with open(source, "rb") as src, open(target, "wb") as dst:
@@ -159,8 +192,14 @@ def reshard_caches(
     journal_path: Path | None = None,
     out: TextIO | None = None,
     progress: bool = True,
+    rc_urls: Mapping[int, str] | None = None,
 ) -> tuple[ReshardPlan, ReshardReport]:
-    """Plan, print the plan, and unless ``dry_run`` move every cached file to its new owner."""
+    """Plan, print the plan, and unless ``dry_run`` move every cached file to its new owner.
+
+    ``rc_urls`` (shard -> RC URL, from the config files' ``shard_rc``) are asked whether
+    their rclone runs, besides looking for local rclone processes using the caches.
+    """
+    rc_urls = rc_urls or {}
     cached = [item for shard, cache in enumerate(caches) for item in scan_cache(shard, cache)]
     plan = plan_reshard(old, new, cached)
     print(plan.describe(old, new), file=out or sys.stdout)
@@ -176,9 +215,9 @@ def reshard_caches(
         previous.unfinished = []
     if dry_run:
         return plan, report
-    busy = rclones_using(
-        [caches[s].path for s in plan.affected_shards() | {m.source for m in previous.unfinished}]
-    )
+    affected = plan.affected_shards() | {m.source for m in previous.unfinished}
+    busy = rclones_using([caches[s].path for s in affected])
+    busy += rclones_answering([rc_urls[s] for s in sorted(affected) if s in rc_urls])
     if busy:
         raise ReshardError(
             "rclone is running on a cache that would change; stop it first (a running "

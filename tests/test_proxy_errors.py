@@ -123,10 +123,10 @@ def multistatus_script(body: bytes, *, chunked: bool = False, missing: int = 0) 
 
 @asynccontextmanager
 async def shard_propfind(
-    proxy: RunningProxy, script: Script
+    proxy: RunningProxy, script: Script, **settings: object
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
     """A Depth-1 PROPFIND of /.ids-s0/ through the proxy to a raw backend running ``script``."""
-    async with raw_backend(script) as backend, proxy(backend) as url:
+    async with raw_backend(script) as backend, proxy(backend, **settings) as url:
         async with (
             aiohttp.ClientSession() as client,
             client.request("PROPFIND", url / ".ids-s0/", headers={"Depth": "1"}) as reply,
@@ -152,21 +152,37 @@ ENTRY = (
 BROKEN_TAIL = b"<D:response><D:href>/.ids/1"
 
 
-async def test_large_listing_that_breaks_off_is_cut_not_completed(proxy: RunningProxy) -> None:
-    # Past 64 KiB the filtered listing is already on its way when the backend stops.
-    script = multistatus_script(LISTING_HEAD + ENTRY * 1000 + BROKEN_TAIL, chunked=True)
-    async with shard_propfind(proxy, script) as (_, reply):
-        assert reply.status == 207
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await reply.read()
-
-
-async def test_small_listing_that_breaks_off_is_a_502(proxy: RunningProxy) -> None:
-    script = multistatus_script(LISTING_HEAD + ENTRY + BROKEN_TAIL, chunked=True)
-    async with shard_propfind(proxy, script) as (_, reply):
+@pytest.mark.parametrize("entries", [1, 1000])
+async def test_listing_that_breaks_off_is_a_502(proxy: RunningProxy, entries: int) -> None:
+    # Shard listings are read whole before anything is sent, however long they are.
+    script = multistatus_script(LISTING_HEAD + ENTRY * entries + BROKEN_TAIL, chunked=True)
+    async with shard_propfind(proxy, script) as (backend, reply):
         text = await reply.text()
     assert reply.status == 502
-    assert "listing broke off" in text
+    assert f"backend {backend} sent a listing that broke off" in text
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_listing_over_the_cap_is_a_502_naming_the_cap_and_the_setting(
+    proxy: RunningProxy, chunked: bool
+) -> None:
+    body = LISTING_HEAD + ENTRY * 20 + b"</D:multistatus>"
+    cap = len(body) - 1
+    script = multistatus_script(body, chunked=chunked)
+    async with shard_propfind(proxy, script, listing_max_bytes=cap) as (_, reply):
+        text = await reply.text()
+    assert reply.status == 502
+    assert f"listing larger than {cap} bytes (listing_max_bytes)" in text
+    assert "--listing-max-bytes" in text
+
+
+async def test_listing_at_the_cap_is_filtered(proxy: RunningProxy) -> None:
+    body = LISTING_HEAD + ENTRY * 20 + b"</D:multistatus>"
+    script = multistatus_script(body)
+    async with shard_propfind(proxy, script, listing_max_bytes=len(body)) as (_, reply):
+        got = await reply.read()
+    assert reply.status == 207
+    assert got == body.replace(b"/.ids/0", b"/.ids-s0/0")
 
 
 async def test_small_listing_shorter_than_its_content_length_is_a_502(

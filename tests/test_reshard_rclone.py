@@ -24,12 +24,14 @@ from nzbdav_standin import READ_LOG, Library, expected_bytes, make_standin_app, 
 from shardproxy.app import make_proxy_server
 from shardproxy.cli import main
 from shardproxy.config import Settings
+from shardproxy.reshard_run import rclones_answering
 from shardproxy.shards import ShardMap
 from tests.rclone_procs import (
     BackgroundApps,
     RcloneRc,
     current_rclone,
     debian_rclone,
+    free_port,
     make_rclone,
 )
 
@@ -173,3 +175,19 @@ def test_files_cached_by_the_old_owner_are_read_by_the_new_one_from_its_cache(
         assert standin[READ_LOG]
     finally:
         shard_b.stop()
+
+
+@pytest.mark.rclone
+def test_an_rclone_answering_on_its_rc_counts_as_running(tmp_path: Path) -> None:
+    binary = debian_rclone() or current_rclone()
+    if binary is None:
+        pytest.skip("rclone is not installed: run ./scripts/setup.sh")
+    # An rclone in another container is invisible in /proc; its RC still answers.
+    running = make_rclone(binary, tmp_path, "elsewhere", user="rc", password="secret")
+    running.start()
+    try:
+        running.wait_ready()
+        found = rclones_answering([str(running.rc_url), f"http://127.0.0.1:{free_port()}/"])
+    finally:
+        running.stop()
+    assert found == [f"RC http://127.0.0.1:{running.rc_port}/ answers"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -587,50 +585,6 @@ def test_listing_policy_agrees_with_view_path(shard: int, path: str) -> None:
     mapped = view_path(path, shard, FOUR)
     expected = () if mapped is None else (mapped,)
     assert tuple(ShardListingPolicy(FOUR, shard).client_paths(path)) == expected
-
-
-@given(
-    shard_map=shard_maps(),
-    data=st.data(),
-    path=st.builds(
-        lambda head, tail: head + tail,
-        st.sampled_from(["/.ids/", "/.ids", "/.ids//", "/content/", ""]),
-        st.text(alphabet="0123456789abcdefg/xX.-_%é ", max_size=14),
-    ),
-)
-def test_prefix_rewrite_promises_what_client_paths_answers(
-    shard_map: ShardMap, data: st.DataObject, path: str
-) -> None:
-    policy = ShardListingPolicy(shard_map, data.draw(st.integers(0, shard_map.count - 1)))
-    rewrite = policy.prefix_rewrite
-    assert rewrite is not None
-    raw = path.encode()
-    if re.fullmatch(rewrite.path_pattern, raw) is not None:
-        assert raw.startswith(rewrite.old)
-        expected = (rewrite.new + raw[len(rewrite.old) :]).decode()
-        assert tuple(policy.client_paths(path)) == (expected,)
-    elif path.startswith("/.ids/") and path[6:7] in policy.shard_map.chars_of(policy.shard):
-        # Kept paths the promise leaves out are those the fast path must not slice.
-        assert not re.fullmatch(r"/\.ids/[0-9a-f](/[0-9A-Za-z_-]+)*/?", path)
-
-
-def test_prefix_rewrite_covers_nzbdav_folders_and_files_of_the_shard_only() -> None:
-    rewrite = ShardListingPolicy(FOUR, 1).prefix_rewrite
-    assert rewrite is not None
-    covered = re.compile(rewrite.path_pattern).fullmatch
-    assert rewrite.old == b"/.ids/"
-    assert rewrite.new == b"/.ids-s1/"
-    for path in (b"/.ids/4", b"/.ids/5/", b"/.ids/7/a/b/c/d/7abcd000-0000-4000-8000-000000000001"):
-        assert covered(path), path
-    for path in (
-        b"/.ids/",
-        b"/.ids/3/a",
-        b"/.ids/45",
-        b"/.ids/4//a",
-        b"/.ids/4/./a",
-        b"/.ids/4/a%20b",
-    ):
-        assert not covered(path), path
 
 
 @st.composite

@@ -2,55 +2,62 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from shardproxy.multistatus import PrefixRewrite
-from shardproxy.shards import IDS_ROOT, ShardMap, view_root
+from shardproxy.shards import HEX_DIGITS, IDS_ROOT, ShardMap, view_path, view_root
+
+_IDS_FOLDER = IDS_ROOT + "/"
+_FIRST = len(_IDS_FOLDER)  # where the first hex level starts
+_VIEW_TAIL = len(IDS_ROOT)  # what a view path keeps of a backend path
+
+
+class ResponsePolicy(Protocol):
+    """Decides what becomes of each ``<response>`` of a listing."""
+
+    def client_paths(self, backend_path: str) -> Sequence[str]:
+        """Decoded backend href path of one <response> -> the decoded client paths to show it as.
+
+        () drops the response; (p,) rewrites its href to p; (p, q, ...) emits the response
+        once per path (clones: each clone's <displayname> text is replaced by the last
+        segment of its path).
+        """
+        ...
 
 
 class ShardListingPolicy:
-    """PROPFIND policy for a shard view: keep the shard's entries, shown under its view.
+    """A shard view's listing: the shard's entries, shown under its view."""
 
-    Called once per listed entry, so it answers from precomputed values; it agrees with
-    ``view_path`` for every path.
-    """
-
-    __slots__ = ("_owned", "_view_root", "prefix_rewrite", "shard", "shard_map")
+    __slots__ = ("_owned", "_view_root", "shard", "shard_map")
 
     def __init__(self, shard_map: ShardMap, shard: int) -> None:
         self.shard_map = shard_map
         self.shard = shard
         self._owned = shard_map.chars_of(shard)
         self._view_root = view_root(shard)
-        # Below a first level the shard owns, every path maps by swapping "/.ids/" for the
-        # view's root: a listing of such a folder is rewritten in one pass. Segments are
-        # limited to what NzbDav writes there (hex levels, UUIDs), which need no escaping.
-        owned = "".join(sorted(self._owned))
-        self.prefix_rewrite = (
-            PrefixRewrite(
-                rb"/\.ids/[" + re.escape(owned).encode() + rb"](?:/[0-9A-Za-z_-]++)*+/?",
-                f"{IDS_ROOT}/".encode(),
-                f"{self._view_root}/".encode(),
-            )
-            if owned
-            else None
-        )
 
     def client_paths(self, backend_path: str) -> Sequence[str]:
-        """The entry's path in the shard view, or nothing if the shard does not own it."""
-        if backend_path.startswith("/.ids/"):
-            first = backend_path[6:7]
-            if first in self._owned and (len(backend_path) == 7 or backend_path[7] == "/"):
-                return (self._view_root + backend_path[5:],)
-            return (self._view_root + "/",) if len(backend_path) == 6 else ()
-        return (self._view_root,) if backend_path == IDS_ROOT else ()
+        """The entry's path in the shard view, or nothing if the shard does not own it.
+
+        What ``shards.view_path`` says, answered without it for the common case (it runs
+        once per entry of every listing).
+        """
+        if backend_path.startswith(_IDS_FOLDER):
+            first = backend_path[_FIRST : _FIRST + 1]
+            if first in self._owned:
+                if len(backend_path) == _FIRST + 1 or backend_path[_FIRST + 1] == "/":
+                    return (self._view_root + backend_path[_VIEW_TAIL:],)
+                return ()
+            if first and first in HEX_DIGITS:
+                return ()
+        mapped = view_path(backend_path, self.shard, self.shard_map)
+        return () if mapped is None else (mapped,)
 
 
 @dataclass(frozen=True)
 class RootListingPolicy:
-    """PROPFIND policy for the root: everything as is, plus a ``.ids-s<N>`` per shard."""
+    """The root's listing: everything as is, plus a ``.ids-s<N>`` per shard."""
 
     shard_map: ShardMap
 
