@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from shardproxy.rcroute import Delivery, Failure, Outcome, Target, TargetCall
 
 FlightKey = tuple[tuple[Target, str, str, str], bool]
+Joined = tuple[Delivery, "asyncio.Future[Outcome]"]
 AsDone = Callable[[list[TargetCall]], AsyncIterator[tuple[TargetCall, Outcome]]]
 
 
@@ -32,18 +33,21 @@ class InFlight:
         """True while a call carrying this delivery waits for its rclone."""
         return self._key(delivery) in self._answers
 
-    def split(self, deliveries: Iterable[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+    def split(self, deliveries: Iterable[Delivery]) -> tuple[list[Delivery], list[Joined]]:
         """(to send, already on their way); marks the first as on their way at once.
 
         No await between the check and the mark: two calls cannot both send a path.
+        Each delivery already on its way comes with the answer it will share, taken now:
+        by the time the caller awaits it, the call carrying it may be done and unmarked.
         """
         free: list[Delivery] = []
-        running: list[Delivery] = []
+        running: list[Joined] = []
         loop = asyncio.get_running_loop()
         for delivery in deliveries:
             key = self._key(delivery)
-            if key in self._answers:
-                running.append(delivery)
+            answer = self._answers.get(key)
+            if answer is not None:
+                running.append((delivery, answer))
             else:
                 self._answers[key] = loop.create_future()
                 free.append(delivery)
@@ -74,13 +78,12 @@ class InFlight:
             if answer is not None and not answer.done():
                 answer.set_result(outcome)
 
-    async def join(self, deliveries: Iterable[Delivery]) -> list[tuple[TargetCall, Outcome]]:
+    async def join(self, running: Iterable[Joined]) -> list[tuple[TargetCall, Outcome]]:
         """The answers of deliveries already on their way, each as a call of its own."""
         joined = []
-        for delivery in deliveries:
+        for delivery, answer in running:
             self.shared_count += 1
-            answer = self._answers.get(self._key(delivery))
             # shield: a caller that hangs up must not cancel the answer others await.
-            outcome = await asyncio.shield(answer) if answer is not None else Failure("lost")
+            outcome = await asyncio.shield(answer)
             joined.append((TargetCall(delivery.target, delivery.command, {}, (delivery,)), outcome))
         return joined

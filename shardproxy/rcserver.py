@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from shardproxy import __version__
 from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
 from shardproxy.metrics import Metrics
-from shardproxy.rcinflight import InFlight
+from shardproxy.rcinflight import InFlight, Joined
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
 from shardproxy.rcroute import (
@@ -59,6 +60,8 @@ OFF_LOOP_BYTES = 64 << 10
 OFF_LOOP_PATHS = 1000
 # A huge call marks its deliveries as on their way this many at a time, yielding between.
 SPLIT_CHUNK = 5000
+# A garbage-collection threshold that is never reached.
+NEVER = 1 << 30
 # Reasons for undeliverable paths that are logged once at WARNING, then at DEBUG.
 MAX_WARNED_REASONS = 1000
 
@@ -102,6 +105,8 @@ class RcHandler:
         # Set while the app runs: the client session only exists inside its event loop.
         self.forwarder: RcForwarder | None = None
         self.in_flight = InFlight()
+        self._big_calls = 0
+        self._gc_thresholds = gc.get_threshold()
         self._warned: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -133,23 +138,45 @@ class RcHandler:
         try:
             body = await request.read()
             big = len(body) > OFF_LOOP_BYTES
-            params = await _maybe_off_loop(
-                big,
-                parse_params,
-                list(request.query.items()),
-                request.headers.get("Content-Type"),
-                body,
-            )
-            if command in PATH_COMMANDS:
-                reply = await self._path_call(forwarder, command, params, big)
-            else:
-                reply = await self._fanout_call(forwarder, command, params)
+            with self._gc_paused(big):
+                params = await _maybe_off_loop(
+                    big,
+                    parse_params,
+                    list(request.query.items()),
+                    request.headers.get("Content-Type"),
+                    body,
+                )
+                if command in PATH_COMMANDS:
+                    reply = await self._path_call(forwarder, command, params, big)
+                else:
+                    reply = await self._fanout_call(forwarder, command, params)
+                answer = await _maybe_off_loop(big, _json_bytes, reply)
         except RcError as error:
             return _error_response(command, params, error)
-        return web.Response(
-            body=await _maybe_off_loop(big, _json_bytes, reply),
-            content_type="application/json",
-        )
+        return web.Response(body=answer, content_type="application/json")
+
+    @contextlib.contextmanager
+    def _gc_paused(self, big: bool) -> Iterator[None]:
+        """Only young-generation garbage collection while a huge call is handled.
+
+        Its hundreds of thousands of objects would make every full collection hold the
+        event loop (and WebDAV with it) for a second or more. Young collections stay
+        cheap and still free the call's short-lived cycles; its long-lived objects are
+        freed by their reference counts when it ends.
+        """
+        if not big:
+            yield
+            return
+        if self._big_calls == 0:
+            self._gc_thresholds = gc.get_threshold()
+            gc.set_threshold(self._gc_thresholds[0], NEVER, NEVER)
+        self._big_calls += 1
+        try:
+            yield
+        finally:
+            self._big_calls -= 1
+            if self._big_calls == 0:
+                gc.set_threshold(*self._gc_thresholds)
 
     async def _path_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any], big: bool
@@ -224,12 +251,12 @@ class RcHandler:
 
     async def _split(
         self, deliveries: tuple[Delivery, ...], big: bool
-    ) -> tuple[list[Delivery], list[Delivery]]:
+    ) -> tuple[list[Delivery], list[Joined]]:
         """``InFlight.split`` in chunks with a yield between them when the call is big."""
         if not big:
             return self.in_flight.split(deliveries)
         free: list[Delivery] = []
-        running: list[Delivery] = []
+        running: list[Joined] = []
         for start in range(0, len(deliveries), SPLIT_CHUNK):
             more_free, more_running = self.in_flight.split(deliveries[start : start + SPLIT_CHUNK])
             free += more_free

@@ -139,15 +139,20 @@ class RcloneRc:
         )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll ``rc/noop`` until the RC port answers."""
+        """Poll ``rc/noop`` until the RC port answers, then until the served port accepts.
+
+        rclone opens its RC port before the one it serves the remote on: a test that
+        reads through the served port right after the RC answers would race it.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"rclone exited with {self.proc.returncode}: {self.tail()}")
             try:
                 self.post("rc/noop", b"{}")
+                socket.create_connection(("127.0.0.1", self.http_port), timeout=5).close()
                 return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
                     raise RuntimeError(
                         f"rclone RC not ready after {timeout} s: {self.tail()}"
