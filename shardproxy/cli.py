@@ -10,6 +10,7 @@ from typing import Any
 
 from shardproxy import __version__
 from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
+from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location
 from shardproxy.logs import configure_logging
@@ -115,13 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", required=True, metavar="W,W,...", help="one per shard, e.g. 4T,8T,12T,8T"
     )
 
-    demo = commands.add_parser(
-        "demo", help="run an NzbDav stand-in with sample files behind the proxy"
+    gen = commands.add_parser(
+        "gen", help="write rclone.conf, systemd units and compose files for both layouts"
     )
-    demo.add_argument("--port", type=int, default=8765, help="proxy port (default 8765)")
+    add_setting_flags(gen)
+    gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
+
+    demo = commands.add_parser(
+        "demo", help="run the whole stack (NzbDav stand-in, proxy, rclone, mergerfs) in DIR"
+    )
+    demo.add_argument(
+        "--mount", required=True, metavar="DIR", help="a new or empty folder for everything"
+    )
+    demo.add_argument(
+        "--layout",
+        choices=[layout.value for layout in Layout],
+        default=Layout.LINKS_UNCHANGED.value,
+        help="how symlinks reach the shards (default links-unchanged)",
+    )
     demo.add_argument("--shards", type=int, default=4, help="number of shards (default 4)")
     demo.add_argument(
-        "--once", action="store_true", help="show the shard views, then stop instead of serving"
+        "--once", action="store_true", help="show everything once, then stop and clean up"
     )
     return parser
 
@@ -218,12 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from shardproxy.demo import run_demo
 
-            return run_demo(port=args.port, shards=args.shards, once=args.once)
+            return run_demo(
+                mount=args.mount, layout=args.layout, shards=args.shards, once=args.once
+            )
         if args.command in ("reshard", "rebalance"):
             from shardproxy.reshard_cli import run_rebalance, run_reshard
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
-        settings = settings_from_args(args, need_backend=args.command == "serve")
+        settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "healthcheck":
             return healthcheck(settings)
@@ -231,6 +248,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.probe import run_check
 
             return run_check(settings, describe(settings), probe=args.probe)
+        if args.command == "gen":
+            from pathlib import Path
+
+            from shardproxy.gencmd import find_programs, next_steps, write_generated
+
+            out = Path(args.out)
+            for path in write_generated(settings, out, find_programs()):
+                print(path)
+            print(next_steps(settings, out))
+            return 0
         if args.command == "relink":
             return run_relink(args, settings)
         if args.command == "shard-of":

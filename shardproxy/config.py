@@ -244,6 +244,31 @@ def _log_level(text: str, where: str) -> str:
     return level
 
 
+def _absolute_path(text: str, where: str) -> str:
+    if not text.startswith("/"):
+        raise ConfigError(f"{where}: {text!r} is not an absolute path (start it with /)")
+    return text
+
+
+def _absolute_paths(paths: Mapping[int, str], where: str) -> dict[int, str]:
+    return {n: _absolute_path(path, f"{where} (shard {n})") for n, path in paths.items()}
+
+
+def _sizes(sizes: Mapping[int, str], where: str) -> dict[int, str]:
+    for shard, size in sizes.items():
+        if not re.fullmatch(r"off|[0-9]+(\.[0-9]+)?[KMGTPE]?i?B?", size):
+            raise ConfigError(
+                f"{where} (shard {shard}): {size!r} is not an rclone size (e.g. 500G, 2T, off)"
+            )
+    return dict(sizes)
+
+
+def _port(value: int, where: str) -> int:
+    if not 0 < value < 65536:
+        raise ConfigError(f"{where}: port {value} is out of range 1-65535")
+    return value
+
+
 def _log_format(text: str, where: str) -> str:
     log_format = text.lower()
     if log_format not in ("text", "json"):
@@ -478,6 +503,65 @@ class Settings:
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
     )
+    # What `shardproxy gen` writes into the rclone, mergerfs and systemd files.
+    mount_root: str = setting(
+        Kind.STR,
+        "gen: mounts go in ROOT/shards, mergerfs at ROOT/nzbdav",
+        "DIR",
+        default="/mnt",
+        validate=_absolute_path,
+    )
+    config_dir: str = setting(
+        Kind.STR,
+        "gen: where rclone.conf and shardproxy.toml are installed",
+        "DIR",
+        default="/etc/shardproxy",
+        validate=_absolute_path,
+    )
+    cache_dir: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's rclone cache, on its own disk (default /var/cache/shardproxy/sN)",
+        "N=DIR",
+        factory=dict,
+        validate=_absolute_paths,
+    )
+    rest_cache_dir: str = setting(
+        Kind.STR,
+        "gen: cache directory of the rest mount (it caches no file data)",
+        "DIR",
+        default="/var/cache/shardproxy/rest",
+        validate=_absolute_path,
+    )
+    cache_max_size: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's --vfs-cache-max-size (default off)",
+        "N=SIZE",
+        factory=dict,
+        validate=_sizes,
+    )
+    cache_min_free_space: Mapping[int, str] = setting(
+        Kind.MAP,
+        "gen: shard N's --vfs-cache-min-free-space, rclone 1.62+ (default 10G)",
+        "N=SIZE",
+        factory=dict,
+        validate=_sizes,
+    )
+    rclone_rc_user: str = setting(
+        Kind.STR, "gen: RC user of the generated rclones", "USER", default="rclone"
+    )
+    rclone_rc_pass: str | None = setting(
+        Kind.STR,
+        "gen: RC password of the generated rclones (unless shard_rc has one)",
+        "PASS",
+        default=None,
+    )
+    rclone_rc_port: int = setting(
+        Kind.INT,
+        "gen: RC port of shard 0's rclone; shard N uses PORT+N, rest the next",
+        "PORT",
+        default=5570,
+        validate=_port,
+    )
     log_format: str = setting(
         Kind.STR,
         "text, or json (one object a line) for log collectors",
@@ -632,7 +716,8 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
 
 def _check_shards_exist(settings: Settings, given: Mapping[str, Given]) -> None:
     count = settings.shard_map.count
-    for name, per_shard in (("shard_rc", settings.shard_rc), ("shard_rc_fs", settings.shard_rc_fs)):
+    for name in ("shard_rc", "shard_rc_fs", "cache_dir", "cache_max_size", "cache_min_free_space"):
+        per_shard: Mapping[int, object] = getattr(settings, name)
         for shard in per_shard:
             if shard >= count:
                 raise ConfigError(

@@ -1,144 +1,122 @@
-"""`shardproxy demo`: an NzbDav stand-in with sample files, the proxy in front, rclone on top.
+"""`shardproxy demo --mount DIR`: the whole system on this machine, until Ctrl-C.
 
-The stand-in comes from the separate ``nzbdav_standin`` package (test equipment, not
-product code); the demo only wires it up and shows the shard views with the real rclone.
+An NzbDav stand-in with sample files and a few large films (test equipment from the
+separate ``nzbdav_standin`` package, imported only here), shardproxy, one `rclone mount`
+per shard plus `rest`, mergerfs, and a Plex-style library of symlinks, all started from
+the files `shardproxy gen` writes. Everything lives in DIR and is removed on exit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
+import signal
+import sys
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from aiohttp import web
-from yarl import URL
+from shardproxy.deploy import Layout
+from shardproxy.stack import OWN_FOLDERS, PASSWORD, PID_FILE, RC_PASS, RC_USER, USER, Stack
 
-from shardproxy.app import make_proxy_server
-from shardproxy.config import HostPort, Settings
-from shardproxy.server import run_with_uvloop, start_site
-from shardproxy.shards import IDS_NAME, ShardMap, ViewPath, view_root
-
-USER, PASSWORD = "admin", "secret"
-
-
-def rclone_config(
-    proxy: URL, shards: int, *, user: str, obscured_password: str, whole: str = "nzbdav"
-) -> str:
-    """An rclone.conf with a remote `shard<N>` per shard view, and `whole` for the proxy."""
-    sections = [(whole, str(proxy))] + [
-        (f"shard{n}", f"{proxy}{view_root(n)}") for n in range(shards)
-    ]
-    return "".join(
-        f"[{name}]\ntype = webdav\nurl = {url}\nvendor = other\n"
-        f"user = {user}\npass = {obscured_password}\n\n"
-        for name, url in sections
-    )
+MIB = 1024 * 1024
+# One large film per shard (first hex characters 0, 4, 8, c), so every cache fills.
+FILMS = (
+    ("Big Buck Bunny (2008)", "0b0e1f3a-6c52-4d2e-9a57-2f1a8f7f2b01", 1024),
+    ("Sintel (2010)", "4c1d2e3f-7a8b-4c9d-8e0f-1a2b3c4d5e02", 768),
+    ("Tears of Steel (2012)", "8d2e3f4a-8b9c-4dae-9f10-2b3c4d5e6f03", 1536),
+    ("Elephants Dream (2006)", "ce3f4a5b-9cad-4ebf-a011-3c4d5e6f7a04", 512),
+)
+OWN = (*OWN_FOLDERS, PID_FILE)
 
 
-async def obscure(rclone: str, password: str) -> str:
-    """The password as rclone.conf stores it (`rclone obscure`)."""
-    process = await asyncio.create_subprocess_exec(
-        rclone, "obscure", password, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"{rclone} obscure failed with exit code {process.returncode}")
-    return out.decode().strip()
-
-
-async def show(title: str, argv: list[str], *, as_hex: bool = False) -> None:
-    """Run a command and print it with its output, like a terminal session."""
-    print(f"\n$ {' '.join(argv)}    # {title}")
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await process.communicate()
-    text = output.hex(" ") if as_hex else output.decode(errors="replace").rstrip()
-    lines = text.splitlines()
-    for line in lines[:12]:
-        print(f"  {line}")
-    if len(lines) > 12:
-        print(f"  ... ({len(lines) - 12} more lines)")
-
-
-async def demo(port: int, shards: int, once: bool) -> None:
-    """Start the stand-in and the proxy, show the shard views, serve until stopped."""
-    from nzbdav_standin import Library, make_standin_app
-
-    library = Library.sample(n_ids=64, seed=2024)
-    backend_runner = web.AppRunner(make_standin_app(library, user=USER, password=PASSWORD))
-    await backend_runner.setup()
-    backend_site = web.TCPSite(backend_runner, "127.0.0.1", 0)
-    await backend_site.start()
-    backend_port = backend_runner.addresses[0][1]
-    settings = Settings(
-        backend=URL(f"http://127.0.0.1:{backend_port}"),
-        listen=HostPort("127.0.0.1", port),
-        shard_map=ShardMap.even(shards),
-    )
-    proxy_runner = await start_site(make_proxy_server(settings), settings.listen, reuse_port=False)
-    proxy = URL(f"http://127.0.0.1:{port}")
-    try:
-        print(f"NzbDav stand-in  {settings.backend}  (user {USER}, password {PASSWORD})")
-        print(f"shardproxy       {proxy}")
-        for shard in range(shards):
-            chars = settings.shard_map.prefixes_of(shard)
-            print(f"  shard {shard}: {proxy}{view_root(shard)}/  (UUIDs starting {chars})")
-        await show_with_rclone(library, proxy, settings.shard_map)
-        if once:
-            return
-        print("\nServing until Ctrl-C.")
-        await asyncio.Event().wait()
-    finally:
-        await proxy_runner.cleanup()
-        await backend_runner.cleanup()
-
-
-async def show_with_rclone(library: object, proxy: URL, shard_map: ShardMap) -> None:
-    """Run Debian's rclone against each shard view and print what to try by hand."""
+def demo_library() -> Any:
+    """The sample library plus the large films (content is generated as it is read)."""
     from nzbdav_standin import Library
 
-    assert isinstance(library, Library)
-    rclone = shutil.which("rclone")
-    uuid = sorted(library.ids)[0]
-    owner = shard_map.shard_of(uuid)
-    other = (owner + 1) % shard_map.count
-    folder = "/".join(ViewPath.of_uuid(uuid, shard_map).levels)
-    config_dir = Path(tempfile.mkdtemp(prefix="shardproxy-demo-"))
-    config = config_dir / "rclone.conf"
-    if rclone is None:
-        print("\nrclone is not installed (./scripts/setup.sh installs it); try curl:")
-        print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}{view_root(owner)}/")
-        return
-    obscured = await obscure(rclone, PASSWORD)
-    config.write_text(rclone_config(proxy, shard_map.count, user=USER, obscured_password=obscured))
-    base = [rclone, "--config", str(config)]
-    print(f"\nrclone remotes written to {config}: shard0..shard{shard_map.count - 1}, nzbdav")
-    for shard in range(shard_map.count):
-        await show(f"shard {shard} sees only its prefixes", [*base, "lsf", f"shard{shard}:"])
-    await show(
-        f"{uuid} lives in shard {owner}",
-        [*base, "lsf", "--format", "pst", f"shard{owner}:{folder}"],
-    )
-    await show(
-        f"shard {other} does not have it",
-        [*base, "lsf", "--low-level-retries", "1", f"shard{other}:{folder}"],
-    )
-    await show(
-        "16 bytes from offset 1000, through the Range contract",
-        [*base, "cat", "--offset", "1000", "--count", "16", f"shard{owner}:{folder}/{uuid}"],
-        as_hex=True,
-    )
-    await show("the whole proxy, with the shard folders", [*base, "lsf", "nzbdav:"])
-    print("\nTry it yourself:")
-    print(f"  rclone --config {config} lsf shard{owner}:{folder}")
-    mountpoint = f"/mnt/shards/s{owner}/{IDS_NAME}"
-    print(f"  rclone --config {config} mount shard{owner}: {mountpoint} --read-only")
-    print(f"  curl -u {USER}:{PASSWORD} -X PROPFIND -H 'Depth: 1' {proxy}{view_root(owner)}/")
+    library = Library.sample(n_ids=24, seed=2024)
+    for title, uuid, mib in FILMS:
+        name = title.replace(" ", ".").replace("(", "").replace(")", "")
+        library.add(f"/content/movies/{title}/{name}.2160p.mkv", mib * MIB, uuid=uuid)
+    return library
 
 
-def run_demo(*, port: int, shards: int, once: bool) -> int:
+def check_mount_dir(root: Path) -> None:
+    """Refuse a folder holding anything but a previous demo's leftovers."""
+    if root.exists() and any(entry.name not in OWN for entry in root.iterdir()):
+        raise SystemExit(
+            f"shardproxy demo: {root} is not empty; give a new or empty folder, "
+            "which the demo removes again when it stops"
+        )
+
+
+def du(path: Path) -> int:
+    """Bytes a folder's files take on disk (rclone's cache files are sparse)."""
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
+
+
+def show(stack: Stack) -> None:
+    """Read through one symlink and print where everything is."""
+    film = next(link for link in stack.links if link.uuid == FILMS[2][1])
+    print(f"\nReading 64 MiB of {film.link.name} through its symlink ...")
+    with film.link.open("rb") as stream:
+        for _ in range(64):
+            stream.read(MIB)
+    print(f"  {film.link}\n    -> {film.target}")
+    print("\nCache use per disk (each shard caches only its own files; rest caches none):")
+    for mount in (*(f"shard{n}" for n in range(stack.shards)), "rest"):
+        print(f"  {mount:7} {du(stack.cache_dir(mount)) / MIB:8.1f} MiB  {stack.cache_dir(mount)}")
+    merged = stack.deployment.merged
+    print(
+        f"""
+Where to look:
+  library (what Plex scans)   {stack.library_dir}
+  mergerfs (what links reach) {merged}
+  shard mounts                {stack.root / "mnt" / "shards"}
+  generated files             {stack.etc}   (the units these processes run)
+  logs                        {stack.logs}
+  NzbDav stand-in             {stack.standin_url}  (user {USER}, password {PASSWORD})
+  shardproxy                  http://127.0.0.1:{stack.proxy_port}
+  its RC endpoint             http://127.0.0.1:{stack.rc_port}  (user {RC_USER}, password {RC_PASS})
+
+Try:
+  ls -lR {stack.library_dir / "movies"} | head -20
+  dd if="{film.link}" of=/dev/null bs=1M count=512 status=progress
+  watch du -sh {stack.root / "cache"}/*
+  kill the rclone of shard 2 (pid {stack.processes["shard2"].pid}) and play a film of
+  shard 2 again: it is read through `rest`, uncached, and shardproxy's log says so."""
+    )
+
+
+def run_demo(*, mount: str, layout: str, shards: int, once: bool) -> int:
     """Entry point of `shardproxy demo`."""
-    run_with_uvloop(demo(port, shards, once))
+    root = Path(mount).absolute()
+    check_mount_dir(root)
+    # A folder holding only a crashed demo's leftovers was made by a demo: remove it too.
+    ours = not root.exists() or any(root.iterdir())
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    stack = Stack(root, Layout(layout), shards=shards, library=demo_library())
+    print(f"Starting the whole stack in {root} ({layout}, {shards} shards) ...", flush=True)
+    try:
+        with stack:
+            print(f"  {len(stack.links)} links in the library; {shards} shards, rest, mergerfs")
+            show(stack)
+            if not once:
+                print("\nRunning until Ctrl-C.", flush=True)
+                threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"shardproxy demo: {exc}", file=sys.stderr)
+        return 1
+    leftovers = [name for name in OWN if (root / name).exists()]
+    if leftovers:
+        print(f"shardproxy demo: could not remove {leftovers} from {root}", file=sys.stderr)
+        return 1
+    if ours and root.exists() and not any(root.iterdir()):
+        root.rmdir()
+    print("\nStopped: everything unmounted, the demo's folders removed.")
     return 0

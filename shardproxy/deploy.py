@@ -25,8 +25,8 @@ from pathlib import PurePosixPath
 
 from yarl import URL
 
-from shardproxy.config import HostPort
-from shardproxy.shards import view_name
+from shardproxy.config import OPTIONS, ConfigError, HostPort, Settings
+from shardproxy.shards import IDS_NAME, view_name
 
 # rclone's fixed key for `rclone obscure` (fs/config/obscure): obscuring only keeps a
 # password from being read over a shoulder; anyone can reveal it.
@@ -161,16 +161,11 @@ class Mount:
         return f"shardproxy-rclone-{self.name}.service"
 
 
-def view_folder(shard: int) -> str:
-    """The name of shard ``shard``'s view folder at the proxy's root."""
-    return view_name(shard)
-
-
 def mounts(deployment: Deployment, layout: Layout) -> list[Mount]:
     """The shard mounts in shard order, then ``rest``."""
     found = []
     for shard in range(deployment.shard_count):
-        folder = ".ids" if layout is Layout.LINKS_UNCHANGED else view_folder(shard)
+        folder = IDS_NAME if layout is Layout.LINKS_UNCHANGED else view_name(shard)
         found.append(
             Mount(
                 name=f"shard{shard}",
@@ -276,17 +271,31 @@ def obscure(password: str, iv: bytes) -> str:
 
 def rclone_conf(deployment: Deployment, obscured_pass: str | None) -> str:
     """Remotes ``shard0..`` on the shard views and ``rest`` on the proxy's root."""
-    base = str(deployment.proxy_url).rstrip("/")
-    remotes = [(f"shard{n}", f"{base}/{view_folder(n)}") for n in range(deployment.shard_count)]
-    remotes.append(("rest", base))
+    return webdav_remotes(
+        deployment.proxy_url, deployment.shard_count, deployment.nzbdav_user, obscured_pass
+    )
+
+
+def webdav_remotes(
+    proxy_url: URL | str,
+    shard_count: int,
+    user: str | None,
+    obscured_pass: str | None,
+    *,
+    rest: str = "rest",
+) -> str:
+    """rclone.conf text: a WebDAV remote per shard view, and ``rest`` on the proxy's root."""
+    base = str(proxy_url).rstrip("/")
+    remotes = [(f"shard{n}", f"{base}/{view_name(n)}") for n in range(shard_count)]
+    remotes.append((rest, base))
     sections = []
     for name, url in remotes:
         lines = [f"[{name}]", "type = webdav", f"url = {url}", "vendor = other"]
-        if deployment.nzbdav_user is not None:
-            lines.append(f"user = {deployment.nzbdav_user}")
+        if user is not None:
+            lines.append(f"user = {user}")
         if obscured_pass is not None:
             lines.append(f"pass = {obscured_pass}")
-        if name == "rest":
+        if name == rest:
             # Tells the proxy a read came through the fail-over mount, in both layouts
             # (with shard links, `rest` reads the same /.ids-s<N>/ paths as the shard).
             lines.append("headers = X-Shardproxy-Mount,rest")
@@ -512,6 +521,102 @@ def _toml_value(value: object) -> str:
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     # A JSON string is a valid TOML basic string.
     return json.dumps(str(value), ensure_ascii=False)
+
+
+# -- from the settings ----------------------------------------------------------------
+
+DEPLOY_ONLY = frozenset(
+    {
+        "mount_root",
+        "config_dir",
+        "cache_dir",
+        "rest_cache_dir",
+        "cache_max_size",
+        "cache_min_free_space",
+        "nzbdav_user",
+        "nzbdav_pass",
+        "rclone_rc_user",
+        "rclone_rc_pass",
+        "rclone_rc_port",
+    }
+)
+"""Settings only `gen` reads; the proxy's own file leaves them out."""
+
+
+def deployment_from(settings: Settings) -> Deployment:
+    """The deployment the settings describe; a ConfigError says what is missing."""
+    count = settings.shard_map.count
+    listen = settings.listen
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::") else listen.host
+    proxy_url = URL(f"http://{HostPort(host, listen.port)}")
+
+    def rc(url: URL | None, port: int, what: str) -> RcEndpoint:
+        if url is not None:
+            if url.host is None or url.port is None or not url.user or url.password is None:
+                raise ConfigError(
+                    f"{what} is {url.with_password(None)}: give it as http://USER:PASS@HOST:PORT "
+                    "so the generated rclone demands those credentials"
+                )
+            return RcEndpoint(HostPort(url.host, url.port), url.user, url.password)
+        if settings.rclone_rc_pass is None:
+            raise ConfigError(
+                f"{what}'s RC needs a password (rclone 1.74+ refuses unauthenticated cache "
+                "calls): set rclone_rc_pass (--rclone-rc-pass), or give its URL with "
+                "credentials in shard_rc / rc_fallback"
+            )
+        addr = HostPort("127.0.0.1", port)
+        return RcEndpoint(addr, settings.rclone_rc_user, settings.rclone_rc_pass)
+
+    base = settings.rclone_rc_port
+    fallback = settings.rc_fallback[0] if settings.rc_fallback else None
+    return Deployment(
+        proxy_url=proxy_url,
+        shard_count=count,
+        mount_root=PurePosixPath(settings.mount_root),
+        config_dir=PurePosixPath(settings.config_dir),
+        cache_dirs=tuple(
+            PurePosixPath(settings.cache_dir.get(n, f"/var/cache/shardproxy/s{n}"))
+            for n in range(count)
+        ),
+        rest_cache_dir=PurePosixPath(settings.rest_cache_dir),
+        cache_max_size=dict(settings.cache_max_size),
+        cache_min_free_space=dict(settings.cache_min_free_space),
+        nzbdav_user=settings.nzbdav_user,
+        nzbdav_pass=settings.nzbdav_pass,
+        shard_rc=tuple(rc(settings.shard_rc.get(n), base + n, f"shard {n}") for n in range(count)),
+        rest_rc=rc(fallback, base + count, "the rest mount"),
+        log_level="DEBUG" if settings.log_level == "debug" else "INFO",
+    )
+
+
+def proxy_toml(settings: Settings, deployment: Deployment) -> str:
+    """The proxy's own settings file, with every rclone's RC URL filled in."""
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        # rc_pending_file's default is worked out where gen runs; the proxy's own
+        # default (beside its config file) is the one that fits where it is installed.
+        # The shard map's settings (shards, shard, shard_weights) are no Settings fields;
+        # it is written below as the explicit `shard` table.
+        if option.name in DEPLOY_ONLY or option.name == "rc_pending_file":
+            continue
+        if not hasattr(settings, option.name):
+            continue
+        value = getattr(settings, option.name)
+        if value is None or value == option.default or option.name in ("shard_rc", "rc_fallback"):
+            continue
+        if isinstance(value, Mapping):
+            value = {str(k): str(v) for k, v in value.items()}
+        elif isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif not isinstance(value, int | float):
+            value = str(value)
+        values[option.name] = value
+    values["rc_fallback"] = [str(deployment.rest_rc.url)] if deployment.rest_rc else []
+    values["shard"] = {
+        str(n): settings.shard_map.prefixes_of(n) for n in range(deployment.shard_count)
+    }
+    values["shard_rc"] = {str(n): str(rc.url) for n, rc in enumerate(deployment.shard_rc)}
+    return toml_text(values)
 
 
 # -- the whole set -------------------------------------------------------------------

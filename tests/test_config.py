@@ -161,7 +161,7 @@ def test_unknown_file_key_without_close_match_lists_the_known_ones(toml: Any) ->
     assert "unknown setting 'zzzzzz'" in message
     assert "did you mean" not in message
     assert "known: access_log, admin_listen, admin_pass, admin_poll_interval, admin_user" in message
-    assert "backend, body_timeout, connect_timeout" in message
+    assert "backend, body_timeout, cache_dir" in message
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

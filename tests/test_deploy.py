@@ -104,7 +104,7 @@ def test_rclone_reveals_the_obscured_password(binary: str) -> None:
     for password in (PASSWORD, "", "a" * 100):
         obscured = obscure(password, os.urandom(16))
         revealed = subprocess.run(
-            [binary, "reveal", obscured], capture_output=True, text=True, check=True
+            [binary, "reveal", "--", obscured], capture_output=True, text=True, check=True
         )
         assert revealed.stdout.rstrip("\n") == password
 
@@ -134,7 +134,7 @@ def test_rclone_reads_urls_user_and_password(binary: str, tmp_path: Path) -> Non
         assert remote["type"] == "webdav" and remote["vendor"] == "other"
         assert remote["user"] == "admin"
         revealed = subprocess.run(
-            [binary, "reveal", remote["pass"]], capture_output=True, text=True, check=True
+            [binary, "reveal", "--", remote["pass"]], capture_output=True, text=True, check=True
         )
         assert revealed.stdout.rstrip("\n") == PASSWORD
 
@@ -291,7 +291,8 @@ def test_units_pass_systemd_analyze_verify(layout: Layout, tmp_path: Path) -> No
 
 @given(st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=5), st.booleans())
 def test_exec_lines_give_back_the_argv(argv: list[str], may_fail: bool) -> None:
-    argv = [word.replace("\x00", "") for word in argv]
+    # The program is an absolute path, so a leading "-" is always the prefix.
+    argv = ["/usr/bin/program", *(word.replace("\x00", "") for word in argv)]
     assert parse_exec_line(exec_line(argv, may_fail=may_fail)) == (argv, may_fail)
 
 

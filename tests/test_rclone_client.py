@@ -8,6 +8,7 @@ quirks (full-URL hrefs, folders without trailing slash, the Range oddities).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
-from shardproxy.demo import obscure, rclone_config
+from shardproxy.deploy import obscure, webdav_remotes
 from shardproxy.shards import ShardMap
 from tests.conftest import running_proxy
 from tests.processes import current_rclone, require_program
@@ -113,13 +114,9 @@ async def remotes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     await backend.start_server()
     try:
         async with running_proxy(backend.make_url("/").origin()) as proxy_url:
-            obscured = await obscure(rclone, PASSWORD)
+            obscured = obscure(PASSWORD, os.urandom(16))
             config = tmp_path / "rclone.conf"
-            config.write_text(
-                rclone_config(
-                    proxy_url, SHARDS, user=USER, obscured_password=obscured, whole="root"
-                )
-            )
+            config.write_text(webdav_remotes(proxy_url, SHARDS, USER, obscured, rest="root"))
             yield Remotes(rclone, config, library, proxy_url)
     finally:
         await backend.close()

@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
-from shardproxy.demo import obscure, rclone_config
+from shardproxy.deploy import obscure, webdav_remotes
 from shardproxy.shards import ShardMap
 from tests.conftest import running_proxy
 from tests.processes import require_program
@@ -57,8 +57,8 @@ async def mounted_shard(
 ) -> AsyncIterator[tuple[Path, Path]]:
     rclone = require_program("rclone")
     config = tmp_path / "rclone.conf"
-    obscured = await obscure(rclone, PASSWORD)
-    config.write_text(rclone_config(proxy_url, 4, user=USER, obscured_password=obscured))
+    obscured = obscure(PASSWORD, os.urandom(16))
+    config.write_text(webdav_remotes(proxy_url, 4, USER, obscured))
     mountpoint, cache = tmp_path / f"s{shard}" / ".ids", tmp_path / f"cache{shard}"
     mountpoint.mkdir(parents=True)
     process = await asyncio.create_subprocess_exec(
