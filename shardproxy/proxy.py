@@ -579,13 +579,13 @@ async def copy_body(
     remaining = limit
     while data := await upstream.read():
         if remaining is not None:
-            if len(data) >= remaining:
-                await response.write(data[:remaining])
-                on_sent(remaining, False)
-                return
+            # Only the range's bytes go on; the rest is left unread at the backend.
+            data = data[:remaining]
             remaining -= len(data)
         await response.write(data)
         on_sent(len(data), False)
+        if remaining == 0:
+            return
 
 
 def _error_kind(exc: BaseException) -> str:

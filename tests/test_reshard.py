@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,25 @@ def test_rebalance_prints_a_map_to_paste_and_how_much_moves(
     new.write_text(out)
     assert load_settings({}, config_file=str(new), environ={}, need_backend=False).shard_map == NEW
     assert "8 of 16 first characters change owner (50.0% of the library" in out
+
+
+def test_a_move_to_another_filesystem_copies_the_data_with_its_holes(tmp_path: Path) -> None:
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+        source = CacheDir(other, "shard0")
+        target = CacheDir(str(tmp_path / "b"), "shard2")
+        caches = [source, CacheDir(str(tmp_path / "c"), "shard1"), target]
+        make_cached(source, rel(UUID4), b"")
+        with open(source.data(rel(UUID4)), "r+b") as stream:
+            stream.seek(8 << 20)
+            stream.write(b"cached range")
+            stream.truncate(32 << 20)
+        expected = Path(source.data(rel(UUID4))).read_bytes()
+        move_cached(Move(rel(UUID4), 0, 2, 32 << 20, 4096), caches)
+        moved = Path(target.data(rel(UUID4)))
+        assert moved.read_bytes() == expected
+        assert moved.stat().st_blocks * 512 <= 1 << 20, "the copy filled the holes in"
+        assert Path(target.meta(rel(UUID4))).read_bytes() == b"{}"
+        assert not os.path.exists(source.data(rel(UUID4)))
+        assert not os.path.exists(source.meta(rel(UUID4)))
