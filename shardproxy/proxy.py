@@ -33,8 +33,10 @@ from shardproxy.listing import (
     ShardListingPolicy,
     filter_listing,
 )
+from shardproxy.location import client_location
 from shardproxy.metrics import Metrics
 from shardproxy.rclonelink import is_rclonelink, is_symlinks_path
+from shardproxy.rootviews import with_view_folders
 from shardproxy.shards import (
     Refused,
     ShardMap,
@@ -161,6 +163,7 @@ class UpstreamPlan:
     asked_range: ranges.FromTo | None = None
     rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
     grow_link_sizes: bool = False  # a listing whose .rclonelink sizes grow (rewrite on)
+    scheme: str = "http"  # how the client reached the proxy
 
 
 class WebDavProxy:
@@ -253,7 +256,7 @@ class WebDavProxy:
         # The path and query go upstream as the client spelled them, except a raw "#",
         # which a backend would take for a fragment and cut off.
         upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
-        plan = UpstreamPlan(request.method, upstream_target, headers, shard)
+        plan = UpstreamPlan(request.method, upstream_target, headers, shard, scheme=request.scheme)
         if (
             self.settings.rewrite_rclonelinks
             and shard is None
@@ -351,19 +354,24 @@ class WebDavProxy:
     def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> ReplyHeaders:
         """The backend's reply headers as the client should see them."""
         headers = reply_headers_of(upstream)
-        if plan.shard is not None:
-            for index, (name, value) in enumerate(headers):
-                if name.lower() == "location":
-                    headers[index] = (name, self.map_location(value))
+        for index, (name, value) in enumerate(headers):
+            if name.lower() == "location":
+                headers[index] = (name, self.map_location(value, plan))
         return headers
 
-    def map_location(self, location: str) -> str:
-        """A Location into NzbDav's /.ids tree is shown in the owning shard's view."""
+    def map_location(self, location: str, plan: UpstreamPlan) -> str:
+        """A Location as the client should follow it: on the proxy, in the owning view.
+
+        One naming the backend itself gets the client's scheme, host and port; one into
+        NzbDav's /.ids tree, in reply to a shard request, gets the owning shard's view.
+        """
+        host = plan.headers.get("Host")
+        location = client_location(location, self.settings.backend, host, plan.scheme)
         try:
             url = URL(location, encoded=True)
         except ValueError:
             return location
-        mapped = owning_view_path(url.path, self.shard_map)
+        mapped = owning_view_path(url.path, self.shard_map) if plan.shard is not None else None
         if mapped is None:
             return location
         return str(url.with_path(mapped))
@@ -485,10 +493,17 @@ class WebDavProxy:
             listing = filter_listing(plan.listing_policy, body)
         except ListingError as exc:
             return self.broken_listing(request, f"malformed listing: {exc}", plan.shard)
+        body = listing.body
+        if (
+            plan.listing_policy is self.root_policy
+            and listing.responses_out == listing.responses_in
+        ):
+            # No /.ids entry was cloned into view folders: the backend may hide dot-entries.
+            body = await with_view_folders(self, plan, body)
         self.metrics.listing(plan.shard, listing.responses_out, listing.dropped)
-        self.metrics.streamed(plan.shard, len(listing.body), spliced=False)
+        self.metrics.streamed(plan.shard, len(body), spliced=False)
         headers = self.reply_headers(upstream, plan)
-        return web.Response(status=upstream.status, reason=None, headers=headers, body=listing.body)
+        return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
 
     async def read_listing(
         self, request: web.BaseRequest, upstream: UpstreamResponse, shard: int | None

@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -69,3 +70,20 @@ async def running(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def serve_argv(backend: str, port: int, tmp_path: Path, *extra: str) -> list[str]:
+    """``shardproxy serve`` on ``port`` in front of ``backend``, its RC queue in tmp_path."""
+    return [
+        sys.executable,
+        "-m",
+        "shardproxy.cli",
+        "serve",
+        "--backend",
+        backend,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--rc-pending-file",
+        str(tmp_path / "pending.sqlite3"),
+        *extra,
+    ]

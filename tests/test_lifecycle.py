@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,26 +16,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.processes import free_port, running
+from tests.processes import free_port, running, serve_argv
 
-SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
 STARTED_RE = re.compile(r"started worker (\d+)")
 # Generous bounds: the machine is shared; these only catch "never".
 PATIENCE = 60.0
-
-
-def serve_argv(backend: str, port: int, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        *SHARDPROXY,
-        "serve",
-        "--backend",
-        backend,
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--rc-pending-file",
-        str(tmp_path / "pending.sqlite3"),
-        *extra,
-    ]
 
 
 async def wait_for_log(log: Path, pattern: str, *, count: int = 1) -> list[str]:

@@ -7,16 +7,14 @@ the proxy is killed and started again, and only then does the rclone come up.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.processes import free_port, running
+from tests.processes import free_port, running, serve_argv
 from tests.rclone_procs import debian_rclone, go_map, make_rclone
 
-SHARDPROXY = [sys.executable, "-m", "shardproxy.cli"]
 FORGOTTEN = ".ids/9/6/1/b/0"  # first character 9: shard 2 of 4
 
 pytestmark = pytest.mark.rclone
@@ -30,20 +28,15 @@ async def test_a_forget_for_a_dead_shard_is_delivered_after_a_proxy_restart(
         pytest.skip("rclone is not installed: run ./scripts/setup.sh")
     shard = make_rclone(binary, tmp_path, "shard2", protocol="webdav")
     port, rc_port = free_port(), free_port()
-    argv = [
-        *SHARDPROXY,
-        "serve",
-        "--backend",
+    argv = serve_argv(
         "http://127.0.0.1:9",
-        "--listen",
-        f"127.0.0.1:{port}",
+        port,
+        tmp_path,
         "--rc-listen",
         f"127.0.0.1:{rc_port}",
         "--shard-rc",
         f"2=http://127.0.0.1:{shard.rc_port}",
-        "--rc-pending-file",
-        str(tmp_path / "pending.sqlite3"),
-    ]
+    )
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     async with running(argv, port=rc_port, log=first_log) as first:
         async with (

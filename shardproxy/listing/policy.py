@@ -67,3 +67,20 @@ class RootListingPolicy:
             return (backend_path,)
         views = tuple(view_root(s) for s in range(self.shard_map.count))
         return (backend_path, *views)
+
+
+@dataclass(frozen=True)
+class ViewFoldersPolicy:
+    """A listing of ``/.ids`` itself shown only as each shard's view folder.
+
+    For a backend whose root listing hides dot-entries (nginx's dav-ext): its Depth-0
+    answer for ``/.ids`` becomes the ``.ids-s<N>`` entries the root listing lacks.
+    """
+
+    shard_map: ShardMap
+
+    def client_paths(self, backend_path: str) -> Sequence[str]:
+        """``/.ids`` -> every view root; anything else is dropped."""
+        if backend_path.rstrip("/") != IDS_ROOT:
+            return ()
+        return tuple(view_root(s) for s in range(self.shard_map.count))
