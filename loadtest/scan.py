@@ -6,7 +6,7 @@ mergerfs, the symlink library), started from the generated units; the plain side
 `rclone mount` of the stand-in itself with the same flags and its own cache, and a
 library of symlinks into it. A scan stats every link and reads the first MiB and one MiB
 near the end of each file, as Plex does when it analyses media. Each side is scanned
-cold (nothing cached), then warm; the sides alternate, twice over.
+cold (nothing cached), then warm; which side goes first alternates by round.
 
     .venv/bin/python -m loadtest.scan [--write]     # --write appends to loadtest/RESULTS.md
 """
@@ -88,17 +88,17 @@ class PlainMount:
         clear_stale_mounts(self.point)
 
 
-def one_round(folder: Path) -> dict[str, float]:
+def one_round(folder: Path, plain_first: bool) -> dict[str, float]:
     """A fresh stack and plain mount (cold caches): each side scanned cold, then warm."""
     times: dict[str, float] = {}
     with Stack(folder / "stack", Layout.LINKS_UNCHANGED, library=demo_library()) as stack:
         plain = PlainMount(stack, folder)
         try:
-            sharded = [link.link for link in stack.links]
-            times["plain cold"] = scan(plain.links)
-            times["sharded cold"] = scan(sharded)
-            times["plain warm"] = scan(plain.links)
-            times["sharded warm"] = scan(sharded)
+            sides = {"plain": plain.links, "sharded": [link.link for link in stack.links]}
+            order = ["plain", "sharded"] if plain_first else ["sharded", "plain"]
+            for state in ("cold", "warm"):
+                for side in order:
+                    times[f"{side} {state}"] = scan(sides[side])
         finally:
             plain.close()
     return times
@@ -106,14 +106,14 @@ def one_round(folder: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--write", action="store_true", help="append the result to RESULTS.md")
     options = parser.parse_args()
     started = time.monotonic()
     rounds = []
-    for _ in range(options.rounds):
+    for number in range(options.rounds):
         with tempfile.TemporaryDirectory(prefix="shardproxy-scan-") as folder:
-            rounds.append(one_round(Path(folder)))
+            rounds.append(one_round(Path(folder), plain_first=number % 2 == 0))
     files = len(demo_library().ids)
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     lines = [
@@ -122,7 +122,8 @@ def main() -> None:
         "",
         f"Run on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
         f"`python -m loadtest.scan`, {(time.monotonic() - started) / 60:.1f} minutes, "
-        f"{options.rounds} rounds (fresh stacks, so cold means nothing cached).",
+        f"{options.rounds} rounds (fresh stacks, so cold means nothing cached; which side "
+        "goes first alternates); medians.",
         "",
         "Machine:",
         "",
