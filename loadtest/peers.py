@@ -231,6 +231,7 @@ class Server:
     cpus: str | None
     probe: str
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -247,7 +248,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=REPO,
+            cwd=self.cwd,
             env={**os.environ, **self.env},
             start_new_session=True,
         )
@@ -344,9 +345,10 @@ def baseline_server(name: str, port: int, origin: int, tree: Path, cpus: str | N
     argv = [sys.executable, "-m", "shardproxy.cli", "serve"]
     argv += ["--backend", f"http://127.0.0.1:{origin}", "--listen", f"127.0.0.1:{port}"]
     argv += ["--shards", "4", "--log-level", "warning"]
-    # First on the path: its own modules, not this checkout's.
+    # Run from the tree, so that `python -m` finds its modules, not this checkout's.
     env = {"PYTHONPATH": str(tree)}
-    return Server(name, port, argv, cpus, shard_path(f"{FILE_FOLDER}/{SMALL_UUID}"), env)
+    probe = shard_path(f"{FILE_FOLDER}/{SMALL_UUID}")
+    return Server(name, port, argv, cpus, probe, env, cwd=tree)
 
 
 def tool_version(argv: list[str]) -> str:

@@ -1,7 +1,7 @@
 """The WebDAV handler: route a request, forward it to NzbDav, stream the reply back.
 
 The decisions live in pure modules (``shards`` for paths, ``ranges`` for the Range
-contract, ``multistatus`` for PROPFIND bodies); this module is the glue that applies
+contract, ``listing`` for PROPFIND bodies); this module is the glue that applies
 them between aiohttp's low-level server (the client side) and our own backend pool.
 """
 

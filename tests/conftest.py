@@ -75,3 +75,12 @@ def run_on(loop_kind: str, scenario: Callable[[], Awaitable[None]]) -> None:
 def loop_kind(request: pytest.FixtureRequest) -> str:
     """The event loop a scenario runs on: production's uvloop and the standard one."""
     return str(request.param)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` for up to 5 s."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still waiting for {what}")

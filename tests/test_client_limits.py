@@ -45,39 +45,35 @@ async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     await writer.drain()
 
 
-async def test_huge_head_is_refused_with_431_and_never_forwarded(proxy: RunningProxy) -> None:
-    heads: list[bytes] = []
-    async with (
-        raw_backend(answer_ok, heads) as backend,
-        proxy(backend, header_max_size=16384) as url,
-    ):
+async def exchange(
+    proxy: RunningProxy, parts: list[bytes], heads: list[bytes], **settings: float
+) -> bytes:
+    """Send ``parts`` to a proxy (in front of a backend answering OK) on one raw
+    connection; everything it sends back until it closes."""
+    async with raw_backend(answer_ok, heads) as backend, proxy(backend, **settings) as url:
         assert url.host is not None and url.port is not None
         async with raw_client(url.host, url.port) as sock:
-            loop = asyncio.get_running_loop()
-            head = b"GET /content/x HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 8000 + b"\r\n"
-            for _ in range(4):
-                await loop.sock_sendall(sock, head[-8009:])
-            reply = await read_until_closed(sock)
+            for part in parts:
+                await asyncio.get_running_loop().sock_sendall(sock, part)
+            return await read_until_closed(sock)
+
+
+async def test_huge_head_is_refused_with_431_and_never_forwarded(proxy: RunningProxy) -> None:
+    heads: list[bytes] = []
+    pad = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+    parts = [b"GET /content/x HTTP/1.1\r\nHost: x\r\n", *[pad] * 4]
+    reply = await exchange(proxy, parts, heads, header_max_size=16384)
     assert reply.startswith(b"HTTP/1.1 431 ")
     assert b"header_max_size" in reply
     assert heads == []
 
 
 async def test_head_just_under_the_limit_is_served(proxy: RunningProxy) -> None:
-    heads: list[bytes] = []
-    async with (
-        raw_backend(answer_ok, heads) as backend,
-        proxy(backend, header_max_size=16384) as url,
-    ):
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            loop = asyncio.get_running_loop()
-            start = b"GET /content/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            # Each line within aiohttp's 8190 bytes, as nginx's buffers want them too.
-            pad = b"X-Pad-1: " + b"a" * 6000 + b"\r\n" + b"X-Pad-2: " + b"a" * 6000 + b"\r\n"
-            pad += b"X-Pad-3: " + b"a" * (16384 - len(start) - len(pad) - 13) + b"\r\n\r\n"
-            await loop.sock_sendall(sock, start + pad)
-            reply = await read_until_closed(sock)
+    start = b"GET /content/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    # Each line within aiohttp's 8190 bytes, as nginx's buffers want them too.
+    pad = b"X-Pad-1: " + b"a" * 6000 + b"\r\n" + b"X-Pad-2: " + b"a" * 6000 + b"\r\n"
+    pad += b"X-Pad-3: " + b"a" * (16384 - len(start) - len(pad) - 13) + b"\r\n\r\n"
+    reply = await exchange(proxy, [start + pad], [], header_max_size=16384)
     assert len(start + pad) == 16384
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert reply.endswith(b"\r\n\r\nok")
@@ -85,34 +81,19 @@ async def test_head_just_under_the_limit_is_served(proxy: RunningProxy) -> None:
 
 async def test_slow_head_is_dropped_with_408(proxy: RunningProxy) -> None:
     heads: list[bytes] = []
-    async with raw_backend(answer_ok, heads) as backend, proxy(backend, **LIMITS) as url:
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            await asyncio.get_running_loop().sock_sendall(sock, b"GET /content/x HTTP/1.1\r\nHo")
-            reply = await read_until_closed(sock)
+    reply = await exchange(proxy, [b"GET /content/x HTTP/1.1\r\nHo"], heads, **LIMITS)
     assert reply.startswith(b"HTTP/1.1 408 ")
     assert b"header_timeout" in reply
     assert heads == []
 
 
 async def test_connection_that_sends_nothing_is_closed(proxy: RunningProxy) -> None:
-    async with raw_backend(answer_ok) as backend, proxy(backend, **LIMITS) as url:
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            assert await read_until_closed(sock) == b""
+    assert await exchange(proxy, [], [], **LIMITS) == b""
 
 
 async def test_idle_keepalive_connection_is_closed(proxy: RunningProxy) -> None:
-    async with (
-        raw_backend(answer_ok) as backend,
-        proxy(backend, keepalive_timeout=0.5) as url,
-    ):
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            await asyncio.get_running_loop().sock_sendall(
-                sock, b"GET /content/x HTTP/1.1\r\nHost: x\r\n\r\n"
-            )
-            reply = await read_until_closed(sock)
+    request = b"GET /content/x HTTP/1.1\r\nHost: x\r\n\r\n"
+    reply = await exchange(proxy, [request], [], keepalive_timeout=0.5)
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert reply.endswith(b"\r\n\r\nok")
 
@@ -209,15 +190,11 @@ async def test_absolute_form_target_goes_upstream_as_a_path_with_its_host(
     proxy: RunningProxy,
 ) -> None:
     heads: list[bytes] = []
-    async with raw_backend(answer_ok, heads) as backend, proxy(backend) as url:
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            await asyncio.get_running_loop().sock_sendall(
-                sock,
-                b"GET http://media.example:8080/.ids-s0/0/?a=1 HTTP/1.1\r\nHost: other\r\n"
-                b"Connection: close\r\n\r\n",
-            )
-            reply = await read_until_closed(sock)
+    request = (
+        b"GET http://media.example:8080/.ids-s0/0/?a=1 HTTP/1.1\r\nHost: other\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    reply = await exchange(proxy, [request], heads)
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert heads[0].startswith(b"GET /.ids/0/?a=1 HTTP/1.1\r\n")
     assert b"\r\nHost: media.example:8080\r\n" in heads[0]
@@ -226,13 +203,9 @@ async def test_absolute_form_target_goes_upstream_as_a_path_with_its_host(
 
 async def test_header_value_that_is_not_utf8_passes_byte_for_byte(proxy: RunningProxy) -> None:
     heads: list[bytes] = []
-    async with raw_backend(answer_ok, heads) as backend, proxy(backend) as url:
-        assert url.host is not None and url.port is not None
-        async with raw_client(url.host, url.port) as sock:
-            await asyncio.get_running_loop().sock_sendall(
-                sock,
-                b"GET /content/x HTTP/1.1\r\nHost: x\r\nX-Title: Am\xe9lie \xff\r\n"
-                b"Connection: close\r\n\r\n",
-            )
-            await read_until_closed(sock)
+    request = (
+        b"GET /content/x HTTP/1.1\r\nHost: x\r\nX-Title: Am\xe9lie \xff\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    await exchange(proxy, [request], heads)
     assert b"\r\nX-Title: Am\xe9lie \xff\r\n" in heads[0]

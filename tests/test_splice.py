@@ -13,7 +13,7 @@ import random
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from yarl import URL
 from shardproxy import splice
 from shardproxy.app import make_proxy_server
 from shardproxy.server import make_runner
-from tests.conftest import proxy_settings, run_on, running_proxy
+from tests.conftest import proxy_settings, run_on, running_proxy, until
 from tests.test_proxy_errors import raw_backend
 
 UUID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -138,15 +138,6 @@ def open_pipes() -> int:
         except OSError:
             continue
     return count
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` for up to 5 s."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still waiting for {what}")
 
 
 async def raw_get(

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from shardproxy.upstream import READ_BUFFER, BackendError, BodyError, BodyTimeout, UpstreamPool
-from tests.conftest import run_on
+from tests.conftest import run_on, until
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -82,21 +82,29 @@ def replies(*answers: bytes) -> Callable[[RawBackend], Script]:
     return script
 
 
+def answer_once(data: bytes, *, hold: bool = False) -> Callable[[RawBackend], Script]:
+    """A backend answering a connection's first request with ``data``, then closing it
+    (or, with ``hold``, staying silent until the client closes)."""
+
+    def script(backend: RawBackend) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await backend.read_head(reader)
+            writer.write(data)
+            await writer.drain()
+            if hold:
+                await reader.read()
+
+        return run
+
+    return script
+
+
 async def get(pool: UpstreamPool, path: str = "/f", method: str = "GET") -> tuple[int, bytes]:
     """One request; its status and whole body; the connection handed back."""
     response = await pool.request(method, path, [("Host", "backend")])
     body = await response.read_all()
     response.release()
     return response.status, body
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` for up to 5 s."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still waiting for {what}")
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -132,13 +140,7 @@ def test_chunked_body_is_decoded_and_the_connection_reused(loop_kind: str) -> No
 
 
 def test_close_delimited_body_runs_to_the_end_and_is_not_reused(loop_kind: str) -> None:
-    def script(backend: RawBackend) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await backend.read_head(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
-            await writer.drain()
-
-        return run
+    script = answer_once(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
 
     async def scenario() -> None:
         async with backend_pool(script) as (backend, pool):
@@ -311,13 +313,7 @@ def test_head_reply_followed_by_body_bytes_drops_the_connection(loop_kind: str) 
 def test_short_body_is_an_error_not_a_complete_reply(loop_kind: str) -> None:
     short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"
 
-    def script(backend: RawBackend) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await backend.read_head(reader)
-            writer.write(short)
-            await writer.drain()
-
-        return run
+    script = answer_once(short)
 
     async def scenario() -> None:
         async with backend_pool(script) as (_, pool):
@@ -369,13 +365,7 @@ def test_malformed_reply_is_a_502(loop_kind: str) -> None:
     "sent", [b"", b"HTTP/1.1 200", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"]
 )
 def test_stall_before_the_head_ends_is_a_504(loop_kind: str, sent: bytes) -> None:
-    def script(backend: RawBackend) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await backend.read_head(reader)
-            writer.write(sent)
-            await reader.read()
-
-        return run
+    script = answer_once(sent, hold=True)
 
     async def scenario() -> None:
         async with backend_pool(script, read_timeout=0.3) as (_, pool):
@@ -395,13 +385,7 @@ def test_stall_before_the_head_ends_is_a_504(loop_kind: str, sent: bytes) -> Non
     ],
 )
 def test_stall_mid_body_times_out(loop_kind: str, sent: bytes) -> None:
-    def script(backend: RawBackend) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await backend.read_head(reader)
-            writer.write(sent)
-            await reader.read()
-
-        return run
+    script = answer_once(sent, hold=True)
 
     async def scenario() -> None:
         async with backend_pool(script, read_timeout=0.3) as (_, pool):
@@ -484,14 +468,8 @@ def test_a_consumer_that_reads_nothing_holds_the_backend_back(loop_kind: str) ->
 
 
 def test_a_reused_connection_the_backend_closed_is_retried_on_a_new_one(loop_kind: str) -> None:
-    def script(backend: RawBackend) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await backend.read_head(reader)
-            writer.write(OK)
-            await writer.drain()
-            # Keep-alive promised, then closed without a word, as idle timeouts do.
-
-        return run
+    # Keep-alive promised, then closed without a word, as idle timeouts do.
+    script = answer_once(OK)
 
     async def scenario() -> None:
         async with backend_pool(script) as (backend, pool):
