@@ -16,22 +16,19 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shardproxy \
     && mkdir -p /var/lib/shardproxy && chown shardproxy /var/lib/shardproxy
 COPY --from=build /opt/shardproxy /opt/shardproxy
-# Inside a container "all interfaces" is the only useful address for the WebDAV port.
-# The admin listener stays on the container's loopback, where the health check reaches
-# it; publishing it (SHARDPROXY_ADMIN_LISTEN=:8766) needs SHARDPROXY_ADMIN_USER and
-# SHARDPROXY_ADMIN_PASS, as the RC endpoint beyond loopback needs its user and password.
-# The RC retry queue (rc_pending_file) is kept in STATE_DIRECTORY: mount a volume there
-# to keep it across container restarts.
+COPY docker/shardproxy.toml /etc/shardproxy/shardproxy.toml
+# Image defaults live in a file, the lowest layer, so SHARDPROXY_* variables override
+# them. The RC retry queue (rc_pending_file) is kept in STATE_DIRECTORY: mount a volume
+# there to keep it across container restarts.
 ENV PATH=/opt/shardproxy/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    SHARDPROXY_LISTEN=:8765 \
-    SHARDPROXY_ADMIN_LISTEN=127.0.0.1:8766 \
+    SHARDPROXY_CONFIG=/etc/shardproxy/shardproxy.toml \
     STATE_DIRECTORY=/var/lib/shardproxy
 VOLUME /var/lib/shardproxy
 USER shardproxy
 # WebDAV, the RC endpoint (when SHARDPROXY_RC_LISTEN=:5575), the admin listener.
 EXPOSE 8765 5575 8766
-# Probes /healthz on whatever SHARDPROXY_ADMIN_LISTEN says, not a fixed port.
+# Probes /healthz on the configured admin_listen (or, without one, the WebDAV port).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["shardproxy", "healthcheck"]
 ENTRYPOINT ["shardproxy"]
 CMD ["serve"]

@@ -154,4 +154,9 @@ podman run --rm --no-healthcheck --entrypoint /opt/shardproxy/bin/python "$image
     'import importlib.util as u, sys; sys.exit(not u.find_spec("shardproxy") or bool(u.find_spec("nzbdav_standin")))' \
     || fail "the image ships the nzbdav_standin test package (or lacks shardproxy)"
 say "the image holds the product only (no nzbdav_standin)"
+
+# With no variables the image's own defaults file applies: WebDAV on every interface.
+defaults="$(podman run --rm --no-healthcheck "$image" check)"
+grep -q '^listen   0.0.0.0:8765$' <<<"$defaults" || fail "the image's defaults are not used: $defaults"
+say "without variables it listens on :8765 (the image's defaults file)"
 say "passed"

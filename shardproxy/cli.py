@@ -179,30 +179,6 @@ def shard_of_item(settings: Settings, item: str) -> str:
     return describe_location(shown, answer, settings.shard_map)
 
 
-def healthcheck(settings: Settings) -> int:
-    """Probe ``/healthz`` on the configured admin listener: 0 when it answers 200."""
-    import urllib.request
-
-    if settings.admin_listen is None:
-        print(
-            "shardproxy: healthcheck needs admin_listen (SHARDPROXY_ADMIN_LISTEN)", file=sys.stderr
-        )
-        return 1
-    host = settings.admin_listen.host
-    # A listener on every interface is reached on this machine's loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    address = f"[{host}]" if ":" in host else host
-    url = f"http://{address}:{settings.admin_listen.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            status = reply.status
-    except OSError as exc:
-        print(f"shardproxy: {url}: {exc}", file=sys.stderr)
-        return 1
-    print(f"{url}: HTTP {status}")
-    return 0 if status == 200 else 1
-
-
 def run_relink(args: argparse.Namespace, settings: Settings) -> int:
     """``shardproxy relink``: run it and print the counts."""
     from pathlib import Path
@@ -243,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "healthcheck":
+            from shardproxy.healthcheck import healthcheck
+
             return healthcheck(settings)
         if args.command == "check":
             from shardproxy.probe import run_check
