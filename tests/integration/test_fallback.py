@@ -11,6 +11,7 @@ import logging
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app
 from shardproxy.app import make_proxy_server
-from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.fallback import FallbackReads, fallback_read_shard, is_fallback_mount
 from shardproxy.listener import ProxyServer
 from shardproxy.server import start_site
 from shardproxy.shards import ShardMap
@@ -66,6 +67,15 @@ def test_other_requests_are_not_fallback_reads(method: str, path: str) -> None:
     assert fallback_read_shard(method, path, SHARD_MAP) is None
 
 
+@pytest.mark.parametrize(("header", "rest"), [("rest", True), (" Rest ", True), ("s2", False)])
+def test_the_rest_mount_is_known_by_its_header(header: str, rest: bool) -> None:
+    assert is_fallback_mount(header) is rest
+
+
+def test_no_header_is_no_rest_mount() -> None:
+    assert not is_fallback_mount(None)
+
+
 # --- counting and reporting -----------------------------------------------------------------
 
 
@@ -74,7 +84,8 @@ def test_the_first_read_of_a_shard_is_reported_at_once() -> None:
     line = reads.record(2)
     assert line is not None
     assert line.startswith(LINE)
-    assert "1 read(s) through /.ids/ instead of /.ids-s2/" in line
+    assert "1 read(s) through the rest mount, served uncached (1 in all)" in line
+    assert "is shard 2's rclone (/.ids-s2) running?" in line
 
 
 def test_reads_within_the_interval_are_counted_but_not_reported() -> None:
@@ -95,8 +106,7 @@ def test_the_next_line_after_the_interval_counts_the_reads_since_the_last() -> N
     clock.now += 61.0
     line = reads.record(2)
     assert line is not None
-    assert "5 read(s) through /.ids/ instead of /.ids-s2/ in the last 61 s" in line
-    assert "(6 in all)" in line
+    assert "5 read(s) through the rest mount in the last 61 s, served uncached (6 in all)" in line
 
 
 def test_each_shard_is_reported_on_its_own() -> None:
@@ -181,23 +191,57 @@ async def test_reads_through_the_shard_view_and_listings_are_not_counted(
     assert not [r for r in caplog.records if "without its cache" in r.getMessage()]
 
 
-async def test_a_real_rclone_reading_the_proxy_root_is_counted(running: Running) -> None:
-    """What the rest mount does when a shard is down: rclone asks for /.ids/... itself."""
+async def test_a_read_of_a_shard_view_from_the_rest_mount_is_counted(running: Running) -> None:
+    # The "shard links" layout: rest reads the shard's own paths, and says who it is.
+    view_file = f"/.ids-s2{FILE9[5:]}"
+    async with running.client.get(
+        running.url.with_path(view_file), headers={"X-Shardproxy-Mount": "rest"}
+    ) as response:
+        assert response.status == 200
+        assert await response.read() == expected_bytes(FILE9, SIZE, 0, SIZE - 1)
+    assert running.counts == {0: 0, 1: 0, 2: 1, 3: 0}
+
+
+async def rclone_cat_through_rest(running: Running, path: str, tmp_path: Path) -> bytes:
+    """``rclone cat`` of ``path`` through a remote written as ``gen`` writes ``rest``."""
     binary = debian_rclone()
     if binary is None:
         pytest.skip("rclone is not installed (apt-get install rclone gives 1.60.1)")
-    remote = f":webdav,url='{running.url}',vendor=other,user=admin,pass='{obscure('secret')}':"
+    config = tmp_path / "rclone.conf"
+    config.write_text(
+        "[rest]\ntype = webdav\n"
+        f"url = {running.url}\nvendor = other\nuser = admin\npass = {obscure('secret')}\n"
+        "headers = X-Shardproxy-Mount,rest\n"
+    )
     process = await asyncio.create_subprocess_exec(
         binary,
         "cat",
         "--config",
-        "/dev/null",
-        remote + FILE9.lstrip("/"),
+        str(config),
+        "rest:" + path.lstrip("/"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
+    return out
+
+
+async def test_a_real_rclone_reading_ids_through_rest_is_counted(
+    running: Running, tmp_path: Path
+) -> None:
+    """What rest does for a dead shard with links unchanged: it asks for /.ids/... itself."""
+    out = await rclone_cat_through_rest(running, FILE9, tmp_path)
+    assert out == expected_bytes(FILE9, SIZE, 0, SIZE - 1)
+    assert running.counts[2] >= 1
+    assert running.counts[0] == running.counts[1] == running.counts[3] == 0
+
+
+async def test_a_real_rclone_reading_a_shard_view_through_rest_is_counted(
+    running: Running, tmp_path: Path
+) -> None:
+    """With shard links, rest reads /.ids-s2/... like the shard; its header tells them apart."""
+    out = await rclone_cat_through_rest(running, f"/.ids-s2{FILE9[5:]}", tmp_path)
     assert out == expected_bytes(FILE9, SIZE, 0, SIZE - 1)
     assert running.counts[2] >= 1
     assert running.counts[0] == running.counts[1] == running.counts[3] == 0
