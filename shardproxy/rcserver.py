@@ -24,6 +24,7 @@ from shardproxy import __version__
 from shardproxy.basicauth import authorized, unauthorized
 from shardproxy.config import Settings
 from shardproxy.metrics import Metrics
+from shardproxy.rcfanout import merge_fanout, plan_fanout
 from shardproxy.rcinflight import InFlight, Joined
 from shardproxy.rcpending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rcqueue import RetryQueue, retry_forever
@@ -38,11 +39,9 @@ from shardproxy.rcroute import (
     delivered_by,
     error_body,
     fanout_params,
-    merge_fanout,
     merge_path_reply,
     parse_params,
     plan_calls,
-    plan_fanout,
     plan_path_call,
     read_path_call,
     refusal,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shardproxy.rcfanout import merge_fanout, plan_fanout
 from shardproxy.rcroute import (
     ALLOWED_COMMANDS,
     FORGET,
@@ -26,12 +27,10 @@ from shardproxy.rcroute import (
     delivered_by,
     error_body,
     fanout_params,
-    merge_fanout,
     merge_path_reply,
     parse_params,
     place,
     plan_calls,
-    plan_fanout,
     plan_path_call,
     read_path_call,
     refusal,
