@@ -318,6 +318,9 @@ def test_compose_names_every_service_with_the_units_commands(layout: Layout) -> 
         services["rclone-shard2"]["command"]
         == mount_argv(deployment(), Programs(rclone_version=(1, 75)), shard2)[1:]
     )
+    proxy = services["shardproxy"]
+    assert proxy["command"][:3] == ["serve", "--config", "/etc/shardproxy/shardproxy.toml"]
+    assert "shardproxy-state:/var/lib/shardproxy" in proxy["volumes"]
     assert services["mergerfs"]["depends_on"] == [f"rclone-shard{n}" for n in range(4)] + [
         "rclone-rest"
     ]

@@ -27,6 +27,7 @@ from nzbdav_standin import READ_LOG, Library, expected_bytes, uuid_path
 from shardproxy.deploy import READ_FAILS_WITHIN, Layout
 from shardproxy.shards import ShardMap
 from shardproxy.stack import RC_PASS, RC_USER, LibraryLink, Stack, link_target
+from tests.rclone_procs import current_rclone
 
 SHARD_MAP = ShardMap.even(4)
 MIB = 1024 * 1024
@@ -257,3 +258,23 @@ def test_with_the_proxy_stopped_an_uncached_read_fails_within_the_bound(
     finally:
         stack.start_proxy()
     assert spare.link.read_bytes() == expected(stack, spare)
+
+
+def test_the_units_run_on_a_current_rclone_too() -> None:
+    """The same generated units with rclone 1.75.2 (which also gets min free space)."""
+    rclone = current_rclone()
+    if rclone is None:
+        pytest.skip("rclone 1.75.2 is not in .tools/rclone-current: run ./scripts/setup.sh")
+    parent = Path(tempfile.mkdtemp(prefix="shardproxy-e2e-"))
+    try:
+        library = Library.sample(16, seed=8)
+        with Stack(parent / "stack", Layout.LINKS_UNCHANGED, library=library, rclone=rclone) as s:
+            assert "--vfs-cache-min-free-space" in s.units["shardproxy-rclone-shard0.service"]
+            for link in s.links:
+                assert link.link.read_bytes() == expected(s, link), link.link
+            for shard in range(4):
+                mine = {link.uuid for link in s.links if SHARD_MAP.shard_of(link.uuid) == shard}
+                assert cached_names(s, f"shard{shard}") == mine
+            assert cached_names(s, "rest") == set()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
