@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-import ipaddress
 import os
 import re
 import tomllib
@@ -23,6 +22,23 @@ from typing import Any
 
 from yarl import URL
 
+from shardproxy.config_values import (
+    ConfigError,
+    HostPort,
+    Kind,
+    absolute_path,
+    absolute_paths,
+    backend_url,
+    log_format,
+    log_level,
+    parse_host_port,
+    port,
+    positive,
+    rclone_sizes,
+    read_kind,
+    url_list,
+    url_per_shard,
+)
 from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
@@ -32,41 +48,14 @@ DEFAULT_BACKEND = "http://127.0.0.1:3000"
 PENDING_FILE_NAME = "shardproxy-rc-pending.sqlite3"
 """Used only by commands that never talk to NzbDav (``check``, ``shard-of``)."""
 
-
-class ConfigError(ValueError):
-    """A setting is missing or wrong; the message says which, where, and what to do."""
-
-
-@dataclass(frozen=True)
-class HostPort:
-    """An address to listen on."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when only this machine can connect."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-
-class Kind(enum.Enum):
-    """How a setting's text is read before its validator sees it."""
-
-    STR = "str"
-    INT = "int"
-    FLOAT = "float"
-    BOOL = "bool"  # true/false in TOML; 1/0, true/false, yes/no, on/off as text; a bare flag
-    MAP = "map"  # N=VALUE pairs: a TOML table, repeated flags, or a spaced variable
-    LIST = "list"  # a TOML list or one string, repeated flags, or a spaced variable
+__all__ = [
+    "ConfigError",
+    "HostPort",
+    "Kind",
+    "Settings",
+    "load_settings",
+    "parse_host_port",
+]
 
 
 class Layer(enum.IntEnum):
@@ -122,166 +111,8 @@ class Option:
 
     def read(self, given: Given) -> Any:
         """The Settings value for what a layer gave, or ConfigError naming where."""
-        value = _read_kind(self.kind, given.value, given.where)
+        value = read_kind(self.kind, given.value, given.where)
         return value if self.validate is None else self.validate(value, given.where)
-
-
-def _read_kind(kind: Kind, value: Any, where: str) -> Any:
-    if kind is Kind.STR:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-        return value
-    if kind in (Kind.INT, Kind.FLOAT):
-        number_type = int if kind is Kind.INT else float
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if number_type is int and isinstance(value, float):
-            # int(4.5) would silently drop the fraction.
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        try:
-            return number_type(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if kind is Kind.BOOL:
-        return _parse_bool(value, where)
-    if kind is Kind.LIST:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-        return items
-    return _parse_map(value, where)
-
-
-def _parse_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{where}: expected true or false, got {value!r}")
-
-
-def _parse_map(value: Any, where: str) -> dict[int, str]:
-    """``{"0": "0-3"}`` (TOML table) or ``["0=0-3", ...]`` (flags, environment)."""
-    pairs: list[tuple[Any, Any]]
-    if isinstance(value, Mapping):
-        pairs = list(value.items())
-    elif isinstance(value, list):
-        pairs = []
-        for item in value:
-            if not isinstance(item, str) or "=" not in item:
-                raise ConfigError(f"{where}: {item!r} is not of the form N=VALUE (e.g. 0=0-3)")
-            key, _, item_value = item.partition("=")
-            pairs.append((key, item_value))
-    else:
-        raise ConfigError(f"{where}: expected N=VALUE pairs, got {value!r}")
-    result: dict[int, str] = {}
-    for key, item in pairs:
-        text_key = str(key).strip()
-        if not (text_key.isascii() and text_key.isdigit()):
-            raise ConfigError(f"{where}: shard number {key!r} is not a number 0, 1, 2, ...")
-        if not isinstance(item, str) or not item:
-            raise ConfigError(f"{where}: shard {text_key} has no value")
-        if int(text_key) in result:
-            raise ConfigError(f"{where}: shard {text_key} is given twice")
-        result[int(text_key)] = item
-    return result
-
-
-def _http_url(text: str, where: str) -> URL:
-    try:
-        url = URL(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {text!r} is not a URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{where}: {text!r} is not an http:// or https:// URL with a host")
-    try:
-        port = url.port
-    except ValueError:
-        raise ConfigError(f"{where}: {text!r} has a bad port") from None
-    if port == 0:
-        raise ConfigError(f"{where}: {text!r} has a bad port (0)")
-    if url.query_string or url.fragment:
-        raise ConfigError(f"{where}: {text!r} must not have a query or fragment")
-    return url
-
-
-def parse_host_port(text: str, where: str) -> HostPort:
-    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (all interfaces)."""
-    match = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):([0-9]+)", text.strip())
-    if match is None:
-        raise ConfigError(f"{where}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:8765)")
-    host = match.group(1) or match.group(2) or "0.0.0.0"
-    digits = match.group(3)
-    port = int(digits) if len(digits) <= 5 else 0
-    if not 0 < port < 65536:
-        raise ConfigError(f"{where}: port {digits} is out of range 1-65535")
-    return HostPort(host, port)
-
-
-def _positive(value: float, where: str) -> Any:
-    if not value > 0:  # also refuses NaN
-        raise ConfigError(f"{where}: must be greater than 0, got {value}")
-    return value
-
-
-def _backend_url(text: str, where: str) -> URL:
-    backend = _http_url(text, where)
-    if backend.raw_path not in ("", "/"):
-        raise ConfigError(
-            f"{where}: {backend} has a path; give NzbDav's root URL "
-            f"({backend.origin()}), which is where it serves WebDAV"
-        )
-    return backend
-
-
-def _log_level(text: str, where: str) -> str:
-    level = text.lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{where}: log level {level!r} is not debug, info, warning or error")
-    return level
-
-
-def _absolute_path(text: str, where: str) -> str:
-    if not text.startswith("/"):
-        raise ConfigError(f"{where}: {text!r} is not an absolute path (start it with /)")
-    return text
-
-
-def _absolute_paths(paths: Mapping[int, str], where: str) -> dict[int, str]:
-    return {n: _absolute_path(path, f"{where} (shard {n})") for n, path in paths.items()}
-
-
-def _sizes(sizes: Mapping[int, str], where: str) -> dict[int, str]:
-    for shard, size in sizes.items():
-        if not re.fullmatch(r"off|[0-9]+(\.[0-9]+)?[KMGTPE]?i?B?", size):
-            raise ConfigError(
-                f"{where} (shard {shard}): {size!r} is not an rclone size (e.g. 500G, 2T, off)"
-            )
-    return dict(sizes)
-
-
-def _port(value: int, where: str) -> int:
-    if not 0 < value < 65536:
-        raise ConfigError(f"{where}: port {value} is out of range 1-65535")
-    return value
-
-
-def _log_format(text: str, where: str) -> str:
-    log_format = text.lower()
-    if log_format not in ("text", "json"):
-        raise ConfigError(f"{where}: log format {log_format!r} is not text or json")
-    return log_format
-
-
-def _url_per_shard(urls: Mapping[int, str], where: str) -> dict[int, URL]:
-    return {shard: _http_url(url, f"{where} (shard {shard})") for shard, url in urls.items()}
-
-
-def _url_list(urls: list[str], where: str) -> tuple[URL, ...]:
-    return tuple(_http_url(url, where) for url in urls)
 
 
 _OPTION = "shardproxy.option"
@@ -376,7 +207,7 @@ class Settings:
     """
 
     backend: URL = setting(
-        Kind.STR, "NzbDav's WebDAV URL, e.g. http://127.0.0.1:3000", "URL", validate=_backend_url
+        Kind.STR, "NzbDav's WebDAV URL, e.g. http://127.0.0.1:3000", "URL", validate=backend_url
     )
     listen: HostPort = setting(
         Kind.STR,
@@ -394,52 +225,52 @@ class Settings:
         "worker processes sharing the port via SO_REUSEPORT",
         "N",
         default=1,
-        validate=_positive,
+        validate=positive,
     )
     connect_timeout: float = setting(
-        Kind.FLOAT, "seconds to connect to NzbDav", "SECONDS", default=5.0, validate=_positive
+        Kind.FLOAT, "seconds to connect to NzbDav", "SECONDS", default=5.0, validate=positive
     )
     read_timeout: float = setting(
         Kind.FLOAT,
         "seconds NzbDav may stay silent mid-reply",
         "SECONDS",
         default=60.0,
-        validate=_positive,
+        validate=positive,
     )
     header_max_size: int = setting(
         Kind.INT,
         "bytes a client's request head (request line and headers) may take; larger is 431",
         "BYTES",
         default=32768,
-        validate=_positive,
+        validate=positive,
     )
     header_timeout: float = setting(
         Kind.FLOAT,
         "seconds a client has to send a whole request head once it starts; then 408",
         "SECONDS",
         default=20.0,
-        validate=_positive,
+        validate=positive,
     )
     keepalive_timeout: float = setting(
         Kind.FLOAT,
         "seconds an idle client connection is kept open for its next request",
         "SECONDS",
         default=75.0,
-        validate=_positive,
+        validate=positive,
     )
     send_timeout: float = setting(
         Kind.FLOAT,
         "seconds a client may read nothing of a reply before its connection is cut",
         "SECONDS",
         default=60.0,
-        validate=_positive,
+        validate=positive,
     )
     body_timeout: float = setting(
         Kind.FLOAT,
         "seconds a client may pause mid request body before its request is dropped",
         "SECONDS",
         default=60.0,
-        validate=_positive,
+        validate=positive,
     )
     rc_listen: HostPort | None = setting(
         Kind.STR,
@@ -455,7 +286,7 @@ class Settings:
         Kind.STR, "Basic auth password RC callers must send", "PASS", default=None
     )
     shard_rc: Mapping[int, URL] = setting(
-        Kind.MAP, "RC URL of shard N's rclone", "N=URL", factory=dict, validate=_url_per_shard
+        Kind.MAP, "RC URL of shard N's rclone", "N=URL", factory=dict, validate=url_per_shard
     )
     shard_rc_fs: Mapping[int, str] = setting(
         Kind.MAP, "VFS name (fs) to use on shard N's rclone", "N=NAME", factory=dict
@@ -465,20 +296,20 @@ class Settings:
         "RC URL of an rclone mounting the rest of NzbDav",
         "URL",
         default=(),
-        validate=_url_list,
+        validate=url_list,
     )
     rc_timeout: float = setting(
-        Kind.FLOAT, "seconds per RC call to an rclone", "SECONDS", default=10.0, validate=_positive
+        Kind.FLOAT, "seconds per RC call to an rclone", "SECONDS", default=10.0, validate=positive
     )
     rc_pending_max: int = setting(
-        Kind.INT, "undelivered RC paths kept for retry", "N", default=10000, validate=_positive
+        Kind.INT, "undelivered RC paths kept for retry", "N", default=10000, validate=positive
     )
     rc_pending_max_age: float = setting(
         Kind.FLOAT,
         "seconds an undelivered path is retried",
         "S",
         default=86400.0,
-        validate=_positive,
+        validate=positive,
     )
     rc_pending_file: str | None = setting(
         Kind.STR,
@@ -492,7 +323,7 @@ class Settings:
         "seconds running requests may go on after SIGTERM before they are cut",
         "SECONDS",
         default=10.0,
-        validate=_positive,
+        validate=positive,
     )
     rewrite_rclonelinks: bool = setting(
         Kind.BOOL,
@@ -501,7 +332,7 @@ class Settings:
         default=False,
     )
     log_level: str = setting(
-        Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=_log_level
+        Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=log_level
     )
     # What `shardproxy gen` writes into the rclone, mergerfs and systemd files.
     mount_root: str = setting(
@@ -509,42 +340,42 @@ class Settings:
         "gen: mounts go in ROOT/shards, mergerfs at ROOT/nzbdav",
         "DIR",
         default="/mnt",
-        validate=_absolute_path,
+        validate=absolute_path,
     )
     config_dir: str = setting(
         Kind.STR,
         "gen: where rclone.conf and shardproxy.toml are installed",
         "DIR",
         default="/etc/shardproxy",
-        validate=_absolute_path,
+        validate=absolute_path,
     )
     cache_dir: Mapping[int, str] = setting(
         Kind.MAP,
         "gen: shard N's rclone cache, on its own disk (default /var/cache/shardproxy/sN)",
         "N=DIR",
         factory=dict,
-        validate=_absolute_paths,
+        validate=absolute_paths,
     )
     rest_cache_dir: str = setting(
         Kind.STR,
         "gen: cache directory of the rest mount (it caches no file data)",
         "DIR",
         default="/var/cache/shardproxy/rest",
-        validate=_absolute_path,
+        validate=absolute_path,
     )
     cache_max_size: Mapping[int, str] = setting(
         Kind.MAP,
         "gen: shard N's --vfs-cache-max-size (default off)",
         "N=SIZE",
         factory=dict,
-        validate=_sizes,
+        validate=rclone_sizes,
     )
     cache_min_free_space: Mapping[int, str] = setting(
         Kind.MAP,
         "gen: shard N's --vfs-cache-min-free-space, rclone 1.62+ (default 10G)",
         "N=SIZE",
         factory=dict,
-        validate=_sizes,
+        validate=rclone_sizes,
     )
     rclone_rc_user: str = setting(
         Kind.STR, "gen: RC user of the generated rclones", "USER", default="rclone"
@@ -560,14 +391,14 @@ class Settings:
         "gen: RC port of shard 0's rclone; shard N uses PORT+N, rest the next",
         "PORT",
         default=5570,
-        validate=_port,
+        validate=port,
     )
     log_format: str = setting(
         Kind.STR,
         "text, or json (one object a line) for log collectors",
         "FORMAT",
         default="text",
-        validate=_log_format,
+        validate=log_format,
     )
     access_log: bool = setting(Kind.BOOL, "log one line per request", "", default=False)
     admin_listen: HostPort | None = setting(
@@ -588,7 +419,7 @@ class Settings:
         "seconds between polls of each shard's rclone and NzbDav",
         "SECONDS",
         default=15.0,
-        validate=_positive,
+        validate=positive,
     )
     nzbdav_user: str | None = setting(
         Kind.STR, "NzbDav's WebDAV user (gen's rclone.conf, check --probe)", "USER", default="admin"
@@ -604,7 +435,7 @@ class Settings:
         "largest shard-view listing read from NzbDav, in bytes; a larger one is a 502",
         "BYTES",
         default=16 << 20,
-        validate=_positive,
+        validate=positive,
     )
 
 

@@ -7,6 +7,10 @@ playback goes on, but every byte now comes from Usenet uncached. Such a read is 
 sign of it the proxy gets, so it is counted per shard (for metrics) and logged, at most
 once per shard per interval, with how many reads there were since the last line.
 
+In the "shard links" layout the library's links point into the shard views, so ``rest``
+reads the very paths the shard would (``/.ids-s<N>/...``); there only the header the
+generated ``rest`` remote sends, ``X-Shardproxy-Mount: rest``, tells such a read apart.
+
 Pure: the clock is injected and nothing here does I/O.
 """
 
@@ -16,20 +20,32 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from shardproxy.shards import IDS_ROOT, ShardMap, view_root
+from shardproxy.shards import ShardMap, view_root
 
 # A file in NzbDav's tree as rclone asks for it: five lowercase hex levels, then the UUID.
 # Folders, listings and anything percent-encoded are not reads of a file.
 _IDS_FILE_RE = re.compile(r"/\.ids/([0-9a-f])/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-fA-F-]{36}")
 READ_METHODS = frozenset({"GET", "HEAD"})
 REPORT_INTERVAL = 60.0
+# rclone.conf's `headers = X-Shardproxy-Mount,rest` on the fail-over remote sends this.
+MOUNT_HEADER = "X-Shardproxy-Mount"
+FALLBACK_MOUNT = "rest"
 
 
-def fallback_read_shard(method: str, raw_path: str, shard_map: ShardMap) -> int | None:
-    """The shard whose file a request reads through ``/.ids/`` (not its view), or None."""
+def is_fallback_mount(mount_header: str | None) -> bool:
+    """True when a request says it comes from the fail-over (``rest``) mount."""
+    return mount_header is not None and mount_header.strip().lower() == FALLBACK_MOUNT
+
+
+def fallback_read_shard(method: str, backend_path: str, shard_map: ShardMap) -> int | None:
+    """The shard whose file a GET/HEAD of ``/.ids/...`` (as sent to NzbDav) reads, or None.
+
+    The caller decides whether the read bypassed the shard: always for a request that
+    named ``/.ids/`` itself, only with the ``rest`` mount's header for a shard view's.
+    """
     if method not in READ_METHODS:
         return None
-    found = _IDS_FILE_RE.fullmatch(raw_path)
+    found = _IDS_FILE_RE.fullmatch(backend_path)
     if found is None:
         return None
     return shard_map.shard_of(found.group(1))
@@ -74,6 +90,6 @@ class FallbackReads:
         since = "" if last is None else f" in the last {now - last:.0f} s"
         return (
             f"shard {shard}'s files are being read without its cache: {reads} read(s) "
-            f"through {IDS_ROOT}/ instead of {view_root(shard)}/{since}, served uncached by the "
-            f"rest mount ({self._counts[shard]} in all); is shard {shard}'s rclone running?"
+            f"through the rest mount{since}, served uncached ({self._counts[shard]} in all); "
+            f"is shard {shard}'s rclone ({view_root(shard)}) running?"
         )

@@ -19,7 +19,12 @@ from yarl import URL
 
 from shardproxy import ranges
 from shardproxy.config import Settings
-from shardproxy.fallback import FallbackReads, fallback_read_shard
+from shardproxy.fallback import (
+    MOUNT_HEADER,
+    FallbackReads,
+    fallback_read_shard,
+    is_fallback_mount,
+)
 from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
 from shardproxy.listing import (
     ListingError,
@@ -240,8 +245,8 @@ class WebDavProxy:
             return plain_error(target.status, target.reason)
         shard = target.shard if isinstance(target, ShardRoute) else None
         backend_path = target.backend_path if isinstance(target, ShardRoute) else raw_path
-        if shard is None:
-            self.note_fallback_read(request.method, raw_path)
+        if shard is None or is_fallback_mount(headers.get(MOUNT_HEADER)):
+            self.note_fallback_read(request.method, backend_path)
         headers.add("X-Forwarded-For", request.remote or "")
         if "Destination" in headers:
             destination = self.map_destination(headers["Destination"])
@@ -263,9 +268,9 @@ class WebDavProxy:
             self.plan_propfind(plan, raw_path)
         return plan
 
-    def note_fallback_read(self, method: str, raw_path: str) -> None:
+    def note_fallback_read(self, method: str, backend_path: str) -> None:
         """Count (and now and then log) a read of a shard's file that bypasses its cache."""
-        shard = fallback_read_shard(method, raw_path, self.shard_map)
+        shard = fallback_read_shard(method, backend_path, self.shard_map)
         if shard is not None:
             self.metrics.fallback_read(shard)
             line = self.fallback_reads.record(shard)

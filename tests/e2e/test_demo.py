@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shardproxy.stack import clear_stale_mounts, fuse_mounts_under
-from tests.e2e.test_stack import fuse_problem
+from tests.helpers.processes import fuse_problem
 
 pytestmark = pytest.mark.skipif(fuse_problem() is not None, reason=str(fuse_problem()))
 

@@ -27,21 +27,11 @@ from nzbdav_standin import READ_LOG, Library, expected_bytes, uuid_path
 from shardproxy.deploy import READ_FAILS_WITHIN, Layout
 from shardproxy.shards import ShardMap
 from shardproxy.stack import RC_PASS, RC_USER, LibraryLink, Stack, link_target
-from tests.rclone_procs import current_rclone
+from tests.helpers.processes import fuse_problem
+from tests.helpers.rclone_procs import current_rclone
 
 SHARD_MAP = ShardMap.even(4)
 MIB = 1024 * 1024
-
-
-def fuse_problem() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing"
-    if os.geteuid() != 0:
-        return "mounting with allow_other needs root"
-    for program in ("rclone", "mergerfs", "fusermount3"):
-        if shutil.which(program) is None:
-            return f"{program} is not installed: run ./scripts/setup.sh"
-    return None
 
 
 pytestmark = pytest.mark.skipif(fuse_problem() is not None, reason=str(fuse_problem()))

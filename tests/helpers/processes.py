@@ -1,0 +1,102 @@
+"""Running real programs (rclone, litmus, nginx, ...) from tests: free ports, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_program(name: str) -> str:
+    """The path of an installed program; skip the test (saying how to get it) if absent."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed: run ./scripts/setup.sh")
+    return path
+
+
+def current_rclone() -> str | None:
+    """The current rclone that scripts/setup.sh installs next to Debian's, if there."""
+    path = REPO / ".tools" / "rclone-current" / "bin" / "rclone"
+    return str(path) if path.exists() else None
+
+
+async def wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
+    """Poll until something accepts on ``port``; fail with the log if the process died."""
+    for _ in range(600):
+        if process.returncode is not None:
+            raise RuntimeError(f"process exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} after 30 s:\n{log.read_text()}")
+
+
+@contextlib.asynccontextmanager
+async def running(
+    argv: Sequence[str], *, port: int, log: Path, cwd: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``argv`` with output to ``log`` until the block ends; wait for ``port`` first."""
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
+        )
+    try:
+        await wait_for_port(port, process, log)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def serve_argv(backend: str, port: int, tmp_path: Path, *extra: str) -> list[str]:
+    """``shardproxy serve`` on ``port`` in front of ``backend``, its RC queue in tmp_path."""
+    return [
+        sys.executable,
+        "-m",
+        "shardproxy.cli",
+        "serve",
+        "--backend",
+        backend,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--rc-pending-file",
+        str(tmp_path / "pending.sqlite3"),
+        *extra,
+    ]
+
+
+def fuse_problem() -> str | None:
+    """Why FUSE mounts cannot run here (for a skip reason), or None when they can."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if os.geteuid() != 0:
+        return "mounting with allow_other needs root"
+    for program in ("rclone", "mergerfs", "fusermount3"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed: run ./scripts/setup.sh"
+    return None
