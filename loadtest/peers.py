@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,13 +27,6 @@ FILE_FOLDER = "/.ids/0/1/2/3/4"
 # A fourth-level folder: sixteen virtual sub-folders, what rclone lists walking /.ids.
 LISTED_FOLDER = "/.ids/0/1/2/3"
 SMALL_SIZE = 10_000
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def shard_path(path: str, shard: int = 0) -> str:

@@ -23,7 +23,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from loadtest.peers import REPO, Server, free_port
+from loadtest.peers import REPO, Server
+from shardproxy.ports import free_port
 
 BODY_LIMIT = 8 << 20
 BASELINE_SECONDS = 3.0

@@ -27,8 +27,9 @@ from nzbdav_standin import uuid_path
 from shardproxy.config import HostPort
 from shardproxy.demo import demo_library
 from shardproxy.deploy import Layout, Mount, RcEndpoint, mount_argv, obscure
+from shardproxy.ports import free_port
 from shardproxy.shards import ShardMap
-from shardproxy.stack import PASSWORD, USER, Stack, clear_stale_mounts, free_port
+from shardproxy.stack import PASSWORD, USER, Stack, clear_stale_mounts
 
 MIB = 1024 * 1024
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtest.peers import REPO, Server, free_port
+from loadtest.peers import REPO, Server
 from loadtest.procstat import descendants, rss_bytes
+from shardproxy.ports import free_port
 
 RESULTS = REPO / "loadtest" / "RESULTS.md"
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"

@@ -600,6 +600,11 @@ def deployment_from(settings: Settings) -> Deployment:
     )
 
 
+# A deployed proxy gets its status page, metrics and the image's health check on
+# loopback, where they need no credentials, unless the settings say otherwise.
+GENERATED_ADMIN_LISTEN = "127.0.0.1:8766"
+
+
 def proxy_toml(settings: Settings, deployment: Deployment) -> str:
     """The proxy's own settings file, with every rclone's RC URL filled in."""
     values: dict[str, object] = {}
@@ -622,6 +627,7 @@ def proxy_toml(settings: Settings, deployment: Deployment) -> str:
         elif not isinstance(value, int | float):
             value = str(value)
         values[option.name] = value
+    values.setdefault("admin_listen", GENERATED_ADMIN_LISTEN)
     values["rc_fallback"] = [str(deployment.rest_rc.url)] if deployment.rest_rc else []
     values["shard"] = {
         str(n): settings.shard_map.prefixes_of(n) for n in range(deployment.shard_count)

@@ -42,6 +42,7 @@ from shardproxy.deploy import (
     unit_commands,
 )
 from shardproxy.gencmd import find_programs, write_generated
+from shardproxy.ports import free_port
 from shardproxy.shards import IDS_ROOT, ShardMap, view_name
 
 USER, PASSWORD = "admin", "secret"
@@ -51,14 +52,6 @@ READY_TIMEOUT = 60.0
 PID_FILE = "pids"
 OWN_FOLDERS = ("etc", "logs", "library", "cache", "mnt")
 """What a stack creates under its root (and removes again)."""
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fuse_mounts_under(root: Path) -> list[Path]:

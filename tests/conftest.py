@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers.proxies import RunningProxy, running_proxy
+
+# CI machines are shared and noisy: a property is judged by what it checks, never by how
+# long one example took, so no per-example deadline and no "too slow" health check.
+settings.register_profile("shardproxy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shardproxy")
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
+from shardproxy.ports import free_port
 from shardproxy.server import make_runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,14 +58,6 @@ def rclone_version(binary: str) -> str:
     """``v1.60.1-DEV`` for the given binary."""
     out = subprocess.run([binary, "version"], capture_output=True, text=True, check=True)
     return out.stdout.split()[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def go_map(params: Mapping[str, str]) -> str:

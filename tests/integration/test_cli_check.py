@@ -15,8 +15,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, make_standin_app
+from shardproxy.ports import free_port
 from tests.helpers.cli import run_cli
-from tests.helpers.processes import free_port
 from tests.helpers.rclone_procs import RcloneRc, debian_rclone, make_rclone, start_all
 
 RC_USER, RC_PASS = "rc", "rc-secret"

@@ -98,6 +98,8 @@ def test_gen_writes_files_that_rclone_and_shardproxy_accept(
     }
     assert [str(url) for url in proxy.rc_fallback] == ["http://rclone:rcpw@127.0.0.1:5573"]
     assert str(proxy.rc_listen) == "127.0.0.1:5575"
+    # The status page and the container's health check come with every deployment.
+    assert str(proxy.admin_listen) == "127.0.0.1:8766"
     rclone = debian_rclone()
     if rclone is not None:
         listed = subprocess.run(

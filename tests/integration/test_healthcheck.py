@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.helpers.processes import free_port, running
+from shardproxy.ports import free_port
+from tests.helpers.processes import running
 
 
 async def healthcheck(*env: tuple[str, str]) -> tuple[int, str]:

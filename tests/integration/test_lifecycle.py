@@ -16,7 +16,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.helpers.processes import free_port, running, serve_argv
+from shardproxy.ports import free_port
+from tests.helpers.processes import running, serve_argv
 
 STARTED_RE = re.compile(r"started worker (\d+)")
 # Generous bounds: the machine is shared; these only catch "never".

@@ -10,7 +10,8 @@ import asyncio
 import re
 from pathlib import Path
 
-from tests.helpers.processes import free_port, require_program, running
+from shardproxy.ports import free_port
+from tests.helpers.processes import require_program, running
 from tests.helpers.proxies import RunningProxy
 
 RESULT_LINE = re.compile(r"^\s*\d+\.\s+(\w+)\.*\s.*?\b(pass|FAIL|WARNING|SKIPPED)\b", re.M)

@@ -15,7 +15,8 @@ import orjson
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.logs import JsonFormatter, MalformedRequestFilter
-from tests.helpers.processes import free_port, running
+from shardproxy.ports import free_port
+from tests.helpers.processes import running
 
 # Invalid Content-Length: aiohttp's parser refuses it, and used to log a traceback.
 BAD_REQUEST = b"GET / HTTP/1.1\r\nContent-Length: x1\r\n\r\n"

@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.helpers.processes import free_port, require_program
+from shardproxy.ports import free_port
+from tests.helpers.processes import require_program
 from tests.helpers.proxies import RunningProxy
 
 DAV_EXT = Path("/usr/lib/nginx/modules/ngx_http_dav_ext_module.so")

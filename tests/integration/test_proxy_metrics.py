@@ -15,8 +15,8 @@ from yarl import URL
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.app import make_proxy_server
 from shardproxy.metrics import Metrics
+from shardproxy.ports import free_port
 from shardproxy.server import start_site
-from tests.helpers.processes import free_port
 from tests.helpers.proxies import proxy_settings
 
 BIG_UUID = "1abcdef0-1111-4222-8333-444455556666"  # shard 0 of 4

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers.processes import free_port, running, serve_argv
+from shardproxy.ports import free_port
+from tests.helpers.processes import running, serve_argv
 from tests.helpers.rclone_procs import debian_rclone, go_map, make_rclone
 
 FORGOTTEN = ".ids/9/6/1/b/0"  # first character 9: shard 2 of 4
