@@ -26,7 +26,8 @@ from loadtest.bench import machine
 from nzbdav_standin import uuid_path
 from shardproxy.config import HostPort
 from shardproxy.demo import demo_library
-from shardproxy.deploy import Layout, Mount, RcEndpoint, mount_argv, obscure
+from shardproxy.deploy import Layout, Mount, RcEndpoint, mount_argv
+from shardproxy.deploy_files import obscure
 from shardproxy.ports import free_port
 from shardproxy.shards import ShardMap
 from shardproxy.stack import PASSWORD, USER, Stack, clear_stale_mounts

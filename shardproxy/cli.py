@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardproxy import __version__
-from shardproxy.config import OPTIONS, ConfigError, Kind, Settings, load_settings
+from shardproxy.config import OPTIONS, ConfigError, Kind, Settings
+from shardproxy.config_layers import load_settings
 from shardproxy.deploy import Layout
 from shardproxy.locate import LocateError, locate
 from shardproxy.locate import describe as describe_location

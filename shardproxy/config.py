@@ -1,27 +1,30 @@
-"""Every setting of shardproxy, read from a TOML file < the environment < the command line.
+"""Every setting of shardproxy, declared once in ``Settings``, and its validation.
 
-Each setting is declared once, as a field of ``Settings`` made with ``setting(...)``:
-its kind, help, default and validator. Its name is used as the TOML key, as
-``SHARDPROXY_<NAME>`` in the environment and as ``--name`` (dashes for underscores) on
-the command line. Validation happens once, here, and every error says which setting,
-where it came from, and what to write instead.
+Each setting is a field of ``Settings`` made with ``config_option.setting(...)``: its
+kind, help, default and validator; flags, environment variables and file keys follow
+from it, and ``config_layers`` reads them. ``build_settings`` validates what the layers
+gave, once, here, and every error says which setting, where it came from, and what to
+write instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import enum
-import os
-import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
+from shardproxy.config_option import (
+    BUILT_FROM_METADATA,
+    OPTION_METADATA,
+    BuiltFrom,
+    Given,
+    Layer,
+    Option,
+    setting,
+)
 from shardproxy.config_values import (
     ConfigError,
     HostPort,
@@ -35,14 +38,12 @@ from shardproxy.config_values import (
     port,
     positive,
     rclone_sizes,
-    read_kind,
     url_list,
     url_per_shard,
 )
 from shardproxy.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.shards import ShardMap, ShardMapError
 
-ENV_PREFIX = "SHARDPROXY_"
 DEFAULT_SHARDS = 4
 DEFAULT_BACKEND = "http://127.0.0.1:3000"
 PENDING_FILE_NAME = "shardproxy-rc-pending.sqlite3"
@@ -53,98 +54,8 @@ __all__ = [
     "HostPort",
     "Kind",
     "Settings",
-    "load_settings",
     "parse_host_port",
 ]
-
-
-class Layer(enum.IntEnum):
-    """Where a value came from; a higher layer wins."""
-
-    FILE = 0
-    ENVIRONMENT = 1
-    COMMAND_LINE = 2
-
-
-@dataclass(frozen=True)
-class Given:
-    """One value as a layer gave it, and where, in words for error messages."""
-
-    value: Any
-    layer: Layer
-    where: str
-
-
-Validator = Callable[[Any, str], Any]
-"""Turns a value already read by its kind into the Settings value, or raises ConfigError
-naming ``where`` (the second argument)."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """How one setting is spelled, read and checked."""
-
-    name: str
-    kind: Kind
-    help: str
-    metavar: str = ""
-    default: Any = None
-    validate: Validator | None = None
-
-    @property
-    def env(self) -> str:
-        """The environment variable that sets it."""
-        return ENV_PREFIX + self.name.upper()
-
-    @property
-    def flag(self) -> str:
-        """The command-line flag that sets it."""
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def help_text(self) -> str:
-        """The help, with the default when there is one worth saying."""
-        if self.default is None or self.default in ({}, (), ""):
-            return self.help
-        shown = f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
-        return f"{self.help} (default {shown})"
-
-    def read(self, given: Given) -> Any:
-        """The Settings value for what a layer gave, or ConfigError naming where."""
-        value = read_kind(self.kind, given.value, given.where)
-        return value if self.validate is None else self.validate(value, given.where)
-
-
-_OPTION = "shardproxy.option"
-_BUILT_FROM = "shardproxy.built_from"
-
-
-def setting(
-    kind: Kind,
-    help: str,
-    metavar: str,
-    *,
-    default: Any = dataclasses.MISSING,
-    factory: Callable[[], Any] | None = None,
-    validate: Validator | None = None,
-) -> Any:
-    """A Settings field that one setting of the same name sets (no default: required)."""
-    shown = factory() if factory is not None else default
-    option = Option(
-        "", kind, help, metavar, None if shown is dataclasses.MISSING else shown, validate
-    )
-    metadata = {_OPTION: option}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-@dataclass(frozen=True)
-class BuiltFrom:
-    """A Settings field made from several settings by ``build`` (the shard map)."""
-
-    options: tuple[Option, ...]
-    build: Callable[[Mapping[str, Given]], Any]
 
 
 SHARDS = Option("shards", Kind.INT, "split 0-f evenly over N shards", "N", DEFAULT_SHARDS)
@@ -218,7 +129,7 @@ class Settings:
     )
     shard_map: ShardMap = field(
         default_factory=lambda: ShardMap.even(DEFAULT_SHARDS),
-        metadata={_BUILT_FROM: BuiltFrom((SHARDS, SHARD, SHARD_WEIGHTS), _shard_map)},
+        metadata={BUILT_FROM_METADATA: BuiltFrom((SHARDS, SHARD, SHARD_WEIGHTS), _shard_map)},
     )
     workers: int = setting(
         Kind.INT,
@@ -442,77 +353,19 @@ class Settings:
 def _options() -> tuple[Option, ...]:
     found: list[Option] = []
     for settings_field in dataclasses.fields(Settings):
-        if _OPTION in settings_field.metadata:
+        if OPTION_METADATA in settings_field.metadata:
             found.append(
-                dataclasses.replace(settings_field.metadata[_OPTION], name=settings_field.name)
+                dataclasses.replace(
+                    settings_field.metadata[OPTION_METADATA], name=settings_field.name
+                )
             )
-        elif _BUILT_FROM in settings_field.metadata:
-            found.extend(settings_field.metadata[_BUILT_FROM].options)
+        elif BUILT_FROM_METADATA in settings_field.metadata:
+            found.extend(settings_field.metadata[BUILT_FROM_METADATA].options)
     return tuple(found)
 
 
 OPTIONS: tuple[Option, ...] = _options()
 OPTION_BY_NAME = {option.name: option for option in OPTIONS}
-
-
-def read_toml(path: str) -> dict[str, Given]:
-    """Read a TOML config file; unknown keys are errors naming the file and a close match."""
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for key in data:
-        _check_known(key, f"config file {path}", key)
-    return {key: Given(value, Layer.FILE, f"{path}: key {key!r}") for key, value in data.items()}
-
-
-def read_environment(environ: Mapping[str, str]) -> dict[str, Given]:
-    """Settings from ``SHARDPROXY_*`` variables; an unknown one is an error (likely a typo)."""
-    found: dict[str, Given] = {}
-    for variable, value in environ.items():
-        if not variable.startswith(ENV_PREFIX):
-            continue
-        name = variable[len(ENV_PREFIX) :].lower()
-        if name == "config":  # names the file itself, read by the command line
-            continue
-        _check_known(name, "environment", variable)
-        parsed: Any = value
-        if OPTION_BY_NAME[name].kind in (Kind.MAP, Kind.LIST):
-            parsed = [item for item in re.split(r"[;\s]+", value) if item]
-        found[name] = Given(parsed, Layer.ENVIRONMENT, f"environment variable {variable}")
-    return found
-
-
-def read_command_line(values: Mapping[str, Any]) -> dict[str, Given]:
-    """Settings from parsed flags; None means the flag was not given."""
-    return {
-        name: Given(value, Layer.COMMAND_LINE, f"command line {OPTION_BY_NAME[name].flag}")
-        for name, value in values.items()
-        if value is not None
-    }
-
-
-def _check_known(name: str, where: str, spelled: str) -> None:
-    if name in OPTION_BY_NAME:
-        return
-    close = difflib.get_close_matches(name, OPTION_BY_NAME, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"{where}: unknown setting {spelled!r}{hint} (known: {', '.join(sorted(OPTION_BY_NAME))})"
-    )
-
-
-def merge_layers(*layers: Mapping[str, Given]) -> dict[str, Given]:
-    """The highest layer wins per setting; a map or list is replaced whole, never merged."""
-    merged: dict[str, Given] = {}
-    for layer in layers:
-        for name, given in layer.items():
-            if name not in merged or given.layer >= merged[name].layer:
-                merged[name] = given
-    return merged
 
 
 def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> Settings:
@@ -527,11 +380,11 @@ def build_settings(given: Mapping[str, Given], *, need_backend: bool = True) -> 
     values: dict[str, Any] = {}
     for settings_field in dataclasses.fields(Settings):
         name = settings_field.name
-        if _OPTION in settings_field.metadata:
+        if OPTION_METADATA in settings_field.metadata:
             if name in given:
                 values[name] = OPTION_BY_NAME[name].read(given[name])
-        elif _BUILT_FROM in settings_field.metadata:
-            built_from: BuiltFrom = settings_field.metadata[_BUILT_FROM]
+        elif BUILT_FROM_METADATA in settings_field.metadata:
+            built_from: BuiltFrom = settings_field.metadata[BUILT_FROM_METADATA]
             inputs = {o.name: given[o.name] for o in built_from.options if o.name in given}
             values[name] = built_from.build(inputs)
     settings = Settings(**values)
@@ -586,31 +439,3 @@ def _check_listener_auth(
             f"{prefix}_listen {listen} accepts connections from other machines, and {why}: "
             f"set --{prefix}-user and --{prefix}-pass, or listen on 127.0.0.1"
         )
-
-
-def load_settings(
-    cli: Mapping[str, Any],
-    *,
-    config_file: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    need_backend: bool = True,
-) -> Settings:
-    """Settings from a TOML file, then the environment, then command-line values."""
-    environ = os.environ if environ is None else environ
-    file_layer = read_toml(config_file) if config_file else {}
-    merged = merge_layers(file_layer, read_environment(environ), read_command_line(cli))
-    if "rc_pending_file" not in merged:
-        default = default_pending_file(config_file, environ)
-        merged["rc_pending_file"] = Given(default, Layer.FILE, "default rc_pending_file")
-    return build_settings(merged, need_backend=need_backend)
-
-
-def default_pending_file(config_file: str | None, environ: Mapping[str, str]) -> str:
-    """Beside the config file; else systemd's $STATE_DIRECTORY; else the XDG state folder."""
-    if config_file:
-        return str(Path(config_file).resolve().parent / PENDING_FILE_NAME)
-    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if not state:
-        xdg = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        state = str(Path(xdg) / "shardproxy")
-    return str(Path(state) / PENDING_FILE_NAME)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from shardproxy.config import Settings
-from shardproxy.deploy import Layout, Programs, deployment_from, generate, obscure, proxy_toml
+from shardproxy.deploy import Layout, Programs, deployment_from
+from shardproxy.deploy_files import generate, obscure, proxy_toml
 
 
 def rclone_version(binary: str) -> tuple[int, int]:

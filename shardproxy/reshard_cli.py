@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shardproxy.config import ConfigError, Settings, load_settings
+from shardproxy.config import ConfigError, Settings
+from shardproxy.config_layers import load_settings
 from shardproxy.reshard import CacheDir, check_cache_dirs
 from shardproxy.reshard_run import ReshardError, discover_remote, reshard_caches
 from shardproxy.shards import ShardMap, ShardMapError

@@ -22,17 +22,19 @@ from yarl import URL
 
 from shardproxy.config import HostPort
 from shardproxy.deploy import (
-    MERGERFS_UNIT,
-    PROXY_UNIT,
     Deployment,
     Layout,
     Programs,
     RcEndpoint,
-    exec_line,
-    generate,
     mergerfs_argv,
     mount_argv,
     mounts,
+)
+from shardproxy.deploy_files import (
+    MERGERFS_UNIT,
+    PROXY_UNIT,
+    exec_line,
+    generate,
     obscure,
     parse_exec_line,
     rclone_conf,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from shardproxy.config import ConfigError, load_settings
+from shardproxy.config import ConfigError
+from shardproxy.config_layers import load_settings
 from shardproxy.deploy import Layout, deployment_from, mounts
 from tests.helpers.rclone_procs import debian_rclone
 

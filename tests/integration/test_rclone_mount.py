@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
-from shardproxy.deploy import obscure, webdav_remotes
+from shardproxy.deploy_files import obscure, webdav_remotes
 from shardproxy.shards import ShardMap
 from tests.helpers.processes import require_program
 from tests.helpers.proxies import running_proxy

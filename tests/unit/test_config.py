@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from shardproxy.config import (
-    OPTIONS,
-    ConfigError,
-    HostPort,
-    Settings,
+from shardproxy.config import OPTIONS, ConfigError, HostPort, Settings, parse_host_port
+from shardproxy.config_layers import (
     load_settings,
     merge_layers,
-    parse_host_port,
     read_command_line,
     read_environment,
 )

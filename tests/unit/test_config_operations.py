@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shardproxy.config import ConfigError, HostPort, Settings, load_settings
+from shardproxy.config import ConfigError, HostPort, Settings
+from shardproxy.config_layers import load_settings
 
 
 def load(cli: dict[str, str] | None = None, **environ: str) -> Settings:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.config import ConfigError, load_settings
+from shardproxy.config import ConfigError
+from shardproxy.config_layers import load_settings
 from shardproxy.rclonelink import (
     GROWTH,
     RcloneLinkError,

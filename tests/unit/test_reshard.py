@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from shardproxy.config import ConfigError, load_settings
+from shardproxy.config import ConfigError
+from shardproxy.config_layers import load_settings
 from shardproxy.reshard import (
     CachedFile,
     CacheDir,
