@@ -230,6 +230,8 @@ class Stack:
                 "listen": f"127.0.0.1:{self.proxy_port}",
                 "shards": self.shards,
                 "rc_listen": f"127.0.0.1:{self.rc_port}",
+                # gen's fixed default (8766) would clash with a second stack on the machine.
+                "admin_listen": f"127.0.0.1:{free_port()}",
                 "rc_user": RC_USER,
                 "rc_pass": RC_PASS,
                 "shard_rc": rclone_rc,
