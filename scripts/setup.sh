@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3 python3-venv python3-pip rclone mergerfs fuse3 nginx-light libnginx-mod-http-dav-ext haproxy litmus wrk systemd)
+packages=(python3 python3-venv python3-pip rclone mergerfs fuse3 nginx-light libnginx-mod-http-dav-ext haproxy litmus wrk systemd chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
