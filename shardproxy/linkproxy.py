@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
 from shardproxy.rclonelink import GROWTH, rewrite_target, serve_range
 from shardproxy.shards import IDS_ROOT
-from shardproxy.upstream import BackendError, UpstreamResponse
+from shardproxy.upstream_reply import BackendError, UpstreamResponse
 
 if TYPE_CHECKING:
     from shardproxy.proxy import UpstreamPlan, WebDavProxy

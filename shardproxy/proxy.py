@@ -3,13 +3,14 @@
 The decisions live in pure modules (``shards`` for paths, ``ranges`` for the Range
 contract, ``listing`` for PROPFIND bodies); this module is the glue that applies
 them between aiohttp's low-level server (the client side) and our own backend pool.
+Which headers pass is ``headers``' business, moving the bodies ``bodies``' and ``splice``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -18,6 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from shardproxy import ranges
+from shardproxy.bodies import ClientStalled, abort_client, client_body, copy_body
 from shardproxy.config import Settings
 from shardproxy.fallback import (
     MOUNT_HEADER,
@@ -25,6 +27,7 @@ from shardproxy.fallback import (
     fallback_read_shard,
     is_fallback_mount,
 )
+from shardproxy.headers import ReplyHeaders, client_headers, replace_header, reply_headers_of
 from shardproxy.linkproxy import relay_link_listing, serve_rewritten_link
 from shardproxy.listing import (
     ListingError,
@@ -45,102 +48,13 @@ from shardproxy.shards import (
     route,
 )
 from shardproxy.splice import splice_body
-from shardproxy.upstream import (
-    BackendError,
-    BodyError,
-    UpstreamPool,
-    UpstreamResponse,
-    header_text,
-)
+from shardproxy.upstream import UpstreamPool
+from shardproxy.upstream_reply import BackendError, BodyError, UpstreamResponse
 
 log = logging.getLogger("shardproxy.proxy")
 
-# RFC 9110 section 7.6.1, plus the non-standard ones proxies traditionally drop. Expect
-# is answered by our own server; forwarding it would make the backend wait for us.
-HOP_BY_HOP_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-    }
-)
 # Replies up to this size are read whole and sent in one write.
 SMALL_REPLY_LIMIT = 1 << 16
-
-
-class ClientStalled(Exception):
-    """The client stopped sending its request body for longer than ``body_timeout``."""
-
-
-def without_hop_by_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
-    """A copy of ``headers`` without hop-by-hop fields, including those Connection names."""
-    copy: CIMultiDict[str] = CIMultiDict()
-    named = ""
-    for name, value in headers:
-        lower = name.lower()
-        if lower in HOP_BY_HOP_HEADERS:
-            if lower == "connection":
-                named += "," + value
-            continue
-        copy.add(name, value)
-    if named:
-        for token in named.split(","):
-            copy.popall(token.strip(), None)
-    return copy
-
-
-def client_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """A client's headers to forward, byte for byte: each value read as Latin-1.
-
-    Latin-1 maps every byte to one character and back, so a value that is not UTF-8
-    reaches the backend exactly as the client sent it.
-    """
-    return without_hop_by_hop(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
-    )
-
-
-ReplyHeaders = list[tuple[str, str]]
-
-
-def reply_headers_of(upstream: UpstreamResponse) -> ReplyHeaders:
-    """The backend's headers to pass on: without hop-by-hop ones or Content-Length.
-
-    A plain list, which aiohttp's response takes as it is: the hot path builds no
-    multidict of its own.
-    """
-    headers: ReplyHeaders = []
-    named = b""
-    for name, value in upstream.raw_headers:
-        lower = name.lower()
-        if lower in _NOT_PASSED_ON:
-            if lower == b"connection":
-                named += b"," + value.lower()
-            continue
-        headers.append((name.decode("latin-1"), header_text(value)))
-    # Connection: keep-alive names no header; anything else it names is dropped too.
-    dropped = {token.strip().decode("latin-1") for token in named.split(b",")} - _NO_NAMES
-    if dropped:
-        headers = [(name, value) for name, value in headers if name.lower() not in dropped]
-    return headers
-
-
-_NOT_PASSED_ON = frozenset(name.encode() for name in HOP_BY_HOP_HEADERS | {"content-length"})
-_NO_NAMES = frozenset({"", "keep-alive", "close"})
-
-
-def replace_header(headers: ReplyHeaders, name: str, value: str) -> None:
-    """Set ``name`` to ``value`` in a header list, dropping any earlier values."""
-    lower = name.lower()
-    headers[:] = [(n, v) for n, v in headers if n.lower() != lower]
-    headers.append((name, value))
 
 
 def plain_error(status: int, message: str, *, close: bool = False) -> web.Response:
@@ -561,48 +475,6 @@ def unsatisfiable(verdict: ranges.Unsatisfiable) -> web.Response:
     return web.Response(status=416, headers={"Content-Range": verdict.header()})
 
 
-async def client_body(
-    request: web.BaseRequest, first: bytes, stall_limit: float
-) -> AsyncIterator[bytes]:
-    """The client's request body as it arrives; ClientStalled if it pauses too long."""
-    if first:
-        yield first
-    content = request.content
-    while True:
-        try:
-            async with asyncio.timeout(stall_limit):
-                data = await content.readany()
-        except TimeoutError:
-            raise ClientStalled(
-                f"request body: nothing arrived for {stall_limit:g}s (body_timeout)"
-            ) from None
-        if not data:
-            return
-        yield data
-
-
-async def copy_body(
-    upstream: UpstreamResponse,
-    response: web.StreamResponse,
-    limit: int | None,
-    on_sent: Callable[[int, bool], None],
-) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow.
-
-    ``on_sent(count, False)`` is told each chunk's size once it is written.
-    """
-    remaining = limit
-    while data := await upstream.read():
-        if remaining is not None:
-            # Only the range's bytes go on; the rest is left unread at the backend.
-            data = data[:remaining]
-            remaining -= len(data)
-        await response.write(data)
-        on_sent(len(data), False)
-        if remaining == 0:
-            return
-
-
 def _error_kind(exc: BaseException) -> str:
     """How metrics name a backend failure seen mid-reply."""
     return "timeout" if isinstance(exc, TimeoutError) else "broke_off"
@@ -617,10 +489,3 @@ async def answer_and_close(
     if request.transport is not None:
         request.transport.close()
     return response
-
-
-def abort_client(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """Close the client connection without finishing the reply, so it looks incomplete."""
-    response.force_close()
-    if request.transport is not None:
-        request.transport.close()

@@ -15,7 +15,7 @@ from shardproxy.listing import ListingError, filter_listing
 from shardproxy.listing.insert import insert_responses
 from shardproxy.listing.policy import ViewFoldersPolicy
 from shardproxy.shards import IDS_ROOT
-from shardproxy.upstream import BackendError, BodyError
+from shardproxy.upstream_reply import BackendError, BodyError
 
 if TYPE_CHECKING:
     from shardproxy.proxy import UpstreamPlan, WebDavProxy

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from shardproxy.upstream import BodyError, BodyTimeout, UpstreamResponse
+from shardproxy.upstream_reply import BodyError, BodyTimeout, UpstreamResponse
 
 # Bodies shorter than this are cheaper to copy than to set a pipe up for.
 SPLICE_MIN = 1 << 20

@@ -14,7 +14,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from shardproxy.upstream import READ_BUFFER, BackendError, BodyError, BodyTimeout, UpstreamPool
+from shardproxy.upstream import UpstreamPool
+from shardproxy.upstream_conn import READ_BUFFER
+from shardproxy.upstream_reply import BackendError, BodyError, BodyTimeout
 from tests.helpers.proxies import run_on, until
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
