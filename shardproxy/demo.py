@@ -77,13 +77,15 @@ Where to look:
   NzbDav stand-in             {stack.standin_url}  (user {USER}, password {PASSWORD})
   shardproxy                  http://127.0.0.1:{stack.proxy_port}
   its RC endpoint             http://127.0.0.1:{stack.rc_port}  (user {RC_USER}, password {RC_PASS})
+  its status page             http://127.0.0.1:{stack.admin_port}/
 
 Try:
   ls -lR {stack.library_dir / "movies"} | head -20
   dd if="{film.link}" of=/dev/null bs=1M count=512 status=progress
   watch du -sh {stack.root / "cache"}/*
   kill the rclone of shard 2 (pid {stack.processes["shard2"].pid}) and play a film of
-  shard 2 again: it is read through `rest`, uncached, and shardproxy's log says so."""
+  shard 2 again: it is read through `rest`, uncached, shardproxy's log says so and the
+  status page shows shard 2 as serving through fallback."""
     )
 
 

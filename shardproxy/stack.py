@@ -32,8 +32,16 @@ from yarl import URL
 
 from shardproxy.config import Settings
 from shardproxy.config_layers import load_settings
-from shardproxy.deploy import Layout, Mount, Programs, deployment_from, mounts
-from shardproxy.deploy_files import MERGERFS_UNIT, PROXY_UNIT, unit_commands
+from shardproxy.deploy import (
+    MERGERFS_UNIT,
+    PROXY_UNIT,
+    Layout,
+    Mount,
+    Programs,
+    deployment_from,
+    mounts,
+    unit_commands,
+)
 from shardproxy.gencmd import find_programs, write_generated
 from shardproxy.ports import free_port
 from shardproxy.shards import IDS_ROOT, ShardMap, view_name
@@ -178,7 +186,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in (self.etc, self.logs):
             folder.mkdir(exist_ok=True)
-        self.proxy_port, self.rc_port = free_port(), free_port()
+        self.proxy_port, self.rc_port, self.admin_port = free_port(), free_port(), free_port()
         self.standin_url = URL(f"http://127.0.0.1:{free_port()}")
         self.settings = self._settings()
         self.deployment = deployment_from(self.settings)
@@ -230,8 +238,8 @@ class Stack:
                 "listen": f"127.0.0.1:{self.proxy_port}",
                 "shards": self.shards,
                 "rc_listen": f"127.0.0.1:{self.rc_port}",
-                # gen's fixed default (8766) would clash with a second stack on the machine.
-                "admin_listen": f"127.0.0.1:{free_port()}",
+                # gen's default admin port is fixed; a stack must not depend on it being free.
+                "admin_listen": f"127.0.0.1:{self.admin_port}",
                 "rc_user": RC_USER,
                 "rc_pass": RC_PASS,
                 "shard_rc": rclone_rc,
@@ -325,9 +333,9 @@ class Stack:
         return process
 
     def start_proxy(self) -> None:
-        """Start shardproxy as its unit does; wait until both its ports answer."""
+        """Start shardproxy as its unit does; wait until its ports answer."""
         process = self._run_unit("shardproxy", PROXY_UNIT)
-        for port in (self.proxy_port, self.rc_port):
+        for port in (self.proxy_port, self.rc_port, self.admin_port):
             self._wait(partial(_accepts, port), process, "shardproxy", f"port {port} answers")
 
     def stop_proxy(self) -> None:
