@@ -32,16 +32,8 @@ from yarl import URL
 
 from shardproxy.config import Settings
 from shardproxy.config_layers import load_settings
-from shardproxy.deploy import (
-    MERGERFS_UNIT,
-    PROXY_UNIT,
-    Layout,
-    Mount,
-    Programs,
-    deployment_from,
-    mounts,
-    unit_commands,
-)
+from shardproxy.deploy import Layout, Mount, Programs, deployment_from, mounts
+from shardproxy.deploy_files import MERGERFS_UNIT, PROXY_UNIT, unit_commands
 from shardproxy.gencmd import find_programs, write_generated
 from shardproxy.ports import free_port
 from shardproxy.shards import IDS_ROOT, ShardMap, view_name
