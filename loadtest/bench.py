@@ -53,6 +53,7 @@ from loadtest.figures import (
 )
 from loadtest.report import Table, verdict_table
 from loadtest.targets import judge
+from shardproxy.ports import free_port
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # shardproxy before it had its own backend pool and low-level server: what "today" was.
@@ -131,7 +132,7 @@ def build(
     work: Path, layout: Layout, big_size: int, baseline: Path
 ) -> tuple[peers.Server, list[Proxy]]:
     """The origin and every proxy, configured but not started."""
-    origin_port, nginx_port = peers.free_port(), peers.free_port()
+    origin_port, nginx_port = free_port(), free_port()
     conf = peers.origin_conf(work, origin_port, work / "root", big_size)
     origin = peers.nginx_server("origin", work, origin_port, conf, layout.rest)
     pinned = layout.proxy
@@ -144,12 +145,12 @@ def build(
 
     def haproxy(name: str, splice: bool) -> peers.Server:
         return peers.haproxy_server(
-            name, work, peers.free_port(), origin_port, splice=splice, cpus=pinned
+            name, work, free_port(), origin_port, splice=splice, cpus=pinned
         )
 
     def shardproxy(name: str, workers: int, copy_only: bool, cpus: str | None) -> peers.Server:
         return peers.shardproxy_server(
-            name, peers.free_port(), origin_port, workers=workers, copy_only=copy_only, cpus=cpus
+            name, free_port(), origin_port, workers=workers, copy_only=copy_only, cpus=cpus
         )
 
     nginx_conf = peers.nginx_proxy_conf(work, nginx_port, origin_port)
@@ -162,13 +163,13 @@ def build(
         Proxy(SHARDPROXY_2W, shardproxy("shardproxy-2w", 2, False, None), shard),
         Proxy(
             BASELINE,
-            peers.baseline_server("baseline", peers.free_port(), origin_port, baseline, pinned),
+            peers.baseline_server("baseline", free_port(), origin_port, baseline, pinned),
             shard,
         ),
         *[
             Proxy(
                 label,
-                peers.bare_relay_server(design, peers.free_port(), origin_port, pinned, design),
+                peers.bare_relay_server(design, free_port(), origin_port, pinned, design),
                 same,
             )
             for label, design in (

@@ -45,7 +45,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--chunk-mib", type=int, default=128, help="size of one ranged read")
 
 
-events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
+events.init_command_line_parser.add_listener(add_arguments)
 
 
 def listed(listing: bytes) -> dict[str, int | None]:
