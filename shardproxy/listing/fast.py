@@ -124,7 +124,7 @@ _ANY_TAG = re.compile(rb"<[^>]*+>")
 # An href that needs no decoding, resolving or escaping, split into scheme and authority,
 # folder path (up to its last "/") and last segment.
 _PLAIN_SEGMENT: Final = rb"[^/?#%&<>\x00-\x20\x7f-\xff]*+"
-_PLAIN_HREF = re.compile(
+PLAIN_HREF = re.compile(
     rb"(?!//)((?:https?://" + _PLAIN_SEGMENT + rb")?)"
     rb"((?:/(?!\.\.?(?:/|\Z))" + _PLAIN_SEGMENT + rb")*/)((?!\.\.?\Z)" + _PLAIN_SEGMENT + rb")"
 )
@@ -360,7 +360,7 @@ def text_of(data: bytes) -> str:
 
 def learn_folder(raw: bytes, href: Href, client: str) -> _Folder | None:
     """How the folder of a plain href is shown, if its client path keeps the last segment."""
-    plain = _PLAIN_HREF.fullmatch(raw)
+    plain = PLAIN_HREF.fullmatch(raw)
     if plain is None:
         return None
     leaf = plain[3].decode()

@@ -27,10 +27,10 @@ from typing import Final
 from shardproxy.listing.errors import Filtered
 from shardproxy.listing.fast import (
     ITEM,
+    PLAIN_HREF,
     ROOT_END,
     Names,
     checked_tags,
-    learn_folder,
     plain_characters,
     read_root,
 )
@@ -120,8 +120,9 @@ class _Entry:
         """True if ``piece`` is this entry with another plain name in both places."""
         start = len(self.prefix)
         name = piece[start : piece.find(b"<", start)]
-        return _is_plain_name(name) and piece == b"".join(
-            (self.prefix, name, self.middle, name, self.ending)
+        # (The whole comparison first: it fails at once for what is not this entry.)
+        return piece == b"".join((self.prefix, name, self.middle, name, self.ending)) and (
+            name.replace(b"-", b"").isalnum()
         )
 
 
@@ -141,23 +142,20 @@ def _new_folder_prefix(
 ) -> bytes | None:
     """The entry's ``prefix`` with the folder's URL as the view shows it.
 
-    None unless the policy moves the folder and every entry directly in it to one view
-    folder (so that each href changes by the same prefix).
+    None unless the folder's URL is plain (nothing to decode, escape or resolve: each
+    href then changes by the same bytes as its folder) and the policy moves the folder
+    and every entry directly in it to one view folder.
     """
-    raw = entry.prefix[entry.prefix.index(b">") + 1 :] + entry.name
-    href = parse_href(raw.decode(), base_path)
-    paths = () if href is None else policy.client_paths(href.decoded)
-    if href is None or len(paths) != 1:
+    url = entry.prefix[entry.prefix.index(b">") + 1 :]
+    if PLAIN_HREF.fullmatch(url) is None:
         return None
-    learnt = learn_folder(raw, href, paths[0])
-    if learnt is None:
+    folder = parse_href(url.decode(), base_path)
+    view = None if folder is None else policy.folder_view(folder.decoded)
+    if folder is None or view is None:
         return None
-    if policy.folder_view(learnt.path) != learnt.client:
-        return None
-    new_url = entry.folder_url + b"/" if learnt.text is None else learnt.text
-    if not new_url.endswith(b"/"):
-        return None
-    return entry.prefix[: len(entry.prefix) - len(entry.folder_url) - 1] + new_url
+    text = folder.text_for(view)
+    new_url = url if text is None else text.encode()
+    return entry.prefix[: len(entry.prefix) - len(url)] + new_url
 
 
 def _is_plain_name(name: bytes) -> bool:
