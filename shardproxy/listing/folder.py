@@ -1,21 +1,25 @@
 """A shard folder's listing checked and rewritten in bulk: the listing rclone asks for most.
 
 Walking a shard view, rclone lists the folders below ``/.ids/<c>`` one after another.
-NzbDav answers each with the folder and its sub-folders (or files), every entry the
-same response but for its name, which stands in two places: the last segment of its
-href and its ``displayname``. The view keeps every entry and moves them all to one view
-folder, so the only change is the folder's URL at the start of each href.
+NzbDav answers each with the folder and its sub-folders or files, every entry the same
+response but for its texts, every href the folder's URL and a name. The view keeps every
+entry and moves them all to one view folder, so the only change is the folder's URL at
+the start of each href.
 
-Such a body is taken apart at its ``<response>`` start tags (one C call) and each entry
-compared whole with the first entry, its name put in (two C calls). What is left to
-prove well-formed is the first entry, once per distinct shape, and the folder's own
-response, whose displayname alone may differ. Every other byte of the body is then a
-copy of a checked byte or a plain name, so the body is what the reference filter reads,
-and the output is the same slices with the new folder URL in front.
+Such a body is taken apart at its ``<response>`` start tags (one C call), and the
+entries are proved to be copies of the first in what matters:
 
-Anything else — another policy, a folder whose entries the view splits or drops, an
-entry that differs in more than its name (files with their sizes and dates), odd hrefs,
-several propstats — is left to ``fast`` (None).
+- sub-folders differ in their name only (href and displayname): each is compared whole
+  with the first entry with its name put in;
+- files differ in sizes and dates too: with every text run taken out, the entries must
+  be the first entry's tags repeated, their characters ones XML allows (one pass each);
+
+then the first entry and the folder's own response are proved well-formed by ``fast``'s
+grammar (cached per distinct shape: a pure function of the tags). Every response is then
+well-formed, and the output is the same slices with the new folder URL in front.
+
+Anything else — another policy, a folder whose entries the view splits or drops, odd
+hrefs or names, several propstats — is left to ``fast`` (None).
 """
 
 from __future__ import annotations
@@ -57,42 +61,57 @@ def filter_folder(
     pieces = body[at:close].split(response_open)
     if len(pieces) < 3 or b"<" in pieces[0] or not plain_characters(pieces[0]):
         return None  # no entry, or something before the first response
-    entry = _Entry.of(pieces[2], names)
-    # The cheap comparisons first: a listing of files (sizes, dates) fails them at once.
-    if entry is None or not all(map(entry.matches, pieces[3:])):
+    own, entries = pieces[1], pieces[2:]
+    entry = _Entry.of(entries[0], names)
+    if entry is None:
         return None
-    own_href = _own_href(pieces[1], entry)
-    if own_href is None or not entry.is_well_formed(response_open, names):
+    # Sub-folders differ in their names only: each is compared whole with the first. Files
+    # differ in sizes and dates too: their tags are compared, and their text checked.
+    if not all(map(entry.matches, entries[1:])):
+        first_entry = at + len(pieces[0]) + len(response_open) + len(own)
+        if not entry.tags_match(body[first_entry:close], entries):
+            return None
+    own_href = entry.own_href(own)
+    if own_href is None:
+        return None
+    own_tags = _TEXT_RUN.sub(b">", response_open + own)
+    if not (plain_characters(own) and _is_one_response(own_tags, names)):
+        return None
+    if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
         return None
     new_prefix = _new_folder_prefix(policy, entry, base_path)
     if new_prefix is None:
         return None
     new_own_href = new_prefix if own_href == entry.prefix else new_prefix[:-1]
-    out = [body[:at], pieces[0], response_open, new_own_href, pieces[1][len(own_href) :]]
+    out = [body[:at], pieces[0], response_open, new_own_href, own[len(own_href) :]]
     skip = len(entry.prefix)
-    for piece in pieces[2:]:
+    for piece in entries:
         out += (response_open, new_prefix, piece[skip:])
     out.append(body[close:])
     return Filtered(b"".join(out), len(pieces) - 1, len(pieces) - 1, 0)
 
 
 class _Entry:
-    """An entry's response split around its name: prefix, name, middle, name, ending.
+    """The first entry of a folder: its response after the start tag, taken apart.
 
-    ``prefix`` is the href start tag and the folder's URL with its "/"; ``middle`` runs
-    from the href end tag to the displayname start tag; ``ending`` from the displayname
-    end tag to the next response.
+    ``prefix`` is the href start tag and the folder's URL with its "/", ``name`` the
+    rest of the href. When its displayname holds the name too, the entry is also
+    ``prefix``, name, ``middle``, name, ``ending``: how every sub-folder looks.
     """
 
-    __slots__ = ("ending", "folder_url", "middle", "name", "piece", "prefix")
+    __slots__ = ("ending", "folder_url", "middle", "name", "piece", "prefix", "tags")
 
-    def __init__(self, piece: bytes, href_open: bytes, href_end: int, middle_end: int) -> None:
-        href = piece[len(href_open) : href_end]
-        self.folder_url, _slash, self.name = href.rpartition(b"/")
+    def __init__(self, piece: bytes, href_open: bytes, names: Names) -> None:
         self.piece = piece
+        href_end = piece.find(b"<", len(href_open))
+        self.folder_url, _slash, self.name = piece[len(href_open) : href_end].rpartition(b"/")
         self.prefix = href_open + self.folder_url + b"/"
-        self.middle = piece[href_end:middle_end]
-        self.ending = piece[middle_end + len(self.name) :]
+        self.tags = _TEXT_RUN.sub(b">", b"<" + names.dav + b"response>" + piece)
+        # The displayname that holds the name, after the href.
+        displayname = b"<" + names.dav + b"displayname>"
+        at = piece.find(displayname + self.name + b"</", href_end)
+        self.middle = piece[href_end : at + len(displayname)] if at >= 0 else None
+        self.ending = piece[at + len(displayname) + len(self.name) :] if at >= 0 else b""
 
     @classmethod
     def of(cls, piece: bytes, names: Names) -> _Entry | None:
@@ -104,37 +123,37 @@ class _Entry:
         folder_url, slash, name = piece[len(href_open) : max(href_end, 0)].rpartition(b"/")
         if not (folder_url and slash and _is_plain_name(name)):
             return None
-        # The displayname that holds the name, after the href.
-        displayname = b"<" + names.dav + b"displayname>"
-        at = piece.find(displayname + name + b"</", href_end)
-        if at < 0:
-            return None
-        return cls(piece, href_open, href_end, at + len(displayname))
-
-    def is_well_formed(self, response_open: bytes, names: Names) -> bool:
-        """True if the entry is one well-formed response with one propstat."""
-        tags = _TEXT_RUN.sub(b">", response_open + self.piece)
-        return plain_characters(self.piece) and _is_one_response(tags, names)
+        return cls(piece, href_open, names)
 
     def matches(self, piece: bytes) -> bool:
         """True if ``piece`` is this entry with another plain name in both places."""
+        if self.middle is None:
+            return False
         start = len(self.prefix)
         name = piece[start : piece.find(b"<", start)]
         # (The whole comparison first: it fails at once for what is not this entry.)
         return piece == b"".join((self.prefix, name, self.middle, name, self.ending)) and (
-            name.replace(b"-", b"").isalnum()
+            _is_plain_name(name)
         )
 
+    def tags_match(self, entries: bytes, pieces: list[bytes]) -> bool:
+        """True if ``entries`` (the bytes of the responses ``pieces`` follow the start tags
+        of) have this entry's tags, characters XML allows, and hrefs in this folder."""
+        tags = _TEXT_RUN.sub(b">", entries)
+        if tags != self.tags * len(pieces) or not plain_characters(entries):
+            return False
+        start = len(self.prefix)
+        return all(
+            piece.startswith(self.prefix) and _is_plain_name(piece[start : piece.find(b"<", start)])
+            for piece in pieces
+        )
 
-def _own_href(piece: bytes, entry: _Entry) -> bytes | None:
-    """How the folder's own response starts (href start tag, folder URL, maybe "/"), if
-    it is the entry's shape with its own plain displayname."""
-    for href in (entry.prefix, entry.prefix[:-1]):
-        head = href + entry.middle
-        name = piece[len(head) : len(piece) - len(entry.ending)]
-        if piece.startswith(head) and piece.endswith(entry.ending) and _is_plain_name(name):
-            return href
-    return None
+    def own_href(self, piece: bytes) -> bytes | None:
+        """How the folder's own response starts: href start tag, folder URL, maybe "/"."""
+        for href in (self.prefix, self.prefix[:-1]):
+            if piece.startswith(href) and piece[len(href) : len(href) + 1] == b"<":
+                return href
+        return None
 
 
 def _new_folder_prefix(

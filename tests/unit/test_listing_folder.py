@@ -96,15 +96,65 @@ def test_declines_what_it_cannot_rewrite_by_one_prefix() -> None:
     assert filter_folder(SHARD_ONE, nzbdav_folder("/.ids", list(HEX))) is None
     # Another shard's folder: nothing of it is shown.
     assert filter_folder(SHARD_ONE, nzbdav_folder("/.ids/0/1", list(HEX))) is None
-    # An entry whose props differ in more than its name (a file's size).
+    # An entry with other tags than the first (no iscollection).
     body = nzbdav_folder("/.ids/4/1", ["a", "b"])
-    sized = body.replace(b"<D:getcontentlength>0<", b"<D:getcontentlength>7<", 1)
-    assert filter_folder(SHARD_ONE, sized) is None
-    assert filter_listing(SHARD_ONE, sized) == filter_reference(SHARD_ONE, sized)
+    at = body.rindex(b"<D:iscollection>")
+    other = body[:at] + body[body.index(b"</D:prop>", at) :]
+    assert filter_folder(SHARD_ONE, other) is None
+    assert filter_listing(SHARD_ONE, other) == filter_reference(SHARD_ONE, other)
     # A name to escape or decode, and an entry of another folder.
     assert filter_folder(SHARD_ONE, nzbdav_folder("/.ids/4/1", ["a", "b%20c"])) is None
     odd = nzbdav_folder("/.ids/4/1", ["a", "b"]).replace(b"/.ids/4/1/b<", b"/.ids/4/2/b<")
     assert filter_folder(SHARD_ONE, odd) is None
+
+
+def nzbdav_files(folder: str, files: list[tuple[str, int, str]]) -> bytes:
+    """NzbDav's allprop listing of a fifth-level folder: the folder, then its files."""
+    listing = nzbdav_folder(folder, [])
+    entries = "".join(
+        f"<D:response><D:href>http://127.0.0.1:8080{folder}/{name}</D:href><D:propstat><D:prop>"
+        f"<D:displayname>{name}</D:displayname><D:getcontentlength>{size}</D:getcontentlength>"
+        "<D:getcontenttype>application/octet-stream</D:getcontenttype>"
+        f"<D:getlastmodified>{modified}</D:getlastmodified>"
+        "<Z:Win32FileAttributes>00000080</Z:Win32FileAttributes>"
+        "<D:resourcetype><D:item /></D:resourcetype><D:iscollection>0</D:iscollection>"
+        "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+        for name, size, modified in files
+    )
+    return listing.replace(b"</D:multistatus>", entries.encode() + b"</D:multistatus>")
+
+
+FILES = [
+    ("4c3a6f60-1d1e-4a3b-9f1e-0123456789ab", 1234567890, "Sat, 01 Mar 2025 12:00:00 GMT"),
+    ("4c3a6f61-0000-4000-8000-000000000000", 42, "Sun, 02 Mar 2025 08:30:00 GMT"),
+    ("4c3a6f62-0000-4000-8000-000000000000", 0, "Mon, 03 Mar 2025 23:59:59 GMT"),
+]
+
+
+def test_files_differing_in_size_and_date_are_rewritten_by_the_folder_url() -> None:
+    body = nzbdav_files("/.ids/4/c/3/a/6", FILES)
+    taken = filter_folder(SHARD_ONE, body)
+    assert taken is not None
+    assert taken.body == body.replace(b"/.ids/4/", b"/.ids-s1/4/")
+    assert (taken.responses_in, taken.responses_out) == (4, 4)
+    assert folder_agrees(SHARD_ONE, body)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b">42<", b">4&bad;2<"),  # a reference XML refuses, in one file's text only
+        (b">42<", b">4\x012<"),
+        (b">42<", b">42</D:getcontentlength><D:x><"),  # another tag
+        (b"000000000000</D:href>", b"000000000000/x</D:href>"),  # a name with a "/"
+    ],
+)
+def test_declines_files_that_differ_in_more_than_text(old: bytes, new: bytes) -> None:
+    body = nzbdav_files("/.ids/4/c/3/a/6", FILES)
+    assert old in body
+    changed = body.replace(old, new, 1)
+    assert filter_folder(SHARD_ONE, changed) is None
+    assert folder_agrees(SHARD_ONE, changed) is False
 
 
 def test_declines_a_folder_whose_first_entry_is_kept_and_others_are_not() -> None:
