@@ -26,13 +26,13 @@ from typing import cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from shardproxy.drain import ActiveRequests
 from shardproxy.fallback import FallbackReads
 from shardproxy.logs import AccessLogger
 
 log = logging.getLogger("shardproxy.listener")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.BaseRequest, Handler], Awaitable[web.StreamResponse]]
 
 
 def _refusal(status: int, reason: str, message: str) -> bytes:
@@ -183,9 +183,10 @@ class ProxyServer(web.Server):
         self.guards: dict[RequestHandler, _ClientGuard] = {}
         self.on_shutdown = on_shutdown
         self.handler = handler
-        # Set by whoever runs the server: counts for the metrics, a request tracker.
+        # Set by whoever runs the server: counts for the metrics, the requests in
+        # progress (for a bounded shutdown).
         self.fallback_reads: FallbackReads | None = None
-        self.tracker: Middleware | None = None
+        self.active: ActiveRequests | None = None
         super().__init__(
             self._handle,
             # A client that hangs up cancels its handler at once, which closes the
@@ -198,11 +199,18 @@ class ProxyServer(web.Server):
         )
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # Tracked here rather than by wrapping the handler in ActiveRequests.middleware:
+        # one coroutine less on every request. The task is the one aiohttp runs this
+        # handler in (request.task is the connection's, not the request's).
+        active = self.active
+        task = asyncio.current_task()
+        if active is not None and task is not None:
+            active.enter(task)
         try:
-            if self.tracker is not None:
-                return await self.tracker(request, self.handler)
             return await self.handler(request)
         finally:
+            if active is not None and task is not None:
+                active.leave(task)
             guard = self.guards.get(request.protocol)
             if guard is not None:
                 guard.request_done()

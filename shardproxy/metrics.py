@@ -134,6 +134,12 @@ class Metrics:
             "RC calls sent to each rclone, by command and outcome",
             ["shard", "command", "outcome"],
         )
+        # The labelled children of the two series counted on every request, by their
+        # label values: prometheus-client's .labels() validates and locks on each call,
+        # a noticeable share of a small request's cost. Every key is bounded (shard
+        # count, KNOWN_METHODS + "other", status classes), so these stay small.
+        self._request_children: dict[tuple[int | None, str, int], Counter] = {}
+        self._streamed_children: dict[tuple[int | None, bool], Counter] = {}
         self._cache = _CacheCollector()
         registry.register(self._cache)
         self._pending = _PendingCollector()
@@ -144,13 +150,23 @@ class Metrics:
     def request(self, shard: int | None, method: str, status: int) -> None:
         """Count one answered client request."""
         method = method if method in KNOWN_METHODS else "other"
-        self.requests.labels(shard_label(shard), method, status_class(status)).inc()
+        key = (shard, method, status // 100)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(shard_label(shard), method, status_class(status))
+            self._request_children[key] = child
+        child.inc()
 
     def streamed(self, shard: int | None, count: int, *, spliced: bool) -> None:
         """Count body bytes sent to a client."""
         if count > 0:
-            path = "spliced" if spliced else "copied"
-            self.bytes_streamed.labels(shard_label(shard), path).inc(count)
+            key = (shard, spliced)
+            child = self._streamed_children.get(key)
+            if child is None:
+                path = "spliced" if spliced else "copied"
+                child = self.bytes_streamed.labels(shard_label(shard), path)
+                self._streamed_children[key] = child
+            child.inc(count)
 
     def upstream_error(self, shard: int | None, kind: str) -> None:
         """Count one failure of NzbDav (``kind`` from UPSTREAM_ERROR_KINDS)."""

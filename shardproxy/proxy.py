@@ -105,7 +105,9 @@ class WebDavProxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one client request, counted by shard view, method and status."""
         plan = self.plan(request)
-        if isinstance(plan, web.Response):
+        # Asked this way round: isinstance against aiohttp's Response goes through
+        # ABCMeta (it is a MutableMapping), a plain class check does not.
+        if not isinstance(plan, UpstreamPlan):
             self.metrics.request(None, request.method, plan.status)
             return plan
         response = await self.answer(request, plan)
@@ -319,7 +321,7 @@ class WebDavProxy:
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
             # Half of a small reply's cost is per write, so it goes out in one.
             body = await self.read_small_body(request, upstream, length, plan.shard)
-            if isinstance(body, web.Response):
+            if not isinstance(body, bytes):  # not against web.Response: see handle()
                 return body
             self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=status, reason=None, headers=headers, body=body)

@@ -66,7 +66,7 @@ async def start_site(
     """
     if active is not None:
         if isinstance(target, ProxyServer):
-            target.tracker = active.middleware  # type: ignore[assignment]
+            target.active = active
         elif isinstance(target, web.Application):
             target.middlewares.append(active.middleware)
     runner = make_runner(target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from urllib.parse import unquote_to_bytes
 
 from shardproxy.apportion import apportion, contiguous_owners, keep_owners, parse_weights
@@ -145,7 +146,7 @@ class ShardMap:
             )
         return cls(tuple(owners[c][0] for c in HEX_DIGITS))
 
-    @property
+    @cached_property
     def count(self) -> int:
         """How many shards there are."""
         return max(self.owner_of_char) + 1
@@ -200,10 +201,37 @@ class ViewPathError(ValueError):
 
 
 # A shard-view path as rclone sends it: nothing encoded, lowercase hex levels, maybe a
-# file. ViewPath.from_plain reads these without splitting; anything else is parsed.
+# file. route() and ViewPath.from_plain read these without splitting; anything else is parsed.
 _PLAIN_VIEW_PATH = re.compile(
-    "/" + re.escape(IDS_NAME) + r"-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})(?:/([0-9a-fA-F-]{36}))?(/?)"
+    "/"
+    + re.escape(IDS_NAME)
+    + r"-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})"
+    + r"(?:/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}))?(/?)"
 )
+
+
+def _match_plain(raw_path: str, shard_map: ShardMap) -> tuple[int, str, str, str] | None:
+    """(shard, "/h1/.../h5" as written, uuid in lowercase or "", "/" or "") of a plain
+    view path that is valid as it stands; None to leave it to the careful parser.
+
+    On every request's path, so it works on the match's groups directly: the pattern
+    has already checked the levels are lowercase hex and the file a UUID.
+    """
+    plain = _PLAIN_VIEW_PATH.fullmatch(raw_path)
+    if plain is None:
+        return None
+    digits, levels, uuid, slash = plain.groups()
+    shard = int(digits)
+    if shard >= shard_map.count:
+        return None
+    if levels and shard_map.owner_of_char[int(levels[1], 16)] != shard:
+        return None
+    if uuid is not None:
+        uuid = uuid.lower()
+        # levels is "/h1/h2/h3/h4/h5": the UUID must be stored under its own first five.
+        if len(levels) != 2 * ID_LEVELS or uuid[:ID_LEVELS] != levels[1::2]:
+            return None
+    return shard, levels, uuid or "", slash
 
 
 @dataclass(frozen=True)
@@ -257,19 +285,11 @@ class ViewPath:
     @classmethod
     def from_plain(cls, raw_path: str, shard_map: ShardMap) -> ViewPath | None:
         """A view path as rclone writes it (no escapes, nothing odd), or None to parse it."""
-        plain = _PLAIN_VIEW_PATH.fullmatch(raw_path)
+        plain = _match_plain(raw_path, shard_map)
         if plain is None:
             return None
-        digits, levels, uuid, slash = plain.groups()
-        shard = int(digits)
-        if shard >= shard_map.count or (levels and shard_map.shard_of(levels[1]) != shard):
-            return None
-        levels = levels[1::2]
-        if uuid is not None:
-            uuid = uuid.lower()
-            if len(levels) != ID_LEVELS or uuid[:ID_LEVELS] != levels or not is_uuid(uuid):
-                return None
-        return cls(shard, levels, uuid or "", bool(slash))
+        shard, levels, uuid, slash = plain
+        return cls(shard, levels[1::2], uuid, bool(slash))
 
     @classmethod
     def of_uuid(cls, uuid: str, shard_map: ShardMap) -> ViewPath:
@@ -382,9 +402,12 @@ def decode_segments(raw_path: str) -> list[str] | Refused:
 
 def route(raw_path: str, shard_map: ShardMap) -> Route:
     """Decide where a request for ``raw_path`` (as sent, percent-encoded) goes."""
-    plain = ViewPath.from_plain(raw_path, shard_map)
-    if plain is not None and plain.shard is not None:
-        return ShardRoute(plain.shard, plain.backend_path)
+    plain = _match_plain(raw_path, shard_map)
+    if plain is not None:
+        # The backend path spelled straight from the parts (what ViewPath.backend_path
+        # gives): this runs on every request.
+        shard, levels, uuid, slash = plain
+        return ShardRoute(shard, f"{IDS_ROOT}{levels}{'/' if uuid else ''}{uuid}{slash}")
     return _route_carefully(raw_path, shard_map)
 
 

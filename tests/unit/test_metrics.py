@@ -128,3 +128,34 @@ def test_pending_deliveries_per_rclone_and_oldest_age() -> None:
     assert found[("shardproxy_rc_pending_deliveries", (("shard", "1"),))] == 5
     assert found[("shardproxy_rc_pending_deliveries", (("shard", "fallback0"),))] == 2
     assert found[("shardproxy_rc_pending_oldest_age_seconds", ())] == 42.5
+
+
+def test_repeated_requests_count_into_the_right_series() -> None:
+    # The labelled series are looked up once and reused: every later count must still
+    # land in its own series, and only there.
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.request(0, "GET", 200)
+        metrics.request(0, "GET", 206)
+        metrics.request(0, "GET", 404)
+        metrics.request(1, "GET", 200)
+        metrics.request(None, "GET", 200)
+        metrics.request(0, "HEAD", 200)
+        metrics.request(0, "BREW", 200)
+        metrics.streamed(0, 10, spliced=False)
+        metrics.streamed(0, 1000, spliced=True)
+        metrics.streamed(None, 7, spliced=False)
+    text = metrics.exposition().decode()
+    for line in (
+        'shardproxy_requests_total{method="GET",shard="0",status_class="2xx"} 6.0',
+        'shardproxy_requests_total{method="GET",shard="0",status_class="4xx"} 3.0',
+        'shardproxy_requests_total{method="GET",shard="1",status_class="2xx"} 3.0',
+        'shardproxy_requests_total{method="GET",shard="none",status_class="2xx"} 3.0',
+        'shardproxy_requests_total{method="HEAD",shard="0",status_class="2xx"} 3.0',
+        'shardproxy_requests_total{method="other",shard="0",status_class="2xx"} 3.0',
+        'shardproxy_bytes_streamed_total{path="copied",shard="0"} 30.0',
+        'shardproxy_bytes_streamed_total{path="spliced",shard="0"} 3000.0',
+        'shardproxy_bytes_streamed_total{path="copied",shard="none"} 21.0',
+    ):
+        assert line in text.splitlines(), line
+    assert metrics.total("shardproxy_requests_total") == 21
