@@ -18,6 +18,7 @@ was rewritten.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -32,7 +33,7 @@ _END: Final = _S + b"*+>"
 _NCNAME: Final = rb"[A-Za-z_][A-Za-z0-9._-]*+"
 _NAME: Final = b"(?:" + _NCNAME + b":)?" + _NCNAME
 # Character data without markup. What else it must be (only the five named entities, no
-# bytes XML forbids, UTF-8) is checked once for the whole body by _plain_characters.
+# bytes XML forbids, UTF-8) is checked once for the whole body by plain_characters.
 _TEXT: Final = rb"[^<]*+"
 _HREF_TEXT: Final = rb"[^<\r]*+"  # expat would read "\r" as "\n"
 _ENTITIES: Final = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"))
@@ -75,7 +76,7 @@ _ROOT = re.compile(
 _DECLARATION = re.compile(
     rb"xmlns(?::(" + _NCNAME + rb"))?" + _S + rb"*=" + _S + rb"*(?:\"([^\"]*)\"|'([^']*)')"
 )
-_ROOT_END = re.compile(_TEXT + b"</(" + _NAME + b")" + _END + _S + b"*+")
+ROOT_END = re.compile(_TEXT + b"</(" + _NAME + b")" + _END + _S + b"*+")
 
 
 def _element(group: str, depth: int) -> bytes:
@@ -90,7 +91,7 @@ def _element(group: str, depth: int) -> bytes:
 
 # One item of the root: text, then a response (its href's text and what follows the
 # href are groups) or another element. Prefixes are checked by _shape_of.
-_ITEM = re.compile(
+ITEM = re.compile(
     _TEXT
     + b"(?:(?P<response><(?P<rq>(?:"
     + _NCNAME
@@ -123,7 +124,7 @@ _ANY_TAG = re.compile(rb"<[^>]*+>")
 # An href that needs no decoding, resolving or escaping, split into scheme and authority,
 # folder path (up to its last "/") and last segment.
 _PLAIN_SEGMENT: Final = rb"[^/?#%&<>\x00-\x20\x7f-\xff]*+"
-_PLAIN_HREF = re.compile(
+PLAIN_HREF = re.compile(
     rb"(?!//)((?:https?://" + _PLAIN_SEGMENT + rb")?)"
     rb"((?:/(?!\.\.?(?:/|\Z))" + _PLAIN_SEGMENT + rb")*/)((?!\.\.?\Z)" + _PLAIN_SEGMENT + rb")"
 )
@@ -131,7 +132,7 @@ _NEVER = re.compile(b"(?!)")
 
 
 @dataclass(frozen=True, slots=True)
-class _Names:
+class Names:
     """What the root start tag declares."""
 
     prefixes: frozenset[bytes]
@@ -159,12 +160,10 @@ def filter_fast(
     policy: ResponsePolicy, body: bytes, *, base_path: str | None = None
 ) -> Filtered | None:
     """What ``filter_reference`` gives for ``body``, or None to ask it instead."""
-    prolog = _PROLOG.match(body)
-    assert prolog is not None  # the pattern matches the empty string
-    root = _ROOT.match(body, prolog.end())
-    names = None if root is None else _names(root)
-    if root is None or names is None or not _plain_characters(body):
+    head = read_head(body)
+    if head is None:
         return None
+    at, names = head
     out: list[bytes] = []
     emitted = 0
     responses_in = responses_out = bad_hrefs = 0
@@ -174,12 +173,11 @@ def filter_fast(
     propstat_tag = b"<" + names.dav + b"propstat"
     shape = _NEVER
     several_propstats = False  # in responses of the shape
-    at = root.end()
-    while (item := shape.match(body, at) or _ITEM.match(body, at)) is not None:
+    while (item := shape.match(body, at) or ITEM.match(body, at)) is not None:
         at = item.end()
         href_start, href_end = item.span("href")
         if item.re is not shape:
-            tags = _checked_tags(body, item, names)
+            tags = checked_tags(body, item, names)
             if tags is None:
                 return None
             if href_start < 0:
@@ -199,7 +197,7 @@ def filter_fast(
                     out += (body[emitted:href_start], folder_text, leaf_bytes)
                     emitted = href_end
                 continue
-        href = parse_href(_text(raw), base_path)
+        href = parse_href(text_of(raw), base_path)
         paths = () if href is None else client_paths(href.decoded)
         if isinstance(paths, str) or len(paths) > 1:
             return None  # a TypeError, or clones: left to the reference filter
@@ -210,7 +208,7 @@ def filter_fast(
             emitted = at
             continue
         responses_out += 1
-        learnt = _learn_folder(raw, href, paths[0])
+        learnt = learn_folder(raw, href, paths[0])
         if learnt is not None:
             key, folder_path, folder_client, folder_text = learnt
             key_length = len(key)
@@ -230,14 +228,37 @@ def filter_fast(
             out.append(body[emitted:href_start])
             out.append(new)
             emitted = href_end
-    end = _ROOT_END.fullmatch(body, at)
+    end = ROOT_END.fullmatch(body, at)
     if end is None or end[1] != names.root:
         return None
     out.append(body[emitted:])
     return Filtered(b"".join(out), responses_in, responses_out, bad_hrefs)
 
 
-def _plain_characters(body: bytes) -> bool:
+def read_head(body: bytes) -> tuple[int, Names] | None:
+    """Where the root start tag ends and what it declares, if the shortcut can read the body.
+
+    None unless the prolog and root start tag are as the shortcut expects and every
+    character of the body is one it need not look at again.
+    """
+    root = read_root(body)
+    if root is None or not plain_characters(body):
+        return None
+    return root
+
+
+def read_root(body: bytes) -> tuple[int, Names] | None:
+    """``read_head`` without looking at the characters after the root start tag."""
+    prolog = _PROLOG.match(body)
+    assert prolog is not None  # the pattern matches the empty string
+    root = _ROOT.match(body, prolog.end())
+    if root is None or not plain_characters(body[: root.end()]):
+        return None
+    names = _names(root[1], root[2] or b"", root[3])
+    return None if names is None else (root.end(), names)
+
+
+def plain_characters(body: bytes) -> bool:
     """UTF-8 with only characters XML allows, no "]]>", and no references but the five
     named entities (a character reference may name a character XML forbids)."""
     odd = body.translate(None, _PLAIN_BYTES)
@@ -256,27 +277,30 @@ def _plain_characters(body: bytes) -> bool:
     return b"\xef\xbf\xbe" not in body and b"\xef\xbf\xbf" not in body  # U+FFFE, U+FFFF
 
 
-def _names(root: re.Match[bytes]) -> _Names | None:
-    """What the root start tag declares; None if unusual."""
+@functools.lru_cache(maxsize=16)
+def _names(root: bytes, root_prefix: bytes, declarations: bytes) -> Names | None:
+    """What the root start tag declares; None if unusual.
+
+    Cached: a pure function of the tag's bytes, which every listing of a backend repeats.
+    """
     declared: dict[bytes, bytes] = {}
-    for declaration in _DECLARATION.finditer(root[3]):
+    for declaration in _DECLARATION.finditer(declarations):
         prefix = declaration[1] or b""
         uri = declaration[2] if declaration[2] is not None else declaration[3]
         if prefix in declared or prefix.lower().startswith(b"xml") or (prefix and not uri):
             return None
         declared[prefix] = uri
     dav = [prefix for prefix, uri in declared.items() if uri == _DAV]
-    root_prefix = root[2] or b""
     if dav != [root_prefix]:
         return None  # DAV: under several names, or the root in another namespace
     qualified = root_prefix + b":" if root_prefix else b""
-    return _Names(frozenset(declared) - {b""}, qualified, root[1])
+    return Names(frozenset(declared) - {b""}, qualified, root)
 
 
-def _checked_tags(body: bytes, item: re.Match[bytes], names: _Names) -> list[bytes] | None:
-    """The start tags of an item _ITEM matched; None if its names are not as they must be.
+def checked_tags(body: bytes, item: re.Match[bytes], names: Names) -> list[bytes] | None:
+    """The start tags of an item ITEM matched; None if its names are not as they must be.
 
-    _ITEM checked the nesting. Here every prefix must be declared; a response must be
+    ITEM checked the nesting. Here every prefix must be declared; a response must be
     named as the root names DAV:, and DAV: response and href stand nowhere else (the
     reference filter would read them differently).
     """
@@ -297,7 +321,7 @@ def _checked_tags(body: bytes, item: re.Match[bytes], names: _Names) -> list[byt
 def _shape_of(body: bytes, item: re.Match[bytes], tags: list[bytes]) -> re.Pattern[bytes]:
     """A pattern matching responses with the very tags of this one (a response).
 
-    It has the groups of _ITEM that filter_fast reads. (re keeps compiled patterns, so a
+    It has the groups of ITEM that filter_fast reads. (re keeps compiled patterns, so a
     shape seen before is not compiled again.)
     """
     # Tags hold name characters, spaces, "<", "/" and ">": of those only "." means
@@ -325,7 +349,7 @@ def _shape_of(body: bytes, item: re.Match[bytes], tags: list[bytes]) -> re.Patte
     return re.compile(pattern)
 
 
-def _text(data: bytes) -> str:
+def text_of(data: bytes) -> str:
     text = data.decode()
     if "&" in text:
         for entity, char in _ENTITIES:
@@ -334,9 +358,9 @@ def _text(data: bytes) -> str:
     return text
 
 
-def _learn_folder(raw: bytes, href: Href, client: str) -> _Folder | None:
+def learn_folder(raw: bytes, href: Href, client: str) -> _Folder | None:
     """How the folder of a plain href is shown, if its client path keeps the last segment."""
-    plain = _PLAIN_HREF.fullmatch(raw)
+    plain = PLAIN_HREF.fullmatch(raw)
     if plain is None:
         return None
     leaf = plain[3].decode()
@@ -380,6 +404,6 @@ def _propstats(body: bytes, start: int, end: int, dav: bytes) -> list[tuple[int,
                 status = body[status_start : body.rindex(b"</", status_start, inner)]
                 if b"<" in status:
                     return None
-                ok = is_2xx(_text(status))
+                ok = is_2xx(text_of(status))
         found.append((child.start("child"), child.end("child"), ok))
     return found

@@ -6,6 +6,7 @@ shares with the backend's path is kept, so an unchanged href stays byte for byte
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -49,7 +50,9 @@ def remove_dot_segments(path: str) -> str:
     return "/".join(kept)
 
 
+@functools.lru_cache(maxsize=256)
 def _quote_path(path: str) -> str:
+    # Cached: the heads a listing re-encodes are a shard's few view roots.
     return quote(path, safe=_PATH_SAFE)
 
 

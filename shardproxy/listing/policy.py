@@ -54,6 +54,21 @@ class ShardListingPolicy:
         mapped = view_path(backend_path, self.shard, self.shard_map)
         return () if mapped is None else (mapped,)
 
+    def folder_view(self, folder_path: str) -> str | None:
+        """The view folder showing ``folder_path`` (ending in "/") and everything in it.
+
+        Below ``/.ids/<c>`` for a ``c`` the shard owns, ``client_paths`` moves the folder
+        (with or without its "/") and every entry directly in it by the same prefix; the
+        listing's bulk rewrite (``listing.folder``) relies on that. None elsewhere.
+        """
+        if (
+            folder_path.startswith(_IDS_FOLDER)
+            and folder_path[_FIRST : _FIRST + 1] in self._owned
+            and folder_path[_FIRST + 1 : _FIRST + 2] == "/"
+        ):
+            return self._view_root + folder_path[_VIEW_TAIL:]
+        return None
+
 
 @dataclass(frozen=True)
 class RootListingPolicy:

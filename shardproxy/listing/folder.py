@@ -1,0 +1,197 @@
+"""A shard folder's listing checked and rewritten in bulk: the listing rclone asks for most.
+
+Walking a shard view, rclone lists the folders below ``/.ids/<c>`` one after another.
+NzbDav answers each with the folder and its sub-folders or files, every entry the same
+response but for its texts, every href the folder's URL and a name. The view keeps every
+entry and moves them all to one view folder, so the only change is the folder's URL at
+the start of each href.
+
+Such a body is taken apart at its ``<response>`` start tags (one C call), and the
+entries are proved to be copies of the first in what matters:
+
+- sub-folders differ in their name only (href and displayname): each is compared whole
+  with the first entry with its name put in;
+- files differ in sizes and dates too: with every text run taken out, the entries must
+  be the first entry's tags repeated, their characters ones XML allows (one pass each);
+
+then the first entry and the folder's own response are proved well-formed by ``fast``'s
+grammar (cached per distinct shape: a pure function of the tags). Every response is then
+well-formed, and the output is the same slices with the new folder URL in front.
+
+Anything else — another policy, a folder whose entries the view splits or drops, odd
+hrefs or names, several propstats — is left to ``fast`` (None).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Final
+
+from shardproxy.listing.errors import Filtered
+from shardproxy.listing.fast import (
+    ITEM,
+    PLAIN_HREF,
+    ROOT_END,
+    Names,
+    checked_tags,
+    plain_characters,
+    read_root,
+)
+from shardproxy.listing.href import parse_href
+from shardproxy.listing.policy import ShardListingPolicy
+
+# A text run: what follows a tag's ">" up to the next "<". Taking each out leaves the tags.
+_TEXT_RUN: Final = re.compile(rb">[^<]++")
+
+
+def filter_folder(
+    policy: ShardListingPolicy, body: bytes, *, base_path: str | None = None
+) -> Filtered | None:
+    """What ``filter_reference`` gives for ``body``, or None to ask ``fast`` instead."""
+    root = read_root(body)
+    if root is None:
+        return None
+    at, names = root
+    close = body.rfind(b"</")
+    tail = ROOT_END.fullmatch(body, close)
+    if tail is None or tail[1] != names.root:
+        return None
+    response_open = b"<" + names.dav + b"response>"
+    pieces = body[at:close].split(response_open)
+    if len(pieces) < 3 or b"<" in pieces[0] or not plain_characters(pieces[0]):
+        return None  # no entry, or something before the first response
+    own, entries = pieces[1], pieces[2:]
+    entry = _Entry.of(entries[0], names)
+    if entry is None:
+        return None
+    # Sub-folders differ in their names only: each is compared whole with the first. Files
+    # differ in sizes and dates too: their tags are compared, and their text checked.
+    if not all(map(entry.matches, entries[1:])):
+        first_entry = at + len(pieces[0]) + len(response_open) + len(own)
+        if not entry.tags_match(body[first_entry:close], entries):
+            return None
+    own_href = entry.own_href(own)
+    if own_href is None:
+        return None
+    own_tags = _TEXT_RUN.sub(b">", response_open + own)
+    if not (plain_characters(own) and _is_one_response(own_tags, names)):
+        return None
+    if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
+        return None
+    new_prefix = _new_folder_prefix(policy, entry, base_path)
+    if new_prefix is None:
+        return None
+    new_own_href = new_prefix if own_href == entry.prefix else new_prefix[:-1]
+    out = [body[:at], pieces[0], response_open, new_own_href, own[len(own_href) :]]
+    skip = len(entry.prefix)
+    for piece in entries:
+        out += (response_open, new_prefix, piece[skip:])
+    out.append(body[close:])
+    return Filtered(b"".join(out), len(pieces) - 1, len(pieces) - 1, 0)
+
+
+class _Entry:
+    """The first entry of a folder: its response after the start tag, taken apart.
+
+    ``prefix`` is the href start tag and the folder's URL with its "/", ``name`` the
+    rest of the href. When its displayname holds the name too, the entry is also
+    ``prefix``, name, ``middle``, name, ``ending``: how every sub-folder looks.
+    """
+
+    __slots__ = ("ending", "folder_url", "middle", "name", "piece", "prefix", "tags")
+
+    def __init__(self, piece: bytes, href_open: bytes, names: Names) -> None:
+        self.piece = piece
+        href_end = piece.find(b"<", len(href_open))
+        self.folder_url, _slash, self.name = piece[len(href_open) : href_end].rpartition(b"/")
+        self.prefix = href_open + self.folder_url + b"/"
+        self.tags = _TEXT_RUN.sub(b">", b"<" + names.dav + b"response>" + piece)
+        # The displayname that holds the name, after the href.
+        displayname = b"<" + names.dav + b"displayname>"
+        at = piece.find(displayname + self.name + b"</", href_end)
+        self.middle = piece[href_end : at + len(displayname)] if at >= 0 else None
+        self.ending = piece[at + len(displayname) + len(self.name) :] if at >= 0 else b""
+
+    @classmethod
+    def of(cls, piece: bytes, names: Names) -> _Entry | None:
+        """The first entry (what follows its response start tag), if it has that form."""
+        href_open = b"<" + names.dav + b"href>"
+        if not piece.startswith(href_open):
+            return None
+        href_end = piece.find(b"<", len(href_open))
+        folder_url, slash, name = piece[len(href_open) : max(href_end, 0)].rpartition(b"/")
+        if not (folder_url and slash and _is_plain_name(name)):
+            return None
+        return cls(piece, href_open, names)
+
+    def matches(self, piece: bytes) -> bool:
+        """True if ``piece`` is this entry with another plain name in both places."""
+        if self.middle is None:
+            return False
+        start = len(self.prefix)
+        name = piece[start : piece.find(b"<", start)]
+        # (The whole comparison first: it fails at once for what is not this entry.)
+        return piece == b"".join((self.prefix, name, self.middle, name, self.ending)) and (
+            _is_plain_name(name)
+        )
+
+    def tags_match(self, entries: bytes, pieces: list[bytes]) -> bool:
+        """True if ``entries`` (the bytes of the responses ``pieces`` follow the start tags
+        of) have this entry's tags, characters XML allows, and hrefs in this folder."""
+        tags = _TEXT_RUN.sub(b">", entries)
+        if tags != self.tags * len(pieces) or not plain_characters(entries):
+            return False
+        start = len(self.prefix)
+        return all(
+            piece.startswith(self.prefix) and _is_plain_name(piece[start : piece.find(b"<", start)])
+            for piece in pieces
+        )
+
+    def own_href(self, piece: bytes) -> bytes | None:
+        """How the folder's own response starts: href start tag, folder URL, maybe "/"."""
+        for href in (self.prefix, self.prefix[:-1]):
+            if piece.startswith(href) and piece[len(href) : len(href) + 1] == b"<":
+                return href
+        return None
+
+
+def _new_folder_prefix(
+    policy: ShardListingPolicy, entry: _Entry, base_path: str | None
+) -> bytes | None:
+    """The entry's ``prefix`` with the folder's URL as the view shows it.
+
+    None unless the folder's URL is plain (nothing to decode, escape or resolve: each
+    href then changes by the same bytes as its folder) and the policy moves the folder
+    and every entry directly in it to one view folder.
+    """
+    url = entry.prefix[entry.prefix.index(b">") + 1 :]
+    if PLAIN_HREF.fullmatch(url) is None:
+        return None
+    folder = parse_href(url.decode(), base_path)
+    view = None if folder is None else policy.folder_view(folder.decoded)
+    if folder is None or view is None:
+        return None
+    text = folder.text_for(view)
+    new_url = url if text is None else text.encode()
+    return entry.prefix[: len(entry.prefix) - len(url)] + new_url
+
+
+def _is_plain_name(name: bytes) -> bool:
+    """A hex level or a UUID: letters, digits and "-", nothing to escape or decode."""
+    return name.replace(b"-", b"").isalnum()
+
+
+@functools.lru_cache(maxsize=64)
+def _is_one_response(tags: bytes, names: Names) -> bool:
+    """True if ``tags`` (a response with its text taken out) is one response with one
+    propstat by ``fast``'s grammar.
+
+    Cached: a pure function of its arguments, and a backend writes a handful of shapes.
+    """
+    item = ITEM.fullmatch(tags)
+    if item is None or item.start("href") < 0:
+        return False
+    found = checked_tags(tags, item, names)
+    # Several propstats may need reordering (2xx first): the shortcut's work.
+    return found is not None and found.count(b"<" + names.dav + b"propstat") == 1
