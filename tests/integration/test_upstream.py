@@ -299,6 +299,23 @@ def test_overlong_body_is_cut_at_its_length_and_the_connection_dropped(loop_kind
     run_on(loop_kind, scenario)
 
 
+def test_read_now_takes_a_body_that_has_arrived_and_leaves_the_rest(loop_kind: str) -> None:
+    async def scenario() -> None:
+        async with backend_pool(replies(OK, OK2)) as (backend, pool):
+            response = await pool.request("GET", "/f", [])
+            await until(lambda: response.unread == 5, "the body to arrive")
+            assert response.read_now(6) is None  # more than has arrived: nothing taken
+            assert response.read_now(3) == b"hel"
+            assert response.unread == 2
+            assert await response.read_all() == b"lo"
+            response.release()
+            # A body read partly by read_now and the rest after is a clean end: reused.
+            assert await get(pool) == (200, b"world")
+        assert backend.connections == 1
+
+    run_on(loop_kind, scenario)
+
+
 def test_head_reply_followed_by_body_bytes_drops_the_connection(loop_kind: str) -> None:
     head_with_body = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
