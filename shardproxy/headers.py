@@ -26,36 +26,29 @@ HOP_BY_HOP_HEADERS = frozenset(
 )
 
 
-def without_hop_by_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
-    """A copy of ``headers`` without hop-by-hop fields, including those Connection names."""
+def client_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """A client's headers to forward, byte for byte, without hop-by-hop fields
+    (including those its Connection header names).
+
+    Each value is read as Latin-1, which maps every byte to one character and back, so
+    a value that is not UTF-8 reaches the backend exactly as the client sent it.
+    """
     kept = []
     named = ""
-    for name, value in headers:
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1")
         lower = name.lower()
         if lower in HOP_BY_HOP_HEADERS:
             if lower == "connection":
-                named += "," + value
+                named += "," + raw_value.decode("latin-1")
             continue
-        kept.append((name, value))
+        kept.append((name, raw_value.decode("latin-1")))
     # Built in one go: cheaper than one add() per header on every request.
     copy: CIMultiDict[str] = CIMultiDict(kept)
     if named:
         for token in named.split(","):
             copy.popall(token.strip(), None)
     return copy
-
-
-def client_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """A client's headers to forward, byte for byte: each value read as Latin-1.
-
-    Latin-1 maps every byte to one character and back, so a value that is not UTF-8
-    reaches the backend exactly as the client sent it.
-    """
-    # A list, not a generator: this runs on every request and a generator costs a
-    # frame switch per header.
-    return without_hop_by_hop(
-        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
-    )
 
 
 ReplyHeaders = list[tuple[str, str]]
