@@ -134,12 +134,13 @@ class Metrics:
             "RC calls sent to each rclone, by command and outcome",
             ["shard", "command", "outcome"],
         )
-        # The labelled children of the two series counted on every request, by their
-        # label values: prometheus-client's .labels() validates and locks on each call,
-        # a noticeable share of a small request's cost. Every key is bounded (shard
-        # count, KNOWN_METHODS + "other", status classes), so these stay small.
+        # The labelled children of the series counted on every request, by their label
+        # values: prometheus-client's .labels() validates and locks on each call, a
+        # noticeable share of a small request's cost. Every key is bounded (shard count,
+        # KNOWN_METHODS + "other", status classes), so these stay small.
         self._request_children: dict[tuple[int | None, str, int], Counter] = {}
         self._streamed_children: dict[tuple[int | None, bool], Counter] = {}
+        self._listing_children: dict[tuple[int | None, bool], Counter] = {}
         self._cache = _CacheCollector()
         registry.register(self._cache)
         self._pending = _PendingCollector()
@@ -178,11 +179,14 @@ class Metrics:
 
     def listing(self, shard: int | None, kept: int, dropped: int) -> None:
         """Count the entries one filtered listing kept and dropped."""
-        label = shard_label(shard)
-        if kept:
-            self.listing_entries.labels(label, "kept").inc(kept)
-        if dropped:
-            self.listing_entries.labels(label, "dropped").inc(dropped)
+        for count, was_kept in ((kept, True), (dropped, False)):
+            if count:
+                child = self._listing_children.get((shard, was_kept))
+                if child is None:
+                    outcome = "kept" if was_kept else "dropped"
+                    child = self.listing_entries.labels(shard_label(shard), outcome)
+                    self._listing_children[shard, was_kept] = child
+                child.inc(count)
 
     def fallback_read(self, shard: int) -> None:
         """Count one read of shard ``shard``'s file through the pass-through tree."""
