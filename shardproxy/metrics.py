@@ -90,6 +90,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        # The series counted on every request are counted in plain dicts first and
+        # added to their counters whenever the registry is read (_FlushFirst): a labelled
+        # prometheus-client counter validates and locks on each call, a noticeable
+        # share of a small request's cost. Every key is bounded (shard count,
+        # KNOWN_METHODS + "other", status classes), so these stay small.
+        self._request_counts: dict[tuple[int | None, str, int], int] = {}
+        self._streamed_counts: dict[tuple[int | None, bool], int] = {}
+        self._listing_counts: dict[tuple[int | None, bool], int] = {}  # (shard, kept)
+        # Registered first, so that every read of the registry (a scrape, value(),
+        # total()) adds the counts waiting in the plain dicts above before it reads
+        # the counters.
+        registry.register(_FlushFirst(self._flush))
 
         def counter(name: str, documentation: str, labels: list[str]) -> Counter:
             return Counter(name, documentation, labels, registry=registry)
@@ -134,13 +146,6 @@ class Metrics:
             "RC calls sent to each rclone, by command and outcome",
             ["shard", "command", "outcome"],
         )
-        # The labelled children of the series counted on every request, by their label
-        # values: prometheus-client's .labels() validates and locks on each call, a
-        # noticeable share of a small request's cost. Every key is bounded (shard count,
-        # KNOWN_METHODS + "other", status classes), so these stay small.
-        self._request_children: dict[tuple[int | None, str, int], Counter] = {}
-        self._streamed_children: dict[tuple[int | None, bool], Counter] = {}
-        self._listing_children: dict[tuple[int | None, bool], Counter] = {}
         self._cache = _CacheCollector()
         registry.register(self._cache)
         self._pending = _PendingCollector()
@@ -152,22 +157,30 @@ class Metrics:
         """Count one answered client request."""
         method = method if method in KNOWN_METHODS else "other"
         key = (shard, method, status // 100)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self.requests.labels(shard_label(shard), method, status_class(status))
-            self._request_children[key] = child
-        child.inc()
+        counts = self._request_counts
+        counts[key] = counts.get(key, 0) + 1
 
     def streamed(self, shard: int | None, count: int, *, spliced: bool) -> None:
         """Count body bytes sent to a client."""
         if count > 0:
             key = (shard, spliced)
-            child = self._streamed_children.get(key)
-            if child is None:
-                path = "spliced" if spliced else "copied"
-                child = self.bytes_streamed.labels(shard_label(shard), path)
-                self._streamed_children[key] = child
-            child.inc(count)
+            counts = self._streamed_counts
+            counts[key] = counts.get(key, 0) + count
+
+    def _flush(self) -> None:
+        """Add what request(), streamed() and listing() counted to their counters."""
+        for (shard, method, hundreds), count in self._request_counts.items():
+            status = status_class(hundreds * 100)
+            self.requests.labels(shard_label(shard), method, status).inc(count)
+        self._request_counts.clear()
+        for (shard, spliced), count in self._streamed_counts.items():
+            path = "spliced" if spliced else "copied"
+            self.bytes_streamed.labels(shard_label(shard), path).inc(count)
+        self._streamed_counts.clear()
+        for (shard, kept), count in self._listing_counts.items():
+            outcome = "kept" if kept else "dropped"
+            self.listing_entries.labels(shard_label(shard), outcome).inc(count)
+        self._listing_counts.clear()
 
     def upstream_error(self, shard: int | None, kind: str) -> None:
         """Count one failure of NzbDav (``kind`` from UPSTREAM_ERROR_KINDS)."""
@@ -179,14 +192,11 @@ class Metrics:
 
     def listing(self, shard: int | None, kept: int, dropped: int) -> None:
         """Count the entries one filtered listing kept and dropped."""
-        for count, was_kept in ((kept, True), (dropped, False)):
-            if count:
-                child = self._listing_children.get((shard, was_kept))
-                if child is None:
-                    outcome = "kept" if was_kept else "dropped"
-                    child = self.listing_entries.labels(shard_label(shard), outcome)
-                    self._listing_children[shard, was_kept] = child
-                child.inc(count)
+        counts = self._listing_counts
+        if kept:
+            counts[shard, True] = counts.get((shard, True), 0) + kept
+        if dropped:
+            counts[shard, False] = counts.get((shard, False), 0) + dropped
 
     def fallback_read(self, shard: int) -> None:
         """Count one read of shard ``shard``'s file through the pass-through tree."""
@@ -269,6 +279,17 @@ def cache_families(caches: Mapping[int, CacheStats]) -> list[Metric]:
         if stats.disk_free is not None:
             disk_free.add_metric(label, stats.disk_free)
     return [up, used, files, full, max_size, disk, disk_free]
+
+
+class _FlushFirst(Collector):
+    """Runs ``flush`` whenever the registry is collected, before the counters are."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self.flush = flush
+
+    def collect(self) -> Iterable[Metric]:
+        self.flush()
+        return []
 
 
 class _CacheCollector(Collector):

@@ -159,10 +159,14 @@ class WebDavProxy:
         target = route(raw_path, self.shard_map)
         if isinstance(target, Refused):
             return plain_error(target.status, target.reason)
-        shard = target.shard if isinstance(target, ShardRoute) else None
-        backend_path = target.backend_path if isinstance(target, ShardRoute) else raw_path
+        method = request.method
+        if isinstance(target, ShardRoute):
+            shard: int | None = target.shard
+            backend_path = target.backend_path
+        else:
+            shard, backend_path = None, raw_path
         if shard is None or is_fallback_mount(headers.get(MOUNT_HEADER)):
-            self.note_fallback_read(request.method, backend_path)
+            self.note_fallback_read(method, backend_path)
         headers.add("X-Forwarded-For", request.remote or "")
         if "Destination" in headers:
             destination = self.map_destination(headers["Destination"])
@@ -172,15 +176,15 @@ class WebDavProxy:
         # The path and query go upstream as the client spelled them, except a raw "#",
         # which a backend would take for a fragment and cut off.
         upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
-        plan = UpstreamPlan(request.method, upstream_target, headers, shard, scheme=request.scheme)
+        plan = UpstreamPlan(method, upstream_target, headers, shard, scheme=request.scheme)
         if (
             self.settings.rewrite_rclonelinks
             and shard is None
-            and request.method in ("GET", "HEAD")
+            and method in ("GET", "HEAD")
             and is_rclonelink(unquote(raw_path))
         ):
             plan.rewrite_link = True
-        if request.method == "PROPFIND":
+        if method == "PROPFIND":
             self.plan_propfind(plan, raw_path)
         return plan
 
@@ -269,11 +273,7 @@ class WebDavProxy:
 
     def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> ReplyHeaders:
         """The backend's reply headers as the client should see them."""
-        headers = reply_headers_of(upstream)
-        for index, (name, value) in enumerate(headers):
-            if name.lower() == "location":
-                headers[index] = (name, self.map_location(value, plan))
-        return headers
+        return reply_headers_of(upstream, lambda location: self.map_location(location, plan))
 
     def map_location(self, location: str, plan: UpstreamPlan) -> str:
         """A Location as the client should follow it: on the proxy, in the owning view.

@@ -79,6 +79,21 @@ async def test_head_just_under_the_limit_is_served(proxy: RunningProxy) -> None:
     assert reply.endswith(b"\r\n\r\nok")
 
 
+async def test_whole_head_one_byte_over_the_limit_in_one_write_is_refused(
+    proxy: RunningProxy,
+) -> None:
+    # The same head as above plus one byte, complete (blank line and all) in one write:
+    # the common one-read case is checked against the limit too.
+    heads: list[bytes] = []
+    start = b"GET /content/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    pad = b"X-Pad-1: " + b"a" * 6000 + b"\r\n" + b"X-Pad-2: " + b"a" * 6000 + b"\r\n"
+    pad += b"X-Pad-3: " + b"a" * (16385 - len(start) - len(pad) - 13) + b"\r\n\r\n"
+    assert len(start + pad) == 16385
+    reply = await exchange(proxy, [start + pad], heads, header_max_size=16384)
+    assert reply.startswith(b"HTTP/1.1 431 ")
+    assert heads == []
+
+
 async def test_slow_head_is_dropped_with_408(proxy: RunningProxy) -> None:
     heads: list[bytes] = []
     reply = await exchange(proxy, [b"GET /content/x HTTP/1.1\r\nHo"], heads, **LIMITS)

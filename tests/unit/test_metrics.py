@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shardproxy.metrics import CacheStats, Metrics, PendingSummary
@@ -162,3 +163,21 @@ def test_repeated_requests_count_into_the_right_series() -> None:
     ):
         assert line in text.splitlines(), line
     assert metrics.total("shardproxy_requests_total") == 21
+
+
+def test_counts_between_reads_are_added_once() -> None:
+    # Per-request counts wait in plain dicts until the registry is read: every read
+    # must see all of them, and no read may add them twice.
+    metrics = Metrics()
+    metrics.request(0, "GET", 200)
+    metrics.streamed(0, 10, spliced=False)
+    assert (
+        metrics.value("shardproxy_requests_total", shard="0", method="GET", status_class="2xx") == 1
+    )
+    metrics.request(0, "GET", 200)
+    metrics.streamed(0, 5, spliced=False)
+    text = generate_latest(metrics.registry).decode()  # the registry read directly
+    assert 'shardproxy_requests_total{method="GET",shard="0",status_class="2xx"} 2.0' in text
+    assert 'shardproxy_bytes_streamed_total{path="copied",shard="0"} 15.0' in text
+    assert metrics.total("shardproxy_requests_total") == 2
+    assert metrics.total("shardproxy_bytes_streamed_total") == 15
