@@ -320,9 +320,12 @@ class WebDavProxy:
         has_body = request.method != "HEAD" and status not in (204, 304)
         if has_body and length is not None and length <= SMALL_REPLY_LIMIT:
             # Half of a small reply's cost is per write, so it goes out in one.
-            body = await self.read_small_body(request, upstream, length, plan.shard)
-            if not isinstance(body, bytes):  # not against web.Response: see handle()
-                return body
+            body = upstream.read_now(length)
+            if body is None:
+                waited = await self.read_small_body(request, upstream, length, plan.shard)
+                if not isinstance(waited, bytes):  # not against web.Response: see handle()
+                    return waited
+                body = waited
             self.metrics.streamed(plan.shard, len(body), spliced=False)
             return web.Response(status=status, reason=None, headers=headers, body=body)
         response = web.StreamResponse(status=status, reason=None, headers=headers)

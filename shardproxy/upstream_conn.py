@@ -51,10 +51,18 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False
         self.close_delimited = False
         self.parser: httptools.HttpResponseParser | None = None
+        # True once the parser has seen a final reply to its end (not to a HEAD): it
+        # is then ready for the next reply on this connection and is kept for it.
+        self.parser_at_rest = False
         self.response: UpstreamResponse | None = None
         self.head: asyncio.Future[UpstreamResponse] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
+        # When a reply head is overdue (None while no head is awaited), and the one
+        # timer that checks it: one timer per connection, re-armed only when it fires
+        # early, costs less than a timer made and cancelled for every request.
+        self.head_deadline: float | None = None
+        self.head_timer: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
         self.got_bytes = False
         self._status = 0
@@ -91,6 +99,9 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
         self.pool.forget(self)
         if self.state == _BODY and self.close_delimited and exc is None:
             self._message_done()
@@ -169,7 +180,10 @@ class UpstreamConnection(asyncio.Protocol):
         assert self.parser is not None
         if self.state != _BODY:
             return  # end of an interim 1xx reply
-        if self.head_only or (self.response is not None and self.response.status in (204, 304)):
+        if self.head_only:
+            return  # already done at its head; the parser still expects a body
+        self.parser_at_rest = True
+        if self.response is not None and self.response.status in (204, 304):
             return  # already done at its head
         if not self.parser.should_keep_alive():
             self.reusable = False
@@ -204,7 +218,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.state = _WAIT_HEAD
         self.head_only = method == "HEAD"
         self.got_bytes = False
-        self.parser = httptools.HttpResponseParser(self)
+        if self.parser is None or not self.parser_at_rest:
+            self.parser = httptools.HttpResponseParser(self)
+        self.parser_at_rest = False
         head_future: asyncio.Future[UpstreamResponse] = self.loop.create_future()
         self.head = head_future
         try:
@@ -221,14 +237,14 @@ class UpstreamConnection(asyncio.Protocol):
                             502,
                             f"backend {self.pool.origin} {why} while the request body was sent",
                         ) from None
-            timer = self.loop.call_later(self.pool.read_timeout, self._head_timed_out)
-            try:
-                return await head_future
-            finally:
-                timer.cancel()
+            self.head_deadline = self.loop.time() + self.pool.read_timeout
+            if self.head_timer is None:
+                self.head_timer = self.loop.call_at(self.head_deadline, self._check_head)
+            return await head_future
         finally:
             # Whatever happens to this connection later is nobody's reply any more.
             self.head = None
+            self.head_deadline = None
             if head_future.done() and not head_future.cancelled():
                 head_future.exception()
 
@@ -254,6 +270,17 @@ class UpstreamConnection(asyncio.Protocol):
                     self.drain_waiter = None
         if chunked and not self.closed:
             self.transport.write(b"0\r\n\r\n")
+
+    def _check_head(self) -> None:
+        self.head_timer = None
+        deadline = self.head_deadline
+        if deadline is None or self.closed:
+            return  # no head awaited: the next request arms the timer again
+        if self.loop.time() < deadline:
+            # Armed for an earlier request: this one's head is not due yet.
+            self.head_timer = self.loop.call_at(deadline, self._check_head)
+            return
+        self._head_timed_out()
 
     def _head_timed_out(self) -> None:
         head = self.head
@@ -297,7 +324,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.state = _IDLE
-        self.parser = None
         self.response = None
         self.head = None
         self.detached = False
@@ -308,6 +334,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()

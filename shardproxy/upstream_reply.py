@@ -94,6 +94,22 @@ class UpstreamResponse:
             parts.append(data)
         return b"".join(parts)
 
+    def read_now(self, count: int) -> bytes | None:
+        """The next ``count`` bytes of the body if they have all arrived, else None.
+
+        A small reply nearly always arrives with its head: this takes it without
+        the awaits (and their coroutines) of read_exactly.
+        """
+        if self._buffered < count:
+            return None
+        whole = self.take_buffered()
+        self._conn.consumer_caught_up()
+        if len(whole) > count:
+            # Bytes past what was wanted stay unread: the connection is not reused.
+            self._chunks.append(whole[count:])
+            self._buffered = len(whole) - count
+        return whole[:count]
+
     async def read_exactly(self, count: int) -> bytes:
         """The next ``count`` bytes of the body; BodyError if it ends before."""
         parts: list[bytes] = []

@@ -299,6 +299,23 @@ def test_overlong_body_is_cut_at_its_length_and_the_connection_dropped(loop_kind
     run_on(loop_kind, scenario)
 
 
+def test_read_now_takes_a_body_that_has_arrived_and_leaves_the_rest(loop_kind: str) -> None:
+    async def scenario() -> None:
+        async with backend_pool(replies(OK, OK2)) as (backend, pool):
+            response = await pool.request("GET", "/f", [])
+            await until(lambda: response.unread == 5, "the body to arrive")
+            assert response.read_now(6) is None  # more than has arrived: nothing taken
+            assert response.read_now(3) == b"hel"
+            assert response.unread == 2
+            assert await response.read_all() == b"lo"
+            response.release()
+            # A body read partly by read_now and the rest after is a clean end: reused.
+            assert await get(pool) == (200, b"world")
+        assert backend.connections == 1
+
+    run_on(loop_kind, scenario)
+
+
 def test_head_reply_followed_by_body_bytes_drops_the_connection(loop_kind: str) -> None:
     head_with_body = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -374,6 +391,52 @@ def test_stall_before_the_head_ends_is_a_504(loop_kind: str, sent: bytes) -> Non
             with pytest.raises(BackendError, match=r"did not answer within 0\.3s") as caught:
                 await pool.request("GET", "/f", [])
         assert caught.value.status == 504
+
+    run_on(loop_kind, scenario)
+
+
+def answers_late(*steps: tuple[float, bytes]) -> Callable[[RawBackend], Script]:
+    """A backend answering its first connection's requests in turn, each ``(delay,
+    answer)`` after that many seconds, and never answering any request after those."""
+
+    def script(backend: RawBackend) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Later connections (the pool's retry of a request on a new one) stay silent.
+            for delay, answer in steps if backend.connections == 1 else ():
+                if not await backend.read_head(reader):
+                    return
+                await asyncio.sleep(delay)
+                writer.write(answer)
+                await writer.drain()
+            await reader.read()
+
+        return run
+
+    return script
+
+
+def test_stall_on_a_reused_connection_is_a_504(loop_kind: str) -> None:
+    # The connection's one head timer was armed for the first request; it must still
+    # time out the second.
+    async def scenario() -> None:
+        async with backend_pool(answers_late((0.0, OK)), read_timeout=0.3) as (_, pool):
+            assert await get(pool) == (200, b"hello")
+            with pytest.raises(BackendError, match=r"did not answer within 0\.3s"):
+                await pool.request("GET", "/f", [])
+
+    run_on(loop_kind, scenario)
+
+
+def test_a_later_request_gets_its_own_read_timeout(loop_kind: str) -> None:
+    # The second request goes out 1.2 s after the first and is answered 1.4 s later:
+    # past the first request's 2 s deadline, well within its own.
+    async def scenario() -> None:
+        script = answers_late((0.0, OK), (1.4, OK2))
+        async with backend_pool(script, read_timeout=2.0) as (backend, pool):
+            assert await get(pool) == (200, b"hello")
+            await asyncio.sleep(1.2)
+            assert await get(pool) == (200, b"world")
+        assert backend.connections == 1
 
     run_on(loop_kind, scenario)
 
