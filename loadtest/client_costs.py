@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable
 
 from loadtest import clients, peers, procstat
-from loadtest.figures import BASELINE, HAPROXY, NGINX, SHARDPROXY, Bench, MiB
+from loadtest.figures import (
+    BASELINE,
+    HAPROXY,
+    NGINX,
+    PASS_THROUGH,
+    SERVER_POOL,
+    SHARDPROXY,
+    Bench,
+    MiB,
+)
 from loadtest.report import Column, Table
 
 WALK_REQUESTS = 1000
@@ -32,17 +41,26 @@ def walk(bench: Bench) -> Table:
     table = Table(
         f"Sequential walk: {WALK_REQUESTS} Depth-1 PROPFINDs on one connection",
         f"One client, one keep-alive connection, each PROPFIND sent when the last reply is "
-        f"read, alternating `{folders[0]}` and `{folders[1]}` (shard views for shardproxy); "
+        f"read, alternating `{folders[0]}` and `{folders[1]}` (shard views for shardproxy "
+        f"and '{BASELINE}'; '{PASS_THROUGH}' asks the same proxy for the plain folders, "
+        f"unfiltered, as '{SERVER_POOL}' does: the floor of shardproxy's stack); "
         f"{bench.plan.rounds} rounds. This is how rclone walks a folder tree.",
         [Column("seconds", "seconds", 2), Column("µs/request", "us", 0)],
         ratio_of=SHARDPROXY,
         ratio_keys=("seconds",),
     )
-    labels = (NGINX, HAPROXY, BASELINE, SHARDPROXY)
+    shardproxy = bench.proxies[SHARDPROXY]
+    walkers = [
+        (NGINX, bench.proxies[NGINX], folders),
+        (HAPROXY, bench.proxies[HAPROXY], folders),
+        (SERVER_POOL, bench.proxies[SERVER_POOL], folders),
+        (BASELINE, bench.proxies[BASELINE], [peers.shard_path(f) for f in folders]),
+        (PASS_THROUGH, shardproxy, folders),
+        (SHARDPROXY, shardproxy, [peers.shard_path(f) for f in folders]),
+    ]
     for round_no in range(bench.plan.rounds):
-        for label in labels[round_no % 4 :] + labels[: round_no % 4]:
-            proxy = bench.proxies[label]
-            paths = [proxy.view(folder) for folder in folders]
+        turn = round_no % len(walkers)
+        for label, proxy, paths in walkers[turn:] + walkers[:turn]:
             connection = clients.Connection(proxy.server.port)
             try:
                 started = time.perf_counter()

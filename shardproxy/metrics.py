@@ -90,13 +90,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        # The two series counted on every request are counted in plain dicts first and
+        # The series counted on every request are counted in plain dicts first and
         # added to their counters whenever the registry is read (_FlushFirst): a labelled
         # prometheus-client counter validates and locks on each call, a noticeable
         # share of a small request's cost. Every key is bounded (shard count,
         # KNOWN_METHODS + "other", status classes), so these stay small.
         self._request_counts: dict[tuple[int | None, str, int], int] = {}
         self._streamed_counts: dict[tuple[int | None, bool], int] = {}
+        self._listing_counts: dict[tuple[int | None, bool], int] = {}  # (shard, kept)
         # Registered first, so that every read of the registry (a scrape, value(),
         # total()) adds the counts waiting in the plain dicts above before it reads
         # the counters.
@@ -167,7 +168,7 @@ class Metrics:
             counts[key] = counts.get(key, 0) + count
 
     def _flush(self) -> None:
-        """Add what request() and streamed() counted to their prometheus counters."""
+        """Add what request(), streamed() and listing() counted to their counters."""
         for (shard, method, hundreds), count in self._request_counts.items():
             status = status_class(hundreds * 100)
             self.requests.labels(shard_label(shard), method, status).inc(count)
@@ -176,6 +177,10 @@ class Metrics:
             path = "spliced" if spliced else "copied"
             self.bytes_streamed.labels(shard_label(shard), path).inc(count)
         self._streamed_counts.clear()
+        for (shard, kept), count in self._listing_counts.items():
+            outcome = "kept" if kept else "dropped"
+            self.listing_entries.labels(shard_label(shard), outcome).inc(count)
+        self._listing_counts.clear()
 
     def upstream_error(self, shard: int | None, kind: str) -> None:
         """Count one failure of NzbDav (``kind`` from UPSTREAM_ERROR_KINDS)."""
@@ -187,11 +192,11 @@ class Metrics:
 
     def listing(self, shard: int | None, kept: int, dropped: int) -> None:
         """Count the entries one filtered listing kept and dropped."""
-        label = shard_label(shard)
+        counts = self._listing_counts
         if kept:
-            self.listing_entries.labels(label, "kept").inc(kept)
+            counts[shard, True] = counts.get((shard, True), 0) + kept
         if dropped:
-            self.listing_entries.labels(label, "dropped").inc(dropped)
+            counts[shard, False] = counts.get((shard, False), 0) + dropped
 
     def fallback_read(self, shard: int) -> None:
         """Count one read of shard ``shard``'s file through the pass-through tree."""

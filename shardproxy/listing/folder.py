@@ -38,7 +38,7 @@ from shardproxy.listing.fast import (
     plain_characters,
     read_root,
 )
-from shardproxy.listing.href import parse_href
+from shardproxy.listing.href import Href
 from shardproxy.listing.policy import ShardListingPolicy
 
 # A text run: what follows a tag's ">" up to the next "<". Taking each out leaves the tags.
@@ -48,7 +48,10 @@ _TEXT_RUN: Final = re.compile(rb">[^<]++")
 def filter_folder(
     policy: ShardListingPolicy, body: bytes, *, base_path: str | None = None
 ) -> Filtered | None:
-    """What ``filter_reference`` gives for ``body``, or None to ask ``fast`` instead."""
+    """What ``filter_reference`` gives for ``body``, or None to ask ``fast`` instead.
+
+    (``base_path`` resolves nothing here: the hrefs taken are URLs or absolute paths.)
+    """
     root = read_root(body)
     if root is None:
         return None
@@ -67,10 +70,10 @@ def filter_folder(
         return None
     # Sub-folders differ in their names only: each is compared whole with the first. Files
     # differ in sizes and dates too: their tags are compared, and their text checked.
-    if not all(map(entry.matches, entries[1:])):
-        first_entry = at + len(pieces[0]) + len(response_open) + len(own)
-        if not entry.tags_match(body[first_entry:close], entries):
-            return None
+    first_entry = at + len(pieces[0]) + len(response_open) + len(own)
+    segment = body[first_entry:close]  # every entry, each from its response start tag
+    if not (entry.copies(segment, entries) or entry.tags_match(segment, entries)):
+        return None
     own_href = entry.own_href(own)
     if own_href is None:
         return None
@@ -79,15 +82,14 @@ def filter_folder(
         return None
     if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
         return None
-    new_prefix = _new_folder_prefix(policy, entry, base_path)
+    new_prefix = _new_folder_prefix(policy, entry)
     if new_prefix is None:
         return None
     new_own_href = new_prefix if own_href == entry.prefix else new_prefix[:-1]
-    out = [body[:at], pieces[0], response_open, new_own_href, own[len(own_href) :]]
     skip = len(entry.prefix)
-    for piece in entries:
-        out += (response_open, new_prefix, piece[skip:])
-    out.append(body[close:])
+    entry_start = response_open + new_prefix
+    out = [body[:at], pieces[0], response_open, new_own_href, own[len(own_href) :], entry_start]
+    out += (entry_start.join([piece[skip:] for piece in entries]), body[close:])
     return Filtered(b"".join(out), len(pieces) - 1, len(pieces) - 1, 0)
 
 
@@ -99,10 +101,11 @@ class _Entry:
     ``prefix``, name, ``middle``, name, ``ending``: how every sub-folder looks.
     """
 
-    __slots__ = ("ending", "folder_url", "middle", "name", "piece", "prefix", "tags")
+    __slots__ = ("dav", "ending", "folder_url", "middle", "name", "piece", "prefix", "tags")
 
     def __init__(self, piece: bytes, href_open: bytes, names: Names) -> None:
         self.piece = piece
+        self.dav = names.dav
         href_end = piece.find(b"<", len(href_open))
         self.folder_url, _slash, self.name = piece[len(href_open) : href_end].rpartition(b"/")
         self.prefix = href_open + self.folder_url + b"/"
@@ -125,28 +128,41 @@ class _Entry:
             return None
         return cls(piece, href_open, names)
 
-    def matches(self, piece: bytes) -> bool:
-        """True if ``piece`` is this entry with another plain name in both places."""
-        if self.middle is None:
-            return False
-        start = len(self.prefix)
-        name = piece[start : piece.find(b"<", start)]
-        # (The whole comparison first: it fails at once for what is not this entry.)
-        return piece == b"".join((self.prefix, name, self.middle, name, self.ending)) and (
-            _is_plain_name(name)
-        )
+    def names_of(self, pieces: list[bytes]) -> list[bytes] | None:
+        """The name (the href after the folder's URL) of each entry, if all are plain.
 
-    def tags_match(self, entries: bytes, pieces: list[bytes]) -> bool:
-        """True if ``entries`` (the bytes of the responses ``pieces`` follow the start tags
-        of) have this entry's tags, characters XML allows, and hrefs in this folder."""
-        tags = _TEXT_RUN.sub(b">", entries)
-        if tags != self.tags * len(pieces) or not plain_characters(entries):
-            return False
+        Where the folder's URL is, is taken on trust: each caller proves it.
+        """
         start = len(self.prefix)
-        return all(
-            piece.startswith(self.prefix) and _is_plain_name(piece[start : piece.find(b"<", start)])
-            for piece in pieces
-        )
+        names = [piece[start : piece.find(b"<", start)] for piece in pieces]
+        if all(names) and b"".join(names).replace(b"-", b"").isalnum():
+            return names
+        return None
+
+    def copies(self, segment: bytes, pieces: list[bytes]) -> bool:
+        """True if the entries (``segment``, which ``pieces`` are the split of) are this
+        entry with their own plain names in both places, and nothing else."""
+        names = None if self.middle is None else self.names_of(pieces)
+        if names is None or self.middle is None:
+            return False
+        # What the entries would be, built in one join and compared in one go.
+        response_open = b"<" + self.dav + b"response>"
+        prefix, middle, ending = self.prefix, self.middle, self.ending
+        expected: list[bytes] = []
+        for name in names:
+            expected += (response_open, prefix, name, middle, name, ending)
+        return segment == b"".join(expected)
+
+    def tags_match(self, segment: bytes, pieces: list[bytes]) -> bool:
+        """True if the entries (``segment``, which ``pieces`` are the split of) have this
+        entry's tags, characters XML allows, hrefs in this folder and plain names."""
+        tags = _TEXT_RUN.sub(b">", segment)
+        if tags != self.tags * len(pieces) or not plain_characters(segment):
+            return False
+        # The tags hold a response start tag only where each piece starts.
+        response_open = b"<" + self.dav + b"response>"
+        in_folder = segment.count(response_open + self.prefix) == len(pieces)
+        return in_folder and self.names_of(pieces) is not None
 
     def own_href(self, piece: bytes) -> bytes | None:
         """How the folder's own response starts: href start tag, folder URL, maybe "/"."""
@@ -156,9 +172,7 @@ class _Entry:
         return None
 
 
-def _new_folder_prefix(
-    policy: ShardListingPolicy, entry: _Entry, base_path: str | None
-) -> bytes | None:
+def _new_folder_prefix(policy: ShardListingPolicy, entry: _Entry) -> bytes | None:
     """The entry's ``prefix`` with the folder's URL as the view shows it.
 
     None unless the folder's URL is plain (nothing to decode, escape or resolve: each
@@ -166,13 +180,15 @@ def _new_folder_prefix(
     and every entry directly in it to one view folder.
     """
     url = entry.prefix[entry.prefix.index(b">") + 1 :]
-    if PLAIN_HREF.fullmatch(url) is None:
+    plain = PLAIN_HREF.fullmatch(url)
+    if plain is None:
         return None
-    folder = parse_href(url.decode(), base_path)
-    view = None if folder is None else policy.folder_view(folder.decoded)
-    if folder is None or view is None:
+    # A plain path is its own decoding, and no base resolves it: it starts with "/".
+    path = url[plain.end(1) :].decode()
+    view = policy.folder_view(path)
+    if view is None:
         return None
-    text = folder.text_for(view)
+    text = Href("", plain[1].decode(), path, "", "", path).text_for(view)
     new_url = url if text is None else text.encode()
     return entry.prefix[: len(entry.prefix) - len(url)] + new_url
 

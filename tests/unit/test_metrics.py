@@ -64,8 +64,11 @@ def test_bytes_are_counted_spliced_and_copied_apart() -> None:
 def test_listing_entries_kept_and_dropped() -> None:
     metrics = Metrics()
     metrics.listing(3, kept=4, dropped=12)
-    assert metrics.value("shardproxy_listing_entries_total", shard="3", outcome="kept") == 4
+    metrics.listing(3, kept=17, dropped=0)  # a second listing counts on the same children
+    metrics.listing(None, kept=1, dropped=0)
+    assert metrics.value("shardproxy_listing_entries_total", shard="3", outcome="kept") == 21
     assert metrics.value("shardproxy_listing_entries_total", shard="3", outcome="dropped") == 12
+    assert metrics.value("shardproxy_listing_entries_total", shard="none", outcome="kept") == 1
 
 
 def test_rc_calls_outside_the_allow_list_share_one_label() -> None:
