@@ -79,10 +79,14 @@ class UpstreamPool:
                 conn = await self._connect()
             try:
                 return await conn.send(method, head, body, chunked)
-            except BackendError:
+            except BackendError as exc:
                 # A kept-alive connection the backend closed just as we reused it: the
-                # request never reached it, so asking again on a new one is safe.
-                if reused and replayable and conn.closed and not conn.got_bytes:
+                # request never reached it, so asking again on a new one is safe. A
+                # timeout (504) is not that: the backend has the request and may be
+                # fetching it from Usenet; asking again would double its work and the
+                # client's wait.
+                unsent = conn.closed and not conn.got_bytes and exc.status != 504
+                if reused and replayable and unsent:
                     continue
                 raise
             except BaseException:

@@ -419,10 +419,12 @@ def test_stall_on_a_reused_connection_is_a_504(loop_kind: str) -> None:
     # The connection's one head timer was armed for the first request; it must still
     # time out the second.
     async def scenario() -> None:
-        async with backend_pool(answers_late((0.0, OK)), read_timeout=0.3) as (_, pool):
+        async with backend_pool(answers_late((0.0, OK)), read_timeout=0.3) as (backend, pool):
             assert await get(pool) == (200, b"hello")
             with pytest.raises(BackendError, match=r"did not answer within 0\.3s"):
                 await pool.request("GET", "/f", [])
+        # Sent once: a timed-out request is not asked again on a new connection.
+        assert backend.connections == 1
 
     run_on(loop_kind, scenario)
 
