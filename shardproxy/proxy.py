@@ -400,14 +400,17 @@ class WebDavProxy:
         filtered whole and sent with a Content-Length; a malformed one gets a clean 502.
         """
         assert plan.listing_policy is not None
-        encoding = upstream.headers.get("Content-Encoding", "identity").lower()
-        if encoding != "identity":
+        headers = self.reply_headers(upstream, plan)
+        # From the list the reply passes on: building upstream.headers costs more.
+        encoding = next((v for n, v in headers if n.lower() == "content-encoding"), "identity")
+        if encoding.lower() != "identity":
             return plain_error(
                 502, f"backend sent a {encoding}-encoded listing although identity was asked"
             )
-        body = await self.read_listing(request, upstream, plan.shard)
-        if isinstance(body, web.Response):
-            return body
+        read = await self.read_listing(request, upstream, plan.shard)
+        if not isinstance(read, bytes):  # not against web.Response: see handle()
+            return read
+        body = read
         try:
             listing = filter_listing(plan.listing_policy, body)
         except ListingError as exc:
@@ -421,7 +424,6 @@ class WebDavProxy:
             body = await with_view_folders(self, plan, body)
         self.metrics.listing(plan.shard, listing.responses_out, listing.dropped)
         self.metrics.streamed(plan.shard, len(body), spliced=False)
-        headers = self.reply_headers(upstream, plan)
         return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
 
     async def read_listing(
@@ -437,6 +439,10 @@ class WebDavProxy:
         if length is not None:
             if length > cap:
                 return self.broken_listing(request, too_large, shard)
+            # A listing nearly always arrives with its head (see read_now).
+            body = upstream.read_now(length)
+            if body is not None:
+                return body
             return await self.read_small_body(request, upstream, length, shard)
         chunks: list[bytes] = []
         size = 0

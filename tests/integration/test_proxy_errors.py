@@ -115,6 +115,23 @@ async def test_malformed_listing_gives_502_before_any_byte(proxy: RunningProxy) 
     assert backend in body
 
 
+async def test_compressed_listing_is_a_502_naming_its_encoding(proxy: RunningProxy) -> None:
+    # identity was asked for; a backend that compresses anyway cannot be filtered.
+    payload = gzip.compress(b'<D:multistatus xmlns:D="DAV:"></D:multistatus>')
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 207 Multi-Status\r\nContent-Encoding: GZip\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        await writer.drain()
+
+    async with shard_propfind(proxy, gzipped) as (_backend, reply):
+        body = await reply.text()
+    assert reply.status == 502
+    assert "GZip-encoded listing although identity was asked" in body
+
+
 LISTING_HEAD = b'<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
 ENTRY = (
     b"<D:response><D:href>/.ids/0</D:href><D:propstat><D:prop><D:displayname>0"
