@@ -160,7 +160,7 @@ def filter_fast(
     policy: ResponsePolicy, body: bytes, *, base_path: str | None = None
 ) -> Filtered | None:
     """What ``filter_reference`` gives for ``body``, or None to ask it instead."""
-    head = read_head(body)
+    head = _read_head(body)
     if head is None:
         return None
     at, names = head
@@ -197,7 +197,7 @@ def filter_fast(
                     out += (body[emitted:href_start], folder_text, leaf_bytes)
                     emitted = href_end
                 continue
-        href = parse_href(text_of(raw), base_path)
+        href = parse_href(_text(raw), base_path)
         paths = () if href is None else client_paths(href.decoded)
         if isinstance(paths, str) or len(paths) > 1:
             return None  # a TypeError, or clones: left to the reference filter
@@ -208,7 +208,7 @@ def filter_fast(
             emitted = at
             continue
         responses_out += 1
-        learnt = learn_folder(raw, href, paths[0])
+        learnt = _learn_folder(raw, href, paths[0])
         if learnt is not None:
             key, folder_path, folder_client, folder_text = learnt
             key_length = len(key)
@@ -235,7 +235,7 @@ def filter_fast(
     return Filtered(b"".join(out), responses_in, responses_out, bad_hrefs)
 
 
-def read_head(body: bytes) -> tuple[int, Names] | None:
+def _read_head(body: bytes) -> tuple[int, Names] | None:
     """Where the root start tag ends and what it declares, if the shortcut can read the body.
 
     None unless the prolog and root start tag are as the shortcut expects and every
@@ -248,7 +248,7 @@ def read_head(body: bytes) -> tuple[int, Names] | None:
 
 
 def read_root(body: bytes) -> tuple[int, Names] | None:
-    """``read_head`` without looking at the characters after the root start tag."""
+    """``_read_head`` without looking at the characters after the root start tag."""
     prolog = _PROLOG.match(body)
     assert prolog is not None  # the pattern matches the empty string
     root = _ROOT.match(body, prolog.end())
@@ -349,7 +349,7 @@ def _shape_of(body: bytes, item: re.Match[bytes], tags: list[bytes]) -> re.Patte
     return re.compile(pattern)
 
 
-def text_of(data: bytes) -> str:
+def _text(data: bytes) -> str:
     text = data.decode()
     if "&" in text:
         for entity, char in _ENTITIES:
@@ -358,7 +358,7 @@ def text_of(data: bytes) -> str:
     return text
 
 
-def learn_folder(raw: bytes, href: Href, client: str) -> _Folder | None:
+def _learn_folder(raw: bytes, href: Href, client: str) -> _Folder | None:
     """How the folder of a plain href is shown, if its client path keeps the last segment."""
     plain = PLAIN_HREF.fullmatch(raw)
     if plain is None:
@@ -404,6 +404,6 @@ def _propstats(body: bytes, start: int, end: int, dav: bytes) -> list[tuple[int,
                 status = body[status_start : body.rindex(b"</", status_start, inner)]
                 if b"<" in status:
                     return None
-                ok = is_2xx(text_of(status))
+                ok = is_2xx(_text(status))
         found.append((child.start("child"), child.end("child"), ok))
     return found

@@ -96,37 +96,36 @@ def filter_folder(
 class _Entry:
     """The first entry of a folder: its response after the start tag, taken apart.
 
-    ``prefix`` is the href start tag and the folder's URL with its "/", ``name`` the
-    rest of the href. When its displayname holds the name too, the entry is also
+    ``prefix`` is the href start tag and the folder's URL with its "/"; the rest of the
+    href is the entry's name. When its displayname holds the name too, the entry is also
     ``prefix``, name, ``middle``, name, ``ending``: how every sub-folder looks.
     """
 
-    __slots__ = ("dav", "ending", "folder_url", "middle", "name", "piece", "prefix", "tags")
+    __slots__ = ("ending", "middle", "piece", "prefix", "response_open", "tags")
 
-    def __init__(self, piece: bytes, href_open: bytes, names: Names) -> None:
+    def __init__(self, piece: bytes, names: Names, href_end: int, prefix: bytes) -> None:
         self.piece = piece
-        self.dav = names.dav
-        href_end = piece.find(b"<", len(href_open))
-        self.folder_url, _slash, self.name = piece[len(href_open) : href_end].rpartition(b"/")
-        self.prefix = href_open + self.folder_url + b"/"
-        self.tags = _TEXT_RUN.sub(b">", b"<" + names.dav + b"response>" + piece)
+        self.prefix = prefix
+        self.response_open = b"<" + names.dav + b"response>"
+        self.tags = _TEXT_RUN.sub(b">", self.response_open + piece)
         # The displayname that holds the name, after the href.
+        name = piece[len(prefix) : href_end]
         displayname = b"<" + names.dav + b"displayname>"
-        at = piece.find(displayname + self.name + b"</", href_end)
+        at = piece.find(displayname + name + b"</", href_end)
         self.middle = piece[href_end : at + len(displayname)] if at >= 0 else None
-        self.ending = piece[at + len(displayname) + len(self.name) :] if at >= 0 else b""
+        self.ending = piece[at + len(displayname) + len(name) :] if at >= 0 else b""
 
     @classmethod
     def of(cls, piece: bytes, names: Names) -> _Entry | None:
         """The first entry (what follows its response start tag), if it has that form."""
         href_open = b"<" + names.dav + b"href>"
-        if not piece.startswith(href_open):
-            return None
         href_end = piece.find(b"<", len(href_open))
-        folder_url, slash, name = piece[len(href_open) : max(href_end, 0)].rpartition(b"/")
+        if not piece.startswith(href_open) or href_end < 0:
+            return None
+        folder_url, slash, name = piece[len(href_open) : href_end].rpartition(b"/")
         if not (folder_url and slash and _is_plain_name(name)):
             return None
-        return cls(piece, href_open, names)
+        return cls(piece, names, href_end, href_open + folder_url + b"/")
 
     def names_of(self, pieces: list[bytes]) -> list[bytes] | None:
         """The name (the href after the folder's URL) of each entry, if all are plain.
@@ -135,19 +134,19 @@ class _Entry:
         """
         start = len(self.prefix)
         names = [piece[start : piece.find(b"<", start)] for piece in pieces]
-        if all(names) and b"".join(names).replace(b"-", b"").isalnum():
-            return names
-        return None
+        # (An empty name is the folder itself again: the same prefix swap holds for it.)
+        joined = b"".join(names).replace(b"-", b"")
+        return names if not joined or joined.isalnum() else None
 
     def copies(self, segment: bytes, pieces: list[bytes]) -> bool:
         """True if the entries (``segment``, which ``pieces`` are the split of) are this
         entry with their own plain names in both places, and nothing else."""
-        names = None if self.middle is None else self.names_of(pieces)
-        if names is None or self.middle is None:
+        middle = self.middle
+        names = None if middle is None else self.names_of(pieces)
+        if middle is None or names is None:
             return False
         # What the entries would be, built in one join and compared in one go.
-        response_open = b"<" + self.dav + b"response>"
-        prefix, middle, ending = self.prefix, self.middle, self.ending
+        response_open, prefix, ending = self.response_open, self.prefix, self.ending
         expected: list[bytes] = []
         for name in names:
             expected += (response_open, prefix, name, middle, name, ending)
@@ -160,8 +159,7 @@ class _Entry:
         if tags != self.tags * len(pieces) or not plain_characters(segment):
             return False
         # The tags hold a response start tag only where each piece starts.
-        response_open = b"<" + self.dav + b"response>"
-        in_folder = segment.count(response_open + self.prefix) == len(pieces)
+        in_folder = segment.count(self.response_open + self.prefix) == len(pieces)
         return in_folder and self.names_of(pieces) is not None
 
     def own_href(self, piece: bytes) -> bytes | None:

@@ -260,3 +260,12 @@ def test_folder_view_is_what_client_paths_says_for_the_folder_and_each_entry(
     if view is not None:
         assert policy.client_paths(folder_path + leaf) == (view + leaf,)
         assert policy.client_paths(folder_path.rstrip("/")) == (view.rstrip("/"),)
+
+
+def test_an_entry_that_names_the_folder_again_is_rewritten_like_the_folder() -> None:
+    body = nzbdav_folder("/.ids/4/a", ["b", "c"])
+    again = body.replace(b"/.ids/4/a/c</D:href>", b"/.ids/4/a/</D:href>", 1)
+    taken = filter_folder(SHARD_ONE, again)
+    assert taken is not None
+    assert taken.body.count(b"/.ids-s1/4/a/</D:href>") == 2
+    assert folder_agrees(SHARD_ONE, again)
