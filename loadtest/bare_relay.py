@@ -7,7 +7,7 @@ much of shardproxy's cost per request is its own and how much is the stack's:
 
 - ``app-session``: an aiohttp web application and aiohttp's ClientSession;
 - ``app-pool``: the same application, upstream through shardproxy's own pool
-  (``shardproxy.upstream``, asyncio.Protocol + httptools);
+  (``shardproxy.upstream.pool``, asyncio.Protocol + httptools);
 - ``server-pool``: aiohttp's low-level server (one handler, no router) and that pool.
 
     python -m loadtest.bare_relay ORIGIN_URL HOST:PORT [DESIGN]
@@ -24,7 +24,7 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from shardproxy.upstream import UpstreamPool
+from shardproxy.upstream.pool import UpstreamPool
 
 # Headers the relay must not copy: aiohttp sets them for the reply it writes.
 OWN_HEADERS = ("Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive")

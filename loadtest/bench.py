@@ -53,7 +53,7 @@ from loadtest.figures import (
 )
 from loadtest.report import Table, verdict_table
 from loadtest.targets import judge
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # shardproxy before it had its own backend pool and low-level server: what "today" was.

@@ -1,6 +1,7 @@
 """What a player (Plex) sees through the library when a piece of the stack fails.
 
-Starts the whole stack (``shardproxy.stack``) for a layout, reads some files so they are
+Starts the whole stack (``shardproxy.tools.stack_runner``) for a layout, reads some files
+so they are
 cached, then for each failure (a shard's rclone crashed, shardproxy stopped, NzbDav
 stopped) times a ``stat`` of a link, a read of a cached file and a read of an uncached
 one, and prints what each returned. README's "When something fails" quotes a run.
@@ -19,9 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shardproxy.deploy import Layout
-from shardproxy.shards import ShardMap
-from shardproxy.stack import LibraryLink, Stack
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.deploy.model import Layout
+from shardproxy.tools.stack_runner import LibraryLink, Stack
 
 LIMIT = 300.0  # seconds a single probe may take before it is reported as hanging
 

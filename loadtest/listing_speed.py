@@ -26,9 +26,9 @@ from xml.parsers import expat
 from aiohttp.test_utils import TestClient, TestServer
 
 from nzbdav_standin import Library, make_standin_app
+from shardproxy.core.shards import ShardMap
 from shardproxy.listing import ShardListingPolicy, filter_listing
 from shardproxy.listing.reference import filter_reference
-from shardproxy.shards import ShardMap
 
 Filtering = Callable[[ShardListingPolicy, bytes], object]
 

@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 
 from loadtest.peers import REPO, Server
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 
 BODY_LIMIT = 8 << 20
 BASELINE_SECONDS = 3.0

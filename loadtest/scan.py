@@ -24,13 +24,13 @@ from pathlib import Path, PurePosixPath
 
 from loadtest.bench import machine
 from nzbdav_standin import uuid_path
-from shardproxy.config import HostPort
-from shardproxy.demo import demo_library
-from shardproxy.deploy import Layout, Mount, RcEndpoint, mount_argv
-from shardproxy.deploy_files import obscure
-from shardproxy.ports import free_port
-from shardproxy.shards import ShardMap
-from shardproxy.stack import PASSWORD, USER, Stack, clear_stale_mounts
+from shardproxy.config.settings import HostPort
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.demo import demo_library
+from shardproxy.tools.deploy.files import obscure
+from shardproxy.tools.deploy.model import Layout, Mount, RcEndpoint, mount_argv
+from shardproxy.tools.ports import free_port
+from shardproxy.tools.stack_runner import PASSWORD, USER, Stack, clear_stale_mounts
 
 MIB = 1024 * 1024
 RESULTS = Path(__file__).with_name("RESULTS.md")

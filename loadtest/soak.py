@@ -28,7 +28,7 @@ from pathlib import Path
 
 from loadtest.peers import REPO, Server
 from loadtest.procstat import descendants, rss_bytes
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 
 RESULTS = REPO / "loadtest" / "RESULTS.md"
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardproxy import __version__
-from shardproxy.config import OPTIONS, ConfigError, Kind, Settings
-from shardproxy.config_layers import load_settings
-from shardproxy.deploy import Layout
-from shardproxy.locate import LocateError, locate
-from shardproxy.locate import describe as describe_location
-from shardproxy.logs import configure_logging
-from shardproxy.shards import view_root
+from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import OPTIONS, ConfigError, Kind, Settings
+from shardproxy.core.shards import view_root
+from shardproxy.telemetry.logs import configure_logging
+from shardproxy.tools.deploy.model import Layout
+from shardproxy.tools.shard_of import LocateError, locate
+from shardproxy.tools.shard_of import describe as describe_location
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -184,8 +184,8 @@ def run_relink(args: argparse.Namespace, settings: Settings) -> int:
     """``shardproxy relink``: run it and print the counts."""
     from pathlib import Path
 
-    from shardproxy.relink import normalize_mount
-    from shardproxy.relink_run import RelinkError, relink_library
+    from shardproxy.tools.relink.plan import normalize_mount
+    from shardproxy.tools.relink.run import RelinkError, relink_library
 
     try:
         mount = normalize_mount(args.mount_dir)
@@ -208,29 +208,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from shardproxy.demo import run_demo
+            from shardproxy.tools.demo import run_demo
 
             return run_demo(
                 mount=args.mount, layout=args.layout, shards=args.shards, once=args.once
             )
         if args.command in ("reshard", "rebalance"):
-            from shardproxy.reshard_cli import run_rebalance, run_reshard
+            from shardproxy.tools.reshard.command import run_rebalance, run_reshard
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
         settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "healthcheck":
-            from shardproxy.healthcheck import healthcheck
+            from shardproxy.ops.healthcheck import healthcheck
 
             return healthcheck(settings)
         if args.command == "check":
-            from shardproxy.probe import run_check
+            from shardproxy.ops.probe import run_check
 
             return run_check(settings, describe(settings), probe=args.probe)
         if args.command == "gen":
             from pathlib import Path
 
-            from shardproxy.gencmd import find_programs, next_steps, write_generated
+            from shardproxy.tools.deploy.gen import find_programs, next_steps, write_generated
 
             out = Path(args.out)
             for path in write_generated(settings, out, find_programs()):
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"shardproxy: error: {exc}", file=sys.stderr)
                     failed = True
             return 2 if failed else 0
-        from shardproxy.server import run
+        from shardproxy.process.server import run
 
         run(settings)
         return 0

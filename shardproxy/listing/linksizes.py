@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.parsers.expat
 from urllib.parse import unquote, urlsplit
 
-from shardproxy.rclonelink import is_rclonelink
+from shardproxy.core.rclonelink import is_rclonelink
 
 _RESPONSE = "DAV: response"
 _HREF = "DAV: href"

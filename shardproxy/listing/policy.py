@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shardproxy.shards import HEX_DIGITS, IDS_ROOT, ShardMap, view_path, view_root
+from shardproxy.core.shards import HEX_DIGITS, IDS_ROOT, ShardMap, view_path, view_root
 
 _IDS_FOLDER = IDS_ROOT + "/"
 _FIRST = len(_IDS_FOLDER)  # where the first hex level starts

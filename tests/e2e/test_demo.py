@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shardproxy.stack import clear_stale_mounts, fuse_mounts_under
+from shardproxy.tools.stack_runner import clear_stale_mounts, fuse_mounts_under
 from tests.helpers.processes import fuse_problem
 
 pytestmark = pytest.mark.skipif(fuse_problem() is not None, reason=str(fuse_problem()))

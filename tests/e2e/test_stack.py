@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from nzbdav_standin import READ_LOG, Library, expected_bytes, uuid_path
-from shardproxy.deploy import READ_FAILS_WITHIN, Layout
-from shardproxy.shards import ShardMap
-from shardproxy.stack import RC_PASS, RC_USER, LibraryLink, Stack, link_target
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.deploy.model import READ_FAILS_WITHIN, Layout
+from shardproxy.tools.stack_runner import RC_PASS, RC_USER, LibraryLink, Stack, link_target
 from tests.helpers.processes import fuse_problem
 from tests.helpers.rclone_procs import current_rclone
 

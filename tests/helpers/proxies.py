@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from shardproxy.app import make_proxy_server
-from shardproxy.config import HostPort, Settings
-from shardproxy.server import start_site
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import HostPort, Settings
+from shardproxy.core.shards import ShardMap
+from shardproxy.process.app import make_proxy_server
+from shardproxy.process.server import start_site
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

@@ -31,8 +31,8 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
-from shardproxy.ports import free_port
-from shardproxy.server import make_runner
+from shardproxy.process.server import make_runner
+from shardproxy.tools.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CURRENT_RCLONE_ENV = "SHARDPROXY_RCLONE_CURRENT"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardproxy.rcroute import FORGET, Reply, TargetCall, delivered_by
+from shardproxy.rc.route import FORGET, Reply, TargetCall, delivered_by
 
 
 def answer_all(calls: list[TargetCall] | tuple[TargetCall, ...]) -> dict[Any, str]:

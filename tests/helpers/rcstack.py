@@ -16,10 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from shardproxy.config import Settings
-from shardproxy.rcpending import Backoff
-from shardproxy.rcserver import make_rc_app
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import Settings
+from shardproxy.core.shards import ShardMap
+from shardproxy.rc.pending import Backoff
+from shardproxy.rc.server import make_rc_app
 from tests.helpers.rclone_procs import (
     RcloneRc,
     make_rclone,

@@ -28,11 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.admin import ADMIN_STATE, make_admin_app
-from shardproxy.app import make_proxy_server
-from shardproxy.config import HostPort, Settings
-from shardproxy.metrics import Metrics
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import HostPort, Settings
+from shardproxy.core.shards import ShardMap
+from shardproxy.ops.admin import ADMIN_STATE, make_admin_app
+from shardproxy.process.app import make_proxy_server
+from shardproxy.telemetry.metrics import Metrics
 from tests.helpers.proxies import basic_auth
 from tests.helpers.rclone_procs import (
     BackgroundApps,

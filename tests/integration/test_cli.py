@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.cli import SHARDPROXY, run_cli
 from tests.helpers.processes import running
 from tests.helpers.proxies import basic_auth

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.cli import run_cli
 from tests.helpers.rclone_procs import RcloneRc, debian_rclone, make_rclone, start_all
 

@@ -20,17 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from shardproxy.config import HostPort
-from shardproxy.deploy import (
-    Deployment,
-    Layout,
-    Programs,
-    RcEndpoint,
-    mergerfs_argv,
-    mount_argv,
-    mounts,
-)
-from shardproxy.deploy_files import (
+from shardproxy.config.settings import HostPort
+from shardproxy.tools.deploy.files import (
     MERGERFS_UNIT,
     PROXY_UNIT,
     exec_line,
@@ -40,6 +31,15 @@ from shardproxy.deploy_files import (
     rclone_conf,
     toml_text,
     unit_commands,
+)
+from shardproxy.tools.deploy.model import (
+    Deployment,
+    Layout,
+    Programs,
+    RcEndpoint,
+    mergerfs_argv,
+    mount_argv,
+    mounts,
 )
 from tests.helpers.rclone_procs import current_rclone, debian_rclone
 

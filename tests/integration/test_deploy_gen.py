@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from shardproxy.config import ConfigError
-from shardproxy.config_layers import load_settings
-from shardproxy.deploy import Layout, deployment_from, mounts
+from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import ConfigError
+from shardproxy.tools.deploy.model import Layout, deployment_from, mounts
 from tests.helpers.rclone_procs import debian_rclone
 
 BASE = {"backend": "http://127.0.0.1:3000", "rclone_rc_pass": "rcpw", "nzbdav_pass": "pw"}

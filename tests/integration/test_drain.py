@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
-from shardproxy.drain import ActiveRequests
-from shardproxy.listener import ClientLimits, ProxyServer
-from shardproxy.ports import free_port
+from shardproxy.listeners.drain import ActiveRequests
+from shardproxy.listeners.listener import ClientLimits, ProxyServer
+from shardproxy.tools.ports import free_port
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 

@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app
-from shardproxy.app import make_proxy_server
-from shardproxy.fallback import FallbackReads, fallback_read_shard, is_fallback_mount
-from shardproxy.listener import ProxyServer
-from shardproxy.server import start_site
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
+from shardproxy.listeners.listener import ProxyServer
+from shardproxy.process.app import make_proxy_server
+from shardproxy.process.server import start_site
+from shardproxy.telemetry.failover import FallbackReads, fallback_read_shard, is_fallback_mount
 from tests.helpers.proxies import basic_auth, proxy_settings
 from tests.helpers.rclone_procs import debian_rclone
 
@@ -159,7 +159,7 @@ async def running() -> AsyncIterator[Running]:
 async def test_a_get_through_ids_is_served_counted_and_logged(
     running: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="shardproxy.proxy")
+    caplog.set_level(logging.WARNING, logger="shardproxy.web.proxy")
     async with running.client.get(running.url.with_path(FILE9)) as response:
         assert response.status == 200
         assert await response.read() == expected_bytes(FILE9, SIZE, 0, SIZE - 1)
@@ -176,7 +176,7 @@ async def test_a_head_through_ids_is_counted(running: Running) -> None:
 async def test_reads_through_the_shard_view_and_listings_are_not_counted(
     running: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="shardproxy.proxy")
+    caplog.set_level(logging.WARNING, logger="shardproxy.web.proxy")
     async with running.client.get(running.url.with_path(f"/.ids-s2{FILE9[5:]}")) as response:
         assert response.status == 200
         await response.read()

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import running
 
 

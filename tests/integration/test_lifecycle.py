@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import running, serve_argv
 
 STARTED_RE = re.compile(r"started worker (\d+)")

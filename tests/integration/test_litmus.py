@@ -10,7 +10,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import require_program, running
 from tests.helpers.proxies import RunningProxy
 

@@ -14,8 +14,8 @@ import aiohttp
 import orjson
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.logs import JsonFormatter, MalformedRequestFilter
-from shardproxy.ports import free_port
+from shardproxy.telemetry.logs import JsonFormatter, MalformedRequestFilter
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import running
 
 # Invalid Content-Length: aiohttp's parser refuses it, and used to log a traceback.

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import require_program
 from tests.helpers.proxies import RunningProxy
 

@@ -24,7 +24,7 @@ from nzbdav_standin import (
     make_standin_app,
     uuid_path,
 )
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
 from tests.helpers.proxies import basic_auth, running_proxy
 
 AUTH = basic_auth("admin", "secret")

@@ -13,10 +13,10 @@ from aiohttp import web
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.app import make_proxy_server
-from shardproxy.metrics import Metrics
-from shardproxy.ports import free_port
-from shardproxy.server import start_site
+from shardproxy.process.app import make_proxy_server
+from shardproxy.process.server import start_site
+from shardproxy.telemetry.metrics import Metrics
+from shardproxy.tools.ports import free_port
 from tests.helpers.proxies import proxy_settings
 
 BIG_UUID = "1abcdef0-1111-4222-8333-444455556666"  # shard 0 of 4

@@ -17,11 +17,11 @@ from aiohttp import web
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.app import make_proxy_server
-from shardproxy.config import Settings
-from shardproxy.rcbound import CLAMP_NOTE
-from shardproxy.rcroute import REFRESH
-from shardproxy.rcserver import RC_IN_FLIGHT
+from shardproxy.config.settings import Settings
+from shardproxy.process.app import make_proxy_server
+from shardproxy.rc.bounds import CLAMP_NOTE
+from shardproxy.rc.route import REFRESH
+from shardproxy.rc.server import RC_IN_FLIGHT
 from tests.helpers.rclone_procs import BackgroundApps, debian_rclone, go_map
 from tests.helpers.rcstack import (
     IDS,

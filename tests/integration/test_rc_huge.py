@@ -22,8 +22,8 @@ from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from nzbdav_standin.catalog import uuid_path
-from shardproxy.ports import free_port
-from shardproxy.rcserver import make_rc_app
+from shardproxy.rc.server import make_rc_app
+from shardproxy.tools.ports import free_port
 from tests.helpers.proxies import RunningProxy, proxy_settings
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shardproxy.ports import free_port
+from shardproxy.tools.ports import free_port
 from tests.helpers.processes import running, serve_argv
 from tests.helpers.rclone_procs import debian_rclone, go_map, make_rclone
 

@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
-from shardproxy.deploy_files import obscure, webdav_remotes
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.deploy.files import obscure, webdav_remotes
 from tests.helpers.processes import require_program
 from tests.helpers.proxies import running_proxy
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.app import make_proxy_server
-from shardproxy.config import Settings
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import Settings
+from shardproxy.core.shards import ShardMap
+from shardproxy.process.app import make_proxy_server
 from tests.helpers.rclone_procs import BackgroundApps, current_rclone
 
 SHARD_MAP = ShardMap.even(4)

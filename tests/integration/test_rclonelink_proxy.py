@@ -13,7 +13,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
 from tests.helpers.proxies import running_proxy
 
 Proxied = tuple[URL, URL, aiohttp.ClientSession]

@@ -22,10 +22,10 @@ from yarl import URL
 
 from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
-from shardproxy.app import make_proxy_server
-from shardproxy.config import Settings
-from shardproxy.rcroute import FORGET, REFRESH
-from shardproxy.rcserver import RC_DELIVERY
+from shardproxy.config.settings import Settings
+from shardproxy.process.app import make_proxy_server
+from shardproxy.rc.route import FORGET, REFRESH
+from shardproxy.rc.server import RC_DELIVERY
 from tests.helpers.rclone_procs import (
     BackgroundApps,
     RcloneRc,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shardproxy.rcpending import Pending, PendingChanges
-from shardproxy.rcroute import FORGET, REFRESH, Delivery, Target
-from shardproxy.rcstore import PendingStore, PendingStoreError
+from shardproxy.rc.pending import Pending, PendingChanges
+from shardproxy.rc.route import FORGET, REFRESH, Delivery, Target
+from shardproxy.rc.store import PendingStore, PendingStoreError
 
 S0, S2, F0 = Target("shard", 0), Target("shard", 2), Target("fallback", 0)
 

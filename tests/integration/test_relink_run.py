@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from shardproxy.relink import Outcome
-from shardproxy.relink_run import JOURNAL_NAME, TMP_SUFFIX, RelinkError, relink_library
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.relink.plan import Outcome
+from shardproxy.tools.relink.run import JOURNAL_NAME, TMP_SUFFIX, RelinkError, relink_library
 
 MOUNT = "/mnt/nzbdav"
 MAP = ShardMap.even(4)

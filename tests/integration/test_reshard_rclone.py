@@ -21,11 +21,11 @@ import pytest
 from aiohttp import web
 
 from nzbdav_standin import READ_LOG, Library, expected_bytes, make_standin_app, uuid_path
-from shardproxy.app import make_proxy_server
 from shardproxy.cli import main
-from shardproxy.config import Settings
-from shardproxy.reshard_run import rclones_answering
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import Settings
+from shardproxy.core.shards import ShardMap
+from shardproxy.process.app import make_proxy_server
+from shardproxy.tools.reshard.run import rclones_answering
 from tests.helpers.rclone_procs import (
     BackgroundApps,
     RcloneRc,

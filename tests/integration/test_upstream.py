@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from shardproxy.upstream import UpstreamPool
-from shardproxy.upstream_conn import READ_BUFFER
-from shardproxy.upstream_reply import BackendError, BodyError, BodyTimeout
+from shardproxy.upstream.connection import READ_BUFFER
+from shardproxy.upstream.pool import UpstreamPool
+from shardproxy.upstream.reply import BackendError, BodyError, BodyTimeout
 from tests.helpers.proxies import run_on, until
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

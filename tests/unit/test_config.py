@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from shardproxy.config import OPTIONS, ConfigError, HostPort, Settings, parse_host_port
-from shardproxy.config_layers import (
+from shardproxy.config.layers import (
     load_settings,
     merge_layers,
     read_command_line,
     read_environment,
 )
-from shardproxy.shards import ShardMap
+from shardproxy.config.settings import OPTIONS, ConfigError, HostPort, Settings, parse_host_port
+from shardproxy.core.shards import ShardMap
 
 BACKEND = "http://127.0.0.1:3000"
 

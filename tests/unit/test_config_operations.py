@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shardproxy.config import ConfigError, HostPort, Settings
-from shardproxy.config_layers import load_settings
+from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import ConfigError, HostPort, Settings
 
 
 def load(cli: dict[str, str] | None = None, **environ: str) -> Settings:

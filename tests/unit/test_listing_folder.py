@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shardproxy.core.shards import ShardMap
 from shardproxy.listing import Filtered, ListingError, filter_listing
 from shardproxy.listing.folder import filter_folder
 from shardproxy.listing.policy import ShardListingPolicy
 from shardproxy.listing.reference import filter_reference
-from shardproxy.shards import ShardMap
 from tests.helpers.listings import (
     PROPERTY_SETTINGS,
     Listing,

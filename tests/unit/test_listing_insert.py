@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from shardproxy.core.shards import ShardMap
 from shardproxy.listing import filter_listing
 from shardproxy.listing.insert import insert_responses
 from shardproxy.listing.policy import ViewFoldersPolicy
-from shardproxy.shards import ShardMap
 
 START = b'<?xml version="1.0" encoding="utf-8" ?>\n<D:multistatus xmlns:D="DAV:">\n'
 ROOT = START + b"<D:response><D:href>/</D:href></D:response>\n</D:multistatus>\n"

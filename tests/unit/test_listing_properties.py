@@ -12,11 +12,11 @@ import xml.etree.ElementTree as ET
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shardproxy.core.shards import ShardMap
 from shardproxy.listing import Filtered, ListingError, ResponsePolicy, filter_listing
 from shardproxy.listing.fast import filter_fast
 from shardproxy.listing.policy import ShardListingPolicy
 from shardproxy.listing.reference import filter_reference
-from shardproxy.shards import ShardMap
 from tests.helpers.listings import (
     DAV,
     POLICIES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from yarl import URL
 
-from shardproxy.location import client_location
+from shardproxy.core.location import client_location
 
 BACKEND = URL("http://127.0.0.1:8080")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shardproxy.metrics import CacheStats, Metrics, PendingSummary
-from shardproxy.rcroute import Target
+from shardproxy.rc.route import Target
+from shardproxy.telemetry.metrics import CacheStats, Metrics, PendingSummary
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

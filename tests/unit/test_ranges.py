@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.ranges import (
+from shardproxy.core.ranges import (
     AsIs,
     AskLength,
     AskSizeFirst,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shardproxy.rcbound import CLAMP_NOTE, walks_virtual_tree
-from shardproxy.rcroute import (
+from shardproxy.core.shards import ShardMap
+from shardproxy.rc.bounds import CLAMP_NOTE, walks_virtual_tree
+from shardproxy.rc.route import (
     REFRESH,
     Delivery,
     Target,
@@ -14,7 +15,6 @@ from shardproxy.rcroute import (
     plan_path_call,
     read_path_call,
 )
-from shardproxy.shards import ShardMap
 from tests.helpers.rcreplies import answer_all
 
 S2 = Target("shard", 2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from shardproxy.rcinflight import InFlight
-from shardproxy.rcroute import FORGET, Delivery, Outcome, Reply, Target, TargetCall
+from shardproxy.rc.inflight import InFlight
+from shardproxy.rc.route import FORGET, Delivery, Outcome, Reply, Target, TargetCall
 
 S2 = Target("shard", 2)
 ANSWER = Reply({"forgotten": ["9/6", "9/7"]})

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.config import ConfigError
-from shardproxy.config_layers import load_settings
-from shardproxy.rclonelink import (
+from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import ConfigError
+from shardproxy.core.rclonelink import (
     GROWTH,
     RcloneLinkError,
     check_shard_count,
@@ -19,7 +19,7 @@ from shardproxy.rclonelink import (
     rewrite_target,
     serve_range,
 )
-from shardproxy.shards import ShardMap
+from shardproxy.core.shards import ShardMap
 
 MAP = ShardMap.even(4)
 UUID = "961b00d8-0f1e-4c52-9b0e-d0a7a3a2b1c4"

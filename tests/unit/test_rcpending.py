@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from shardproxy.rcpending import Backoff, Pending, PendingDeliveries
-from shardproxy.rcroute import FORGET, REFRESH, Delivery, Failure, Reply, Target, TargetCall
+from shardproxy.rc.pending import Backoff, Pending, PendingDeliveries
+from shardproxy.rc.route import FORGET, REFRESH, Delivery, Failure, Reply, Target, TargetCall
 
 FAST = Backoff(base=0.05, cap=0.3)
 

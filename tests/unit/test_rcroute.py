@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shardproxy.rcfanout import merge_fanout, plan_fanout
-from shardproxy.rcroute import (
+from shardproxy.core.shards import HEX_DIGITS, ShardMap
+from shardproxy.rc.fanout import merge_fanout, plan_fanout
+from shardproxy.rc.route import (
     ALLOWED_COMMANDS,
     FORGET,
     MAX_PATHS_PER_CALL,
@@ -36,7 +37,6 @@ from shardproxy.rcroute import (
     refusal,
     unmap,
 )
-from shardproxy.shards import HEX_DIGITS, ShardMap
 from tests.helpers.rcreplies import answer_all, rclone_reply
 
 FOUR = ShardMap.even(4)

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.relink import (
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.relink.plan import (
     JournalEntry,
     JournalHeader,
     LinkPlan,
@@ -19,7 +20,6 @@ from shardproxy.relink import (
     plan_link,
     resume_problem,
 )
-from shardproxy.shards import ShardMap
 
 MOUNT = "/mnt/nzbdav"
 MAP = ShardMap.even(4)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from shardproxy.config import ConfigError
-from shardproxy.config_layers import load_settings
-from shardproxy.reshard import (
+from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import ConfigError
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.reshard.plan import (
     CachedFile,
     CacheDir,
     Move,
@@ -21,8 +22,7 @@ from shardproxy.reshard import (
     encode_start,
     plan_reshard,
 )
-from shardproxy.reshard_run import copy_sparse, move_cached, reshard_caches, scan_cache
-from shardproxy.shards import ShardMap
+from shardproxy.tools.reshard.run import copy_sparse, move_cached, reshard_caches, scan_cache
 
 OLD = ShardMap.even(2)
 NEW = OLD.rebalanced("1,1,2")

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
-from shardproxy.shards import (
+from shardproxy.core.shards import (
     HEX_DIGITS,
     PASS_THROUGH,
     PassThrough,
@@ -26,6 +25,7 @@ from shardproxy.shards import (
     view_path,
     view_root,
 )
+from shardproxy.listing.policy import RootListingPolicy, ShardListingPolicy
 
 FOUR = ShardMap.even(4)
 UUID0 = "0123abcd-0000-4000-8000-000000000001"  # shard 0 of four

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shardproxy.metrics import CacheStats, Metrics, PendingSummary
-from shardproxy.status import (
+from shardproxy.ops.status import (
     STATE_DOWN,
     STATE_FALLBACK,
     STATE_UNKNOWN,
@@ -17,6 +16,7 @@ from shardproxy.status import (
     shard_state,
     status_document,
 )
+from shardproxy.telemetry.metrics import CacheStats, Metrics, PendingSummary
 
 # What rclone 1.60.1 answers to vfs/stats (trimmed) with --vfs-cache-max-size 1G.
 VFS_STATS = {

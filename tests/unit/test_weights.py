@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.apportion import apportion, keep_owners, parse_weights
-from shardproxy.shards import ShardMap, ShardMapError
+from shardproxy.core.apportion import apportion, keep_owners, parse_weights
+from shardproxy.core.shards import ShardMap, ShardMapError
 
 weight_lists = st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=16)
 

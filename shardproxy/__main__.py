@@ -1,0 +1,5 @@
+"""``python -m shardproxy`` runs the command line."""
+
+from shardproxy.cli import main
+
+main()

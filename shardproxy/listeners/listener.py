@@ -1,0 +1,238 @@
+"""The WebDAV listener: aiohttp's low-level server, with limits on what a client may hold.
+
+The proxy has one handler, so it needs no application or router around it. What
+aiohttp's server does not bound by itself is bounded here, in a thin protocol wrapped
+around each connection's RequestHandler:
+
+- the size of a request head (request line and headers together): past
+  ``header_max_size`` the client gets 431 and the connection closes, so a connection
+  that has not sent a whole head holds kilobytes, not megabytes;
+- the time to send a head once it starts (``header_timeout``, and for the first one
+  from the moment of connecting): then 408 and close, so slow heads cannot pile up;
+- a client that reads nothing while a reply waits in its buffer (``send_timeout``):
+  its connection is dropped, which also lets the backend connection go.
+
+Idle keep-alive is aiohttp's own ``keepalive_timeout``; a stalled request body is
+bounded where it is read, by the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from shardproxy.listeners.drain import ActiveRequests
+from shardproxy.telemetry.failover import FallbackReads
+from shardproxy.telemetry.logs import AccessLogger
+
+log = logging.getLogger("shardproxy.listeners.listener")
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _refusal(status: int, reason: str, message: str) -> bytes:
+    body = message.encode() + b"\n"
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+        % (status, reason.encode(), len(body), body)
+    )
+
+
+class ClientLimits:
+    """The limits one listener applies to each client connection."""
+
+    def __init__(self, header_max_size: int, header_timeout: float, send_timeout: float) -> None:
+        self.header_max_size = header_max_size
+        self.header_timeout = header_timeout
+        self.send_timeout = send_timeout
+        self.too_large = _refusal(
+            431,
+            "Request Header Fields Too Large",
+            f"request head larger than {header_max_size} bytes (header_max_size)",
+        )
+        self.too_slow = _refusal(
+            408,
+            "Request Timeout",
+            f"request head not received within {header_timeout:g}s (header_timeout)",
+        )
+
+
+class _ClientGuard(asyncio.Protocol):
+    """One client connection: counts and times its request heads, watches its reading."""
+
+    def __init__(self, server: ProxyServer, inner: RequestHandler) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        # Bytes of the request head seen so far; None while a request is being served.
+        self.head_size: int | None = 0
+        self.tail = b""
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.send_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server.guards[self.inner] = self
+        self.inner.connection_made(transport)
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.head_size == 0:
+            # Nearly every head arrives whole in one read, and this is on every
+            # request's path: settle that case here, the rest in _count_head.
+            end = data.find(b"\r\n\r\n")
+            if 0 <= end <= self.limits.header_max_size - 4:
+                self._head_complete()
+                self.inner.data_received(data)
+                return
+        if self.head_size is not None:
+            self._count_head(data)
+            if self.transport is None or self.transport.is_closing():
+                return
+        self.inner.data_received(data)
+
+    def _count_head(self, data: bytes) -> None:
+        assert self.head_size is not None
+        # The blank line may straddle two reads: look at the end of the previous one too.
+        seen = self.tail + data if self.tail else data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self.head_size += len(data)
+            self.tail = seen[-3:]
+            if self.head_timer is None:
+                # A head that comes in one read (nearly all) never needs the timer.
+                self._start_head_timer()
+        else:
+            self.head_size += end + 4 - len(self.tail)
+        if self.head_size > self.limits.header_max_size:
+            self._refuse(self.limits.too_large)
+        elif end >= 0:
+            self._head_complete()
+
+    def _head_complete(self) -> None:
+        self.head_size = None
+        self.tail = b""
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def request_done(self) -> None:
+        """The handler finished: whatever comes next is the next request's head."""
+        if self.head_size is None:
+            self.head_size = 0
+
+    def _start_head_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.head_timer = loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.head_size is not None and self.head_size > 0:
+            self._refuse(self.limits.too_slow)
+        elif self.head_size == 0 and self.transport is not None:
+            # Connected and sent nothing at all: close without a word, as nginx does.
+            self.transport.close()
+
+    def _refuse(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        self.inner.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self.head_timer, self.send_timer):
+            if timer is not None:
+                timer.cancel()
+        self.server.guards.pop(self.inner, None)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+        if self.send_timer is None:
+            loop = asyncio.get_running_loop()
+            self.send_timer = loop.call_later(self.limits.send_timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        self.inner.resume_writing()
+
+    def _send_timed_out(self) -> None:
+        self.send_timer = None
+        log.info("dropping a client that read nothing for %gs", self.limits.send_timeout)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class ProxyServer(web.Server):
+    """aiohttp's low-level server running one handler, each connection within limits."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: ClientLimits,
+        *,
+        on_shutdown: Callable[[], None] | None = None,
+        keepalive_timeout: float,
+        access_log: logging.Logger | None,
+    ) -> None:
+        self.limits = limits
+        # Like aiohttp's Server, made inside the loop it serves. Named when asking for
+        # the current task: without it asyncio looks the loop up, which on Python 3.11
+        # costs a getpid() system call per request.
+        self.loop = asyncio.get_running_loop()
+        self.guards: dict[RequestHandler, _ClientGuard] = {}
+        self.on_shutdown = on_shutdown
+        self.handler = handler
+        # Set by whoever runs the server: counts for the metrics, the requests in
+        # progress (for a bounded shutdown).
+        self.fallback_reads: FallbackReads | None = None
+        self.active: ActiveRequests | None = None
+        super().__init__(
+            self._handle,
+            # A client that hangs up cancels its handler at once, which closes the
+            # upstream connection: NzbDav stops fetching from Usenet for nobody.
+            handler_cancellation=True,
+            keepalive_timeout=keepalive_timeout,
+            access_log=access_log,
+            access_log_class=AccessLogger,
+            max_headers=256,
+        )
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # Tracked here rather than by wrapping the handler in ActiveRequests.middleware:
+        # one coroutine less on every request. The task is the one aiohttp runs this
+        # handler in (request.task is the connection's, not the request's).
+        active = self.active
+        task = asyncio.current_task(self.loop)
+        if active is not None and task is not None:
+            active.enter(task)
+        try:
+            return await self.handler(request)
+        finally:
+            if active is not None and task is not None:
+                active.leave(task)
+            guard = self.guards.get(request.protocol)
+            if guard is not None:
+                guard.request_done()
+
+    def __call__(self) -> RequestHandler:
+        # The event loop only needs a protocol; the guard stands in for aiohttp's own.
+        return cast(RequestHandler, _ClientGuard(self, super().__call__()))
+
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Close client connections, then whatever ``on_shutdown`` holds (the pool)."""
+        await super().shutdown(timeout)
+        if self.on_shutdown is not None:
+            self.on_shutdown()

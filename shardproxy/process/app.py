@@ -1,0 +1,51 @@
+"""Wiring: settings, the backend pool and the WebDAV handler into one listener."""
+
+from __future__ import annotations
+
+import logging
+
+from shardproxy.config.settings import Settings
+from shardproxy.listeners.listener import ClientLimits, ProxyServer
+from shardproxy.telemetry.failover import FallbackReads
+from shardproxy.telemetry.logs import access_logger
+from shardproxy.telemetry.metrics import Metrics
+from shardproxy.upstream.pool import UpstreamPool
+from shardproxy.web.proxy import WebDavProxy
+
+log = logging.getLogger("shardproxy")
+
+
+def backend_pool(settings: Settings) -> UpstreamPool:
+    """The keep-alive pool to NzbDav."""
+    backend = settings.backend
+    assert backend.host is not None and backend.port is not None
+    return UpstreamPool(
+        backend.host,
+        backend.port,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
+
+
+def make_proxy_server(settings: Settings, metrics: Metrics | None = None) -> ProxyServer:
+    """The WebDAV proxy as aiohttp's low-level server: one handler for every request.
+
+    ``metrics`` is shared with the process's other listeners; without it the server
+    counts into a registry of its own.
+    """
+    pool = backend_pool(settings)
+    # Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
+    fallback_reads = FallbackReads(settings.shard_map.count)
+    proxy = WebDavProxy(settings, pool, fallback_reads, metrics)
+    limits = ClientLimits(settings.header_max_size, settings.header_timeout, settings.send_timeout)
+    server = ProxyServer(
+        proxy.handle,
+        limits,
+        on_shutdown=pool.close,
+        keepalive_timeout=settings.keepalive_timeout,
+        access_log=(
+            access_logger() if settings.access_log or log.isEnabledFor(logging.DEBUG) else None
+        ),
+    )
+    server.fallback_reads = fallback_reads
+    return server

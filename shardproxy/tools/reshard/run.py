@@ -1,0 +1,261 @@
+"""``shardproxy reshard``: move cached files between rclone caches after a map change.
+
+Reads the caches, plans with ``reshard.plan_reshard``, refuses while an rclone using an
+affected cache runs, then moves each file's data and metadata together. On one
+filesystem a move is a rename; across filesystems the data is copied extent by extent
+(SEEK_DATA/SEEK_HOLE) so the holes of rclone's sparse cache files stay holes. A journal
+line is written before and after each move, so a killed run finishes the move it was
+in when it runs again.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+from yarl import URL
+
+from shardproxy.core.shards import ShardMap
+from shardproxy.tools.reshard.plan import (
+    CachedFile,
+    CacheDir,
+    Move,
+    ReshardJournal,
+    ReshardPlan,
+    decode_reshard_journal,
+    encode_move,
+    encode_start,
+    journal_key,
+    plan_reshard,
+)
+
+JOURNAL_NAME = "shardproxy-reshard.journal"
+_TMP_SUFFIX = ".shardproxy-reshard"
+_CHUNK = 1 << 20
+
+
+class ReshardError(RuntimeError):
+    """The run cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class ReshardReport:
+    """What a run did."""
+
+    moved: int = 0
+    resumed: int = 0
+    conflicts: int = 0
+
+
+def scan_cache(shard: int, cache: CacheDir) -> Iterator[CachedFile]:
+    """Every data file in one shard's cache, with its length and bytes on disk."""
+    root = Path(cache.data(""))
+    if not root.is_dir():
+        return
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(_TMP_SUFFIX):
+                continue
+            stat = os.lstat(os.path.join(folder, name))
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            yield CachedFile(shard, relative, stat.st_size, stat.st_blocks * 512)
+
+
+def discover_remote(cache_dir: str, shard: int) -> str:
+    """The remote name inside a cache dir: the only one there, else ``shard<N>``."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(f"{cache_dir}/vfs") if entry.is_dir())
+    except FileNotFoundError:
+        names = []
+    if len(names) > 1:
+        raise ReshardError(
+            f"{cache_dir}/vfs holds several remotes ({', '.join(names)}): say which is shard "
+            f"{shard}'s with --remotes, one name per cache dir"
+        )
+    return names[0] if names else f"shard{shard}"
+
+
+def rclones_using(cache_dirs: Sequence[str]) -> list[str]:
+    """``pid: command line`` of running rclone processes whose ``--cache-dir`` is one of these."""
+    wanted = {os.path.realpath(d) for d in cache_dirs}
+    found: list[str] = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not argv or "rclone" not in os.path.basename(argv[0]):
+            continue
+        for index, arg in enumerate(argv):
+            value = None
+            if arg == "--cache-dir" and index + 1 < len(argv):
+                value = argv[index + 1]
+            elif arg.startswith("--cache-dir="):
+                value = arg.partition("=")[2]
+            if value is not None and os.path.realpath(value) in wanted:
+                found.append(f"{pid}: {' '.join(argv).strip()}")
+    return found
+
+
+def rclones_answering(rc_urls: Sequence[str], timeout: float = 2.0) -> list[str]:
+    """The RC URLs (credentials hidden) whose rclone answers ``rc/noop``: it is running.
+
+    Catches rclones the process list cannot show, such as those in other containers.
+    """
+    answering: list[str] = []
+    for text in rc_urls:
+        url = URL(text)
+        shown = url.with_user(None)
+        request = urllib.request.Request(
+            str(shown / "rc/noop"),
+            data=b"{}",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        if url.user is not None:
+            token = base64.b64encode(f"{url.user}:{url.password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                pass
+        except urllib.error.HTTPError:
+            pass  # an error reply (401, 404) still comes from a live rclone
+        except (OSError, ValueError):
+            continue
+        answering.append(f"RC {shown} answers")
+    return answering
+
+
+def copy_sparse(source: str, target: str) -> None:
+    """Copy ``source`` to ``target`` writing only its data extents; holes stay holes."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        position = 0
+        while position < size:
+            try:
+                start = os.lseek(src.fileno(), position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(src.fileno(), start, os.SEEK_HOLE)
+            while start < end:
+                chunk = os.pread(src.fileno(), min(_CHUNK, end - start), start)
+                os.pwrite(dst.fileno(), chunk, start)
+                start += len(chunk)
+            position = end
+        dst.truncate(size)
+        dst.flush()
+        os.fsync(dst.fileno())
+    stat = os.stat(source)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def transfer(source: str, target: str) -> None:
+    """Move one file: a rename on one filesystem, else a sparse copy renamed into place."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.stat(source).st_dev == os.stat(os.path.dirname(target)).st_dev:
+        os.rename(source, target)
+        return
+    partial = target + _TMP_SUFFIX
+    copy_sparse(source, partial)
+    os.rename(partial, target)
+    os.unlink(source)
+
+
+def move_cached(move: Move, caches: Sequence[CacheDir]) -> None:
+    """Move a file's data, then its metadata; again after a kill, it finishes the move."""
+    source, target = caches[move.source], caches[move.target]
+    for source_path, target_path in (
+        (source.data(move.relative), target.data(move.relative)),
+        (source.meta(move.relative), target.meta(move.relative)),
+    ):
+        if os.path.exists(source_path):
+            transfer(source_path, target_path)
+
+
+def reshard_caches(
+    old: ShardMap,
+    new: ShardMap,
+    caches: Sequence[CacheDir],
+    *,
+    dry_run: bool = False,
+    journal_path: Path | None = None,
+    out: TextIO | None = None,
+    progress: bool = True,
+    rc_urls: Mapping[int, str] | None = None,
+) -> tuple[ReshardPlan, ReshardReport]:
+    """Plan, print the plan, and unless ``dry_run`` move every cached file to its new owner.
+
+    ``rc_urls`` (shard -> RC URL, from the config files' ``shard_rc``) are asked whether
+    their rclone runs, besides looking for local rclone processes using the caches.
+    """
+    rc_urls = rc_urls or {}
+    cached = [item for shard, cache in enumerate(caches) for item in scan_cache(shard, cache)]
+    plan = plan_reshard(old, new, cached)
+    print(plan.describe(old, new), file=out or sys.stdout)
+    report = ReshardReport()
+    journal_path = journal_path or Path(caches[0].path) / JOURNAL_NAME
+    previous = _read_journal(journal_path)
+    if previous.key is not None and previous.key != journal_key(old, new, caches):
+        if previous.unfinished:
+            raise ReshardError(
+                f"{journal_path}: an interrupted reshard with other maps or cache dirs is not "
+                "finished: run it again with the same --from, --to and --cache-dirs first"
+            )
+        previous.unfinished = []
+    if dry_run:
+        return plan, report
+    affected = plan.affected_shards() | {m.source for m in previous.unfinished}
+    busy = rclones_using([caches[s].path for s in affected])
+    busy += rclones_answering([rc_urls[s] for s in sorted(affected) if s in rc_urls])
+    if busy:
+        raise ReshardError(
+            "rclone is running on a cache that would change; stop it first (a running "
+            "rclone would not see the moved files, or delete them):\n  " + "\n  ".join(busy)
+        )
+    # Appended to, never truncated: a kill at any moment leaves the unfinished move on record.
+    with journal_path.open("a", encoding="utf-8") as journal:
+        journal.write(encode_start(old, new, caches))
+        for move in previous.unfinished:
+            _journaled(journal, move, caches)
+            report.resumed += 1
+        bar = tqdm(
+            plan.moves, desc="reshard", unit="file", file=sys.stderr, disable=not progress or None
+        )
+        for move in bar:
+            if os.path.lexists(caches[move.target].data(move.relative)):
+                report.conflicts += 1  # the new owner has its own copy: leave both alone
+                continue
+            _journaled(journal, move, caches)
+            report.moved += 1
+    return plan, report
+
+
+def _journaled(journal: TextIO, move: Move, caches: Sequence[CacheDir]) -> None:
+    journal.write(encode_move(move, done=False))
+    journal.flush()
+    os.fsync(journal.fileno())
+    move_cached(move, caches)
+    journal.write(encode_move(move, done=True))
+    journal.flush()
+
+
+def _read_journal(path: Path) -> ReshardJournal:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        return decode_reshard_journal(text, str(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReshardError(f"journal {path} cannot be read ({exc})") from None

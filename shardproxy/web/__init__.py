@@ -1,0 +1,7 @@
+"""The WebDAV front: plan a request (``core.plan``), send it upstream, relay the reply.
+
+Owns the handler (``proxy``), streamed bodies (``bodies``), which headers cross
+(``headers``), the ``.rclonelink`` rewrite (``links``) and the root listings that show
+the views (``rootviews``). May import ``listeners``, ``upstream``, ``telemetry``,
+``config``, ``listing`` and ``core``.
+"""

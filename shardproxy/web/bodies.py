@@ -1,0 +1,63 @@
+"""Bodies streamed through the proxy: the client's request body out, the backend's reply back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from shardproxy.upstream.reply import UpstreamResponse
+
+
+class ClientStalled(Exception):
+    """The client stopped sending its request body for longer than ``body_timeout``."""
+
+
+async def client_body(
+    request: web.BaseRequest, first: bytes, stall_limit: float
+) -> AsyncIterator[bytes]:
+    """The client's request body as it arrives; ClientStalled if it pauses too long."""
+    if first:
+        yield first
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(stall_limit):
+                data = await content.readany()
+        except TimeoutError:
+            raise ClientStalled(
+                f"request body: nothing arrived for {stall_limit:g}s (body_timeout)"
+            ) from None
+        if not data:
+            return
+        yield data
+
+
+async def copy_body(
+    upstream: UpstreamResponse,
+    response: web.StreamResponse,
+    limit: int | None,
+    on_sent: Callable[[int, bool], None],
+) -> None:
+    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+
+    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    """
+    remaining = limit
+    while data := await upstream.read():
+        if remaining is not None:
+            # Only the range's bytes go on; the rest is left unread at the backend.
+            data = data[:remaining]
+            remaining -= len(data)
+        await response.write(data)
+        on_sent(len(data), False)
+        if remaining == 0:
+            return
+
+
+def abort_client(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Close the client connection without finishing the reply, so it looks incomplete."""
+    response.force_close()
+    if request.transport is not None:
+        request.transport.close()
