@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from shardproxy.config.settings import Settings
-from shardproxy.tools.deploy.files import generate, obscure, proxy_toml
+from shardproxy.ops.rclonebin import rclone_version
+from shardproxy.tools.deploy.bundle import COMPOSE_FOLDER, generate, generation_warnings
+from shardproxy.tools.deploy.compose import Network
+from shardproxy.tools.deploy.files import obscure
 from shardproxy.tools.deploy.model import Layout, Programs, deployment_from
-
-
-def rclone_version(binary: str) -> tuple[int, int]:
-    """``(1, 60)`` for rclone v1.60.1-DEV."""
-    out = subprocess.run([binary, "version"], capture_output=True, text=True, check=True).stdout
-    major, minor = out.split()[1].lstrip("v").split(".")[:2]
-    return int(major), int(minor)
 
 
 def find_programs(rclone: str | None = None) -> Programs:
@@ -39,18 +34,21 @@ def find_programs(rclone: str | None = None) -> Programs:
     )
 
 
-def write_generated(settings: Settings, out: Path, programs: Programs) -> list[Path]:
+def warnings(settings: Settings, programs: Programs, network: Network) -> list[str]:
+    """What the files cannot do here (an old rclone, too many shards for shard links)."""
+    installed = shutil.which(programs.rclone) is not None
+    return generation_warnings(settings, programs, network, rclone_installed=installed)
+
+
+def write_generated(
+    settings: Settings, out: Path, programs: Programs, network: Network = Network.COMPOSE
+) -> list[Path]:
     """Write every generated file under ``out``; they hold passwords, so only root reads them."""
     deployment = deployment_from(settings)
     obscured = None
     if deployment.nzbdav_pass is not None:
         obscured = obscure(deployment.nzbdav_pass, os.urandom(16))
-    files = generate(
-        deployment,
-        programs,
-        proxy_toml=proxy_toml(settings, deployment),
-        obscured_pass=obscured,
-    )
+    files = generate(deployment, programs, settings, obscured_pass=obscured, network=network)
     written = []
     for name, text in files.items():
         path = out / name
@@ -66,9 +64,11 @@ def next_steps(settings: Settings, out: Path) -> str:
     config_dir = settings.config_dir
     layouts = ", ".join(f"{out / layout.value}/" for layout in Layout)
     return (
-        f"Copy {out / 'rclone.conf'} and {out / 'shardproxy.toml'} to {config_dir}/, then the\n"
-        f"units of one layout ({layouts}) to /etc/systemd/system/ and run\n"
+        f"Pick a layout ({layouts}). 'links-unchanged' keeps your existing symlinks to\n"
+        "<mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>.\n"
+        f"systemd: copy {out / 'rclone.conf'} and the layout's shardproxy.toml to "
+        f"{config_dir}/,\nits units to /etc/systemd/system/ and run\n"
         "  systemctl daemon-reload && systemctl enable --now shardproxy-mergerfs.service\n"
-        "or use that layout's compose.yaml. 'links-unchanged' keeps your existing symlinks\n"
-        "to <mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>."
+        f"compose: in the layout's {COMPOSE_FOLDER}/ folder, `docker compose build && "
+        "docker compose up -d`\n(see the comments at the top of its compose.yaml first)."
     )
