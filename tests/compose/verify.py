@@ -119,6 +119,18 @@ class Deployment:
         data = self.caches[service] / "vfs"
         return {p.name for p in data.rglob("*") if p.is_file()} if data.exists() else set()
 
+    def recorded_whole(self, service: str, link: Link) -> bool:
+        """Whether the mount's cache metadata (vfsMeta) records every byte of ``link``:
+        what survives a crash. rclone writes it a few seconds after the file is closed."""
+        remote = service.removeprefix("rclone-")
+        meta = self.caches[service] / "vfsMeta" / remote / "/".join(link.uuid[:5]) / link.uuid
+        try:
+            ranges = json.loads(meta.read_text())["Rs"] or []
+        except (OSError, ValueError):
+            return False
+        size = self.library.ids[link.uuid].size
+        return any(r["Pos"] == 0 and r["Size"] >= size for r in ranges)
+
     def metrics(self) -> str:
         """shardproxy's /metrics, through the port compose publishes on the host."""
         request = urllib.request.Request(
@@ -291,6 +303,9 @@ def check_a_killed_shard_is_restarted_and_failed_over(d: Deployment) -> str:
     down its files read through rest; back up, they are served from its old cache."""
     service = f"rclone-shard{SHARD}"
     point = d.mounts[service]
+    link = next(link for link in d.links() if link.shard == SHARD)
+    link.path.read_bytes()
+    poll(lambda: d.recorded_whole(service, link), 30, f"{service}'s cache records {link.uuid}")
     info = d.container(service)
     pid, restarts = int(info["State"]["Pid"]), int(info["RestartCount"])  # type: ignore[index]
     os.kill(pid, signal.SIGKILL)  # a crash: no stop through compose
@@ -300,10 +315,6 @@ def check_a_killed_shard_is_restarted_and_failed_over(d: Deployment) -> str:
         f"{service} restarted after SIGKILL",
     )
     poll(lambda: mounted(point), 60, f"{point} live again after the restart")
-
-    link = next(link for link in d.links() if link.shard == SHARD)
-    if link.uuid not in d.cached(service):
-        link.path.read_bytes()
     # Down for a while: `podman kill` is a stop compose leaves alone (unless-stopped),
     # and it leaves the mount point stale, as a crash does.
     podman("kill", "--signal", "KILL", str(d.container(service)["Name"]))
