@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from shardproxy.config.settings import HostPort
 from shardproxy.config.layers import load_settings
+from shardproxy.config.settings import HostPort
 from shardproxy.tools.deploy.bundle import generate
 from shardproxy.tools.deploy.files import (
     MERGERFS_UNIT,
