@@ -268,3 +268,37 @@ def test_the_units_run_on_a_current_rclone_too() -> None:
             assert cached_names(s, "rest") == set()
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_a_new_import_links_into_its_shard_through_the_generated_shard_links_mounts() -> None:
+    """The shard-links layout as gen writes it, with a current rclone: NzbDav imports a
+    file, sends its forget, and the new ``.rclonelink`` shows through the mounts as a
+    symlink into the owning shard's view, whose rclone caches the bytes."""
+    rclone = current_rclone()
+    if rclone is None:
+        pytest.skip("rclone 1.75.2 is not in .tools/rclone-current: run ./scripts/setup.sh")
+    parent = Path(tempfile.mkdtemp(prefix="shardproxy-e2e-"))
+    try:
+        library = Library.sample(16, seed=8)
+        with Stack(parent / "stack", Layout.SHARD_LINKS, library=library, rclone=rclone) as s:
+            merged = str(s.deployment.merged)
+            new_uuid = "9" + str(uuid_module.uuid4())[1:]  # shard 2 owns 8-b
+            shard, levels = SHARD_MAP.shard_of(new_uuid), "/".join(new_uuid[:5])
+            job = "New.Show.S01E02.1080p.WEB-DL-GRP"
+            s.standin(
+                lambda: s.library.add(f"/content/tv/{job}/New.Show.S01E02.mkv", MIB, uuid=new_uuid)
+            )
+            # What NzbDav sends after an import: the folders that changed.
+            post_forget(
+                s,
+                {"dir": "/content/tv", "dir2": "/completed-symlinks/tv", "dir3": f".ids/{levels}"},
+            )
+            link = Path(merged) / "completed-symlinks" / "tv" / job / "New.Show.S01E02.mkv"
+            assert poll(link.is_symlink), f"{link} did not appear as a symlink"
+            assert os.readlink(link) == f"{merged}/.ids-s{shard}/{levels}/{new_uuid}"
+            assert link.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
+            for n in range(4):
+                assert (new_uuid in cached_names(s, f"shard{n}")) == (n == shard), n
+            assert cached_names(s, "rest") == set()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
