@@ -142,6 +142,13 @@ if ! .venv/bin/python -m tests.compose.verify --compose-dir "$compose_dir" --lay
     done
     fail "a check failed (logs above)"
 fi
+# What docs/docker-compose.md has a person look at.
+(cd "$compose_dir" && "${compose[@]}" ps >"$work/ps.log" 2>&1 && "${compose[@]}" logs shardproxy >"$work/logs.log" 2>&1) \
+    || fail "compose ps / compose logs"
+grep -q "${project}_rclone-shard2_1" "$work/ps.log" || fail "compose ps does not list rclone-shard2: $(cat "$work/ps.log")"
+grep -q "shard 2's files are being read without its cache" "$work/logs.log" \
+    || fail "compose logs shardproxy does not show the fail-over warning"
+say "compose ps lists the services; compose logs shardproxy shows the fail-over warning"
 part_done "checked"
 
 part "check 5: docker compose down (podman-compose)"

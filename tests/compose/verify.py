@@ -131,15 +131,19 @@ class Deployment:
         size = self.library.ids[link.uuid].size
         return any(r["Pos"] == 0 and r["Size"] >= size for r in ranges)
 
-    def metrics(self) -> str:
-        """shardproxy's /metrics, through the port compose publishes on the host."""
+    def admin_page(self, path: str) -> str:
+        """A page of shardproxy's admin listener, through the port published on the host."""
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.admin_port}/metrics",
+            f"http://127.0.0.1:{self.admin_port}{path}",
             headers={"Authorization": basic(self.admin_auth)},
         )
         with urllib.request.urlopen(request, timeout=10) as reply:
             text: str = reply.read().decode()
             return text
+
+    def metrics(self) -> str:
+        """shardproxy's /metrics."""
+        return self.admin_page("/metrics")
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample of /metrics (0 when it is not there yet)."""
@@ -234,7 +238,13 @@ def check_up_and_healthy(d: Deployment) -> str:
     for service, point in d.mounts.items():
         poll(lambda p=point: mounted(p), READY_WITHIN, f"{service}'s mount {point} is live")
     poll(lambda: mounted(d.merged), READY_WITHIN, f"mergerfs at {d.merged} is live")
-    return f"{len(services)} services up, shardproxy healthy, {len(d.mounts)} + 1 mounts live"
+    page = d.admin_page("/")
+    if 'id="initial-status"' not in page:
+        raise CheckFailed(f"no status page on the host's port {d.admin_port}: {page[:200]!r}")
+    return (
+        f"{len(services)} services up, shardproxy healthy, {len(d.mounts)} + 1 mounts live, "
+        f"status page on 127.0.0.1:{d.admin_port}"
+    )
 
 
 def check_reads_land_in_their_shard(d: Deployment) -> str:
@@ -330,6 +340,8 @@ def check_a_killed_shard_is_restarted_and_failed_over(d: Deployment) -> str:
     )
     if link.uuid in d.cached("rclone-rest"):
         raise CheckFailed("the read through rest was cached by rest")
+    # What docs/docker-compose.md has a person do around replacing the shard's disk.
+    d.compose("stop", service)
     d.compose("start", service)
     poll(lambda: mounted(point), 60, f"{point} live again after `podman-compose start`")
     gets = d.metric("shardproxy_requests_total", method="GET", shard=str(SHARD), status_class="2xx")
