@@ -33,8 +33,8 @@ from shardproxy.ops.status import (
     status_document,
 )
 from shardproxy.rc.pending import PendingDeliveries
-from shardproxy.rc.route import Target
 from shardproxy.rc.send import Endpoint
+from shardproxy.rc.targets import Target
 from shardproxy.telemetry.metrics import (
     CONTENT_TYPE,
     CacheStats,

@@ -23,30 +23,24 @@ from aiohttp import web
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
 from shardproxy.listeners.basicauth import authorized, unauthorized
+from shardproxy.rc.calls import (
+    PATH_COMMANDS,
+    RcError,
+    error_body,
+    fanout_params,
+    parse_params,
+    read_path_call,
+    refusal,
+)
 from shardproxy.rc.fanout import merge_fanout, plan_fanout
 from shardproxy.rc.inflight import InFlight, Joined
 from shardproxy.rc.pending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rc.queue import RetryQueue, retry_forever
-from shardproxy.rc.route import (
-    PATH_COMMANDS,
-    Delivery,
-    Failure,
-    PathPlan,
-    RcError,
-    Target,
-    Topology,
-    delivered_by,
-    error_body,
-    fanout_params,
-    merge_path_reply,
-    parse_params,
-    plan_calls,
-    plan_path_call,
-    read_path_call,
-    refusal,
-)
+from shardproxy.rc.replies import Failure, delivered_by, merge_path_reply
+from shardproxy.rc.route import PathPlan, plan_calls, plan_path_call
 from shardproxy.rc.send import RcForwarder, endpoints_of, topology_of
 from shardproxy.rc.store import PendingStore
+from shardproxy.rc.targets import Delivery, Target, Topology
 from shardproxy.telemetry.metrics import Metrics
 
 log = logging.getLogger("shardproxy.rc")

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shardproxy.rc.route import ALLOWED_COMMANDS, Target
+from shardproxy.rc.calls import ALLOWED_COMMANDS
+from shardproxy.rc.targets import Target
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Methods a WebDAV client sends; anything else is counted as "other", so a client making

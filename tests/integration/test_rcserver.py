@@ -24,7 +24,7 @@ from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
 from shardproxy.process.app import make_proxy_server
-from shardproxy.rc.route import FORGET, REFRESH
+from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.server import RC_DELIVERY
 from tests.helpers.rclone_procs import (
     BackgroundApps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shardproxy.rc.route import Target
+from shardproxy.rc.targets import Target
 from shardproxy.telemetry.metrics import CacheStats, Metrics, PendingSummary
 
 

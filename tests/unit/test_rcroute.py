@@ -10,33 +10,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardproxy.core.shards import HEX_DIGITS, ShardMap
-from shardproxy.rc.fanout import merge_fanout, plan_fanout
-from shardproxy.rc.route import (
+from shardproxy.rc.calls import (
     ALLOWED_COMMANDS,
     FORGET,
     MAX_PATHS_PER_CALL,
     REFRESH,
-    Delivery,
-    Failure,
-    Outcome,
     PathCall,
     PathParam,
     RcError,
-    Reply,
-    Target,
-    Topology,
-    delivered_by,
     error_body,
     fanout_params,
-    merge_path_reply,
     parse_params,
-    place,
-    plan_calls,
-    plan_path_call,
     read_path_call,
     refusal,
-    unmap,
 )
+from shardproxy.rc.fanout import merge_fanout, plan_fanout
+from shardproxy.rc.replies import Failure, RcloneAnswer, Reply, delivered_by, merge_path_reply
+from shardproxy.rc.route import place, plan_calls, plan_path_call, unmap
+from shardproxy.rc.targets import Delivery, Target, Topology
 from tests.helpers.rcreplies import answer_all, rclone_reply
 
 FOUR = ShardMap.even(4)
@@ -439,7 +430,7 @@ def test_fanout_sets_each_fs_for_stats() -> None:
 
 
 def test_vfs_stats_totals_the_disk_caches() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: stats("s0:", 100, 1),
         S[1]: stats("s1:", 50, 2, full=True),
         S[2]: Failure("down"),
@@ -456,7 +447,7 @@ def test_vfs_stats_totals_the_disk_caches() -> None:
 
 
 def test_core_version_shows_the_oldest_rclone_and_each() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"version": "v1.75.2", "decomposed": [1, 75, 2]}),
         S[1]: Reply({"version": "v1.60.1-DEV", "decomposed": [1, 60, 1]}),
     }
@@ -467,7 +458,7 @@ def test_core_version_shows_the_oldest_rclone_and_each() -> None:
 
 
 def test_core_stats_adds_up() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"bytes": 1, "elapsedTime": 5.0, "fatalError": False, "transferring": [1]}),
         S[1]: Reply({"bytes": 2, "elapsedTime": 3.0, "fatalError": True, "transferring": [2]}),
     }
@@ -477,7 +468,7 @@ def test_core_stats_adds_up() -> None:
 
 
 def test_vfs_list_joins_the_names() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"vfses": ["a:"]}),
         S[1]: Reply({"vfses": ["b:", "a:"]}),
     }
@@ -611,7 +602,7 @@ def test_forget_reply_never_lists_an_undelivered_path(
         fate = data.draw(st.sampled_from(["ok", "down", "partial", "garbage"]))
         if fate == "down":
             failures[call.target] = "down"
-            outcome: Outcome = Failure("down")
+            outcome: RcloneAnswer = Failure("down")
         elif fate == "garbage":
             outcome = Reply({"forgotten": "not a list"})
         else:
