@@ -195,11 +195,18 @@ def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+def serve_worker(settings: Settings) -> None:
+    """What an extra worker process runs: WebDAV only (RC and admin stay with the first)."""
+    run_with_uvloop(serve_until_stopped(settings, with_rc=False))
+
+
 def run(settings: Settings) -> None:
     """Serve until stopped, with ``settings.workers`` processes sharing the port."""
     # Extra workers start once this process holds the port, so a bad address fails
     # once, in the foreground, instead of in every worker.
-    pool = WorkerPool(settings, settings.workers - 1) if settings.workers > 1 else None
+    pool = (
+        WorkerPool(settings, settings.workers - 1, serve_worker) if settings.workers > 1 else None
+    )
 
     async def announce() -> None:
         shards = ", ".join(

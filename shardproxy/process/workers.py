@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from shardproxy.config.settings import Settings
@@ -46,14 +47,11 @@ def die_with_parent(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-def worker_main(settings: Settings, parent_pid: int) -> None:
-    """Entry point of a worker process: serve WebDAV only until SIGTERM."""
+def worker_main(settings: Settings, parent_pid: int, serve: Callable[[Settings], None]) -> None:
+    """Entry point of a worker process: ``serve`` (WebDAV only) until SIGTERM."""
     die_with_parent(parent_pid)
     configure_logging(settings.log_level, settings.log_format)
-    # Imported here: the parent imports this module before it has a loop.
-    from shardproxy.process.server import run_with_uvloop, serve_until_stopped
-
-    run_with_uvloop(serve_until_stopped(settings, with_rc=False))
+    serve(settings)
 
 
 def describe_exit(code: int | None) -> str:
@@ -69,11 +67,16 @@ def describe_exit(code: int | None) -> str:
 
 
 class WorkerPool:
-    """``count`` worker processes, each replaced when it dies until ``stop``."""
+    """``count`` worker processes, each replaced when it dies until ``stop``.
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    Each runs ``serve(settings)``: a module-level function, since the spawned process
+    imports it by name.
+    """
+
+    def __init__(self, settings: Settings, count: int, serve: Callable[[Settings], None]) -> None:
         self.settings = settings
         self.count = count
+        self.serve = serve
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, tuple[BaseProcess, float]] = {}
         self._stopping = False
@@ -95,7 +98,9 @@ class WorkerPool:
         if self._stopping or self._loop is None:
             return
         process = self._context.Process(
-            target=worker_main, args=(self.settings, os.getpid()), name="shardproxy-worker"
+            target=worker_main,
+            args=(self.settings, os.getpid(), self.serve),
+            name="shardproxy-worker",
         )
         process.start()
         assert process.pid is not None

@@ -107,6 +107,14 @@ def parse_params(
     return params
 
 
+def command_label(command: str) -> str:
+    """The metrics label of a received call: its command if allowed, else ``"other"``.
+
+    Anything else is whatever a caller typed: one label for all keeps the metric small.
+    """
+    return command if command in ALLOWED_COMMANDS else "other"
+
+
 def refusal(command: str) -> RcError | None:
     """Why ``command`` is not passed on to any rclone, or None when it is allowed."""
     if command in ALLOWED_COMMANDS:

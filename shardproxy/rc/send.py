@@ -59,7 +59,7 @@ class RcForwarder:
     async def send(self, call: TargetCall) -> RcloneAnswer:
         """POST one call, counted by rclone, command and outcome."""
         outcome = await self._post(call)
-        self.metrics.rc_forward(call.target, call.command, not isinstance(outcome, Failure))
+        self.metrics.rc_forward(call.target.label, call.command, not isinstance(outcome, Failure))
         return outcome
 
     async def _post(self, call: TargetCall) -> RcloneAnswer:

@@ -26,6 +26,7 @@ from shardproxy.listeners.basicauth import authorized, unauthorized
 from shardproxy.rc.calls import (
     PATH_COMMANDS,
     RcError,
+    command_label,
     error_body,
     fanout_params,
     parse_params,
@@ -105,7 +106,7 @@ class RcHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One RC request, counted by command and outcome."""
         response = await self._answer(request)
-        self.metrics.rc_call(request.path.lstrip("/"), response.status)
+        self.metrics.rc_call(command_label(request.path.lstrip("/")), response.status)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:

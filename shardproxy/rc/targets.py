@@ -32,6 +32,11 @@ class Target:
         """``shard0``, ``fallback1``: how logs, replies and metrics name it."""
         return f"{self.role}{self.index}"
 
+    @property
+    def label(self) -> str:
+        """The ``shard`` label of its metrics: ``"0"`` for shard 0's, ``"fallback0"`` and on."""
+        return str(self.index) if self.role == "shard" else self.name
+
     def __str__(self) -> str:
         return self.name
 

@@ -18,9 +18,6 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shardproxy.rc.calls import ALLOWED_COMMANDS
-from shardproxy.rc.targets import Target
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Methods a WebDAV client sends; anything else is counted as "other", so a client making
 # up methods cannot grow the label set without bound.
@@ -50,11 +47,6 @@ UPSTREAM_ERROR_KINDS = ("unreachable", "timeout", "broke_off", "bad_range", "bad
 def shard_label(shard: int | None) -> str:
     """``"0"``, ``"1"``, ... for a shard view; ``"none"`` for everything else."""
     return NO_SHARD if shard is None else str(shard)
-
-
-def rclone_label(target: Target) -> str:
-    """The ``shard`` label of an rclone: ``"0"`` for shard 0's, ``"fallback0"`` and on."""
-    return str(target.index) if target.role == "shard" else target.name
 
 
 def status_class(status: int) -> str:
@@ -203,15 +195,17 @@ class Metrics:
         """Count one read of shard ``shard``'s file through the pass-through tree."""
         self.fallback_reads.labels(str(shard)).inc()
 
-    def rc_call(self, command: str, status: int) -> None:
-        """Count one RC call received by the HTTP status it was answered with."""
-        # Commands outside the allow-list are whatever a caller typed: one label for all.
-        command = command if command in ALLOWED_COMMANDS else "other"
-        self.rc_calls.labels(command, RC_OUTCOMES.get(status, "error")).inc()
+    def rc_call(self, command_label: str, status: int) -> None:
+        """Count one RC call received by the HTTP status it was answered with.
 
-    def rc_forward(self, target: Target, command: str, ok: bool) -> None:
-        """Count one RC call sent to an rclone."""
-        self.rc_forwarded.labels(rclone_label(target), command, "ok" if ok else "failed").inc()
+        ``command_label`` is ``rc.calls.command_label(command)``: what a caller typed
+        outside the allow-list must not become a label of its own.
+        """
+        self.rc_calls.labels(command_label, RC_OUTCOMES.get(status, "error")).inc()
+
+    def rc_forward(self, rclone_label: str, command: str, ok: bool) -> None:
+        """Count one RC call sent to an rclone (``Target.label``)."""
+        self.rc_forwarded.labels(rclone_label, command, "ok" if ok else "failed").inc()
 
     # --- gauges read at scrape time ------------------------------------------------------
 
