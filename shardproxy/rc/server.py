@@ -141,7 +141,7 @@ class RcHandler:
                     body,
                 )
                 if command in PATH_COMMANDS:
-                    reply = await self._path_call(forwarder, command, params, big)
+                    reply = await self.path_call(forwarder, command, params, big)
                 else:
                     reply = await self._fanout_call(forwarder, command, params)
                 answer = await _maybe_off_loop(big, _json_bytes, reply)
@@ -172,9 +172,11 @@ class RcHandler:
             if self._big_calls == 0:
                 gc.set_threshold(*self._gc_thresholds)
 
-    async def _path_call(
+    async def path_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any], big: bool
     ) -> dict[str, Any]:
+        """A forget or refresh: sent to the owners, and what they did not confirm saved
+        for retry before the reply (which says "will retry") is built."""
         plan, unplaced = await _maybe_off_loop(big, _plan, command, params, self.topology)
         big = big or len(plan.paths) > OFF_LOOP_PATHS
         free, running = await self._split(plan.deliveries, big)
