@@ -17,7 +17,6 @@ from shardproxy.tools.deploy.model import Layout
 from shardproxy.tools.shard_of import LocateError, locate
 from shardproxy.tools.shard_of import describe as describe_location
 
-
 # The settings each subcommand reads (``--help`` lists only those). Every setting can
 # still come from the TOML file and the environment; the flags are the top layer.
 SHARD_MAP_SETTINGS = ("shards", "shard", "shard_weights")
