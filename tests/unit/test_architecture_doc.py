@@ -24,10 +24,7 @@ def test_every_package_and_module_is_named() -> None:
     missing = []
     for path in sorted((ROOT / "shardproxy").rglob("*.py")):
         relative = path.relative_to(ROOT / "shardproxy")
-        if path.name == "__init__.py":
-            wanted = relative.parent.name
-        else:
-            wanted = path.stem
+        wanted = relative.parent.name if path.name == "__init__.py" else path.stem
         if wanted and wanted not in named:
             missing.append(str(relative))
     assert not missing, f"docs/architecture.md does not name: {missing}"
