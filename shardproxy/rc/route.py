@@ -14,9 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shardproxy.core.shards import IDS_NAME, ViewPath, ViewPathError, is_ids_root_name
+from shardproxy.core.shards import (
+    IDS_NAME,
+    ViewPath,
+    ViewPathError,
+    is_ids_root_name,
+    view_name,
+)
 from shardproxy.rc.bounds import bound
-from shardproxy.rc.calls import MAX_PATHS_PER_CALL, REFRESH, PathCall, PathParam
+from shardproxy.rc.calls import FORGET, MAX_PATHS_PER_CALL, REFRESH, PathCall, PathParam
 from shardproxy.rc.targets import Delivery, Target, Topology, trimmed
 
 
@@ -130,6 +136,25 @@ class PathPlan:
         return self.whole + tuple(d for planned in self.paths for d in planned.deliveries)
 
 
+def fallback_forgets(placement: Placement, topology: Topology) -> list[tuple[Target, str]]:
+    """The fallback rclones' share of a forget of ``.ids`` paths: (target, path) pairs.
+
+    A fallback (``rest``) mounts the proxy's whole root, and reads a shard's files while
+    that shard is down, so its directory cache may hold the same folders: under
+    ``.ids/...`` (links unchanged) and under ``.ids-s<N>/...`` (shard links). It is told
+    to forget both spellings whenever the owning shard is, not only while the shard is
+    down: the proxy cannot see which branch mergerfs falls back to, and a forget is
+    cheap (rclone echoes it without touching the backend). Refreshes are not copied:
+    they would make ``rest`` list folders it may never show.
+    """
+    shards = [target for target in placement.targets if target.role == "shard"]
+    if not shards or topology.fallbacks == 0:
+        return []
+    below = f"/{placement.path}" if placement.path else ""
+    spellings = [IDS_NAME + below] + [view_name(t.index) + below for t in shards]
+    return [(target, path) for target in _fallbacks(topology) for path in spellings]
+
+
 def plan_path_call(call: PathCall, topology: Topology) -> PathPlan:
     """Place each caller path, then group the deliveries into per-rclone calls."""
     whole: tuple[Delivery, ...] = ()
@@ -144,6 +169,11 @@ def plan_path_call(call: PathCall, topology: Topology) -> PathPlan:
             bound(Delivery(target, call.command, param.kind, placement.path, call.recursive))
             for target in placement.targets
         )
+        if call.command == FORGET:
+            own += tuple(
+                Delivery(target, FORGET, param.kind, path)
+                for target, path in fallback_forgets(placement, topology)
+            )
         planned.append(PlannedPath(param, placement, own))
     deliveries = whole + tuple(d for p in planned for d in p.deliveries)
     return PathPlan(call, tuple(planned), whole, tuple(plan_calls(deliveries, topology)))

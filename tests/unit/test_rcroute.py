@@ -34,6 +34,8 @@ FOUR = ShardMap.even(4)
 S = [Target("shard", n) for n in range(4)]
 FB = Target("fallback", 0)
 FULL = Topology(FOUR, frozenset(range(4)), 1)
+# Without a fallback rclone, for what a fallback's copy of each forget would only crowd.
+SHARDS_ONLY = Topology(FOUR, frozenset(range(4)), 0)
 
 
 def forget(*paths: str, kind: str = "dir") -> PathCall:
@@ -256,7 +258,16 @@ def test_nzbdav_forget_is_split_and_renumbered() -> None:
     )
     plan = plan_path_call(call, FULL)
     assert [(c.target, c.params) for c in plan.calls] == [
-        (FB, {"dir": "/content/tv/Show", "dir2": "/completed-symlinks/tv/Show", "dir3": "/nzbs"}),
+        (
+            FB,
+            {
+                "dir": ".ids/9/6/1/b/0",
+                "dir2": ".ids-s2/9/6/1/b/0",
+                "dir3": "/content/tv/Show",
+                "dir4": "/completed-symlinks/tv/Show",
+                "dir5": "/nzbs",
+            },
+        ),
         (S[2], {"dir": "9/6/1/b/0"}),
     ]
 
@@ -282,7 +293,7 @@ def test_refresh_of_a_shard_root_is_sent_without_dir() -> None:
 
 
 def test_forget_of_a_shard_root_is_dir_empty() -> None:
-    plan = plan_path_call(forget(".ids"), FULL)
+    plan = plan_path_call(forget(".ids"), SHARDS_ONLY)
     assert [c.params for c in plan.calls] == [{"dir": ""}] * 4
 
 
@@ -293,7 +304,7 @@ def test_no_paths_means_every_rclone() -> None:
 
 def test_files_and_dirs_are_numbered_apart() -> None:
     call = read_path_call(FORGET, {"file": ".ids/0/1", "dir": ".ids/0/2", "file9": ".ids/1/1"})
-    assert plan_path_call(call, FULL).calls[0].params == {
+    assert plan_path_call(call, SHARDS_ONLY).calls[0].params == {
         "file": "0/1",
         "dir": "0/2",
         "file2": "1/1",
@@ -301,14 +312,14 @@ def test_files_and_dirs_are_numbered_apart() -> None:
 
 
 def test_repeated_paths_are_sent_once() -> None:
-    plan = plan_path_call(forget(".ids/9/6", "/.ids/9/6/", ".ids/9/6"), FULL)
+    plan = plan_path_call(forget(".ids/9/6", "/.ids/9/6/", ".ids/9/6"), SHARDS_ONLY)
     assert [c.params for c in plan.calls] == [{"dir": "9/6"}]
     assert len(plan.calls[0].deliveries) == 3
 
 
 def test_many_paths_are_split_into_bounded_calls() -> None:
     paths = [f".ids/0/{i:x}" for i in range(MAX_PATHS_PER_CALL + 3)]
-    plan = plan_path_call(forget(*paths), FULL)
+    plan = plan_path_call(forget(*paths), SHARDS_ONLY)
     assert [len(c.params) for c in plan.calls] == [MAX_PATHS_PER_CALL, 3]
     assert plan.calls[1].params == {
         "dir": f"0/{MAX_PATHS_PER_CALL:x}",
@@ -347,7 +358,7 @@ def test_forget_reply_leaves_out_what_a_down_shard_missed() -> None:
 
 
 def test_forget_reply_trusts_the_echo_not_the_status() -> None:
-    plan = plan_path_call(forget(".ids/0/1", ".ids/0/2"), FULL)
+    plan = plan_path_call(forget(".ids/0/1", ".ids/0/2"), SHARDS_ONLY)
     confirmed = delivered_by(plan.calls[0], Reply({"forgotten": ["0/2"]}))
     assert merge_path_reply(plan, confirmed, {})["forgotten"] == [".ids/0/2"]
 
@@ -646,3 +657,46 @@ def test_refresh_reply_says_ok_only_for_delivered_paths(
         )
         if result[planned.param.path] == "OK":
             assert delivered
+
+
+# --- forgets of .ids paths also reach the fallback (rest) -----------------------------------
+
+
+def test_an_ids_forget_reaches_rest_under_both_spellings() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), FULL)
+    assert [(c.target, c.params) for c in plan.calls] == [
+        (FB, {"dir": ".ids/9/6/1/b/0", "dir2": ".ids-s2/9/6/1/b/0"}),
+        (S[2], {"dir": "9/6/1/b/0"}),
+    ]
+
+
+def test_a_forget_of_ids_itself_reaches_rest_as_ids_and_every_view() -> None:
+    plan = plan_path_call(forget(".ids"), FULL)
+    rest = [c.params for c in plan.calls if c.target == FB]
+    assert rest == [
+        {"dir": ".ids", "dir2": ".ids-s0", "dir3": ".ids-s1", "dir4": ".ids-s2", "dir5": ".ids-s3"}
+    ]
+
+
+def test_an_ids_forget_counts_only_once_rest_confirmed_it_too() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), FULL)
+    shard_call = next(c for c in plan.calls if c.target == S[2])
+    only_shard = delivered_by(shard_call, Reply({"forgotten": ["9/6/1/b/0"]}))
+    reply = merge_path_reply(plan, only_shard, {FB: "connection refused"})
+    assert reply["forgotten"] == []
+    assert "fallback0" in reply["notForgotten"][".ids/9/6/1/b/0"]
+    rest_call = next(c for c in plan.calls if c.target == FB)
+    both = only_shard | delivered_by(
+        rest_call, Reply({"forgotten": [".ids/9/6/1/b/0", ".ids-s2/9/6/1/b/0"]})
+    )
+    assert merge_path_reply(plan, both, {})["forgotten"] == [".ids/9/6/1/b/0"]
+
+
+def test_a_refresh_of_ids_paths_is_not_copied_to_rest() -> None:
+    call = read_path_call(REFRESH, {"dir": ".ids/9/6/1/b/0"})
+    assert [c.target for c in plan_path_call(call, FULL).calls] == [S[2]]
+
+
+def test_without_a_fallback_an_ids_forget_goes_to_its_shard_alone() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), SHARDS_ONLY)
+    assert [(c.target, c.params) for c in plan.calls] == [(S[2], {"dir": "9/6/1/b/0"})]
