@@ -72,7 +72,7 @@ class RcForwarder:
                 headers=endpoint.headers,
                 timeout=self.timeout,
             ) as response:
-                raw = await response.content.read(MAX_REPLY_BYTES + 1)
+                raw = await _read_capped(response.content, MAX_REPLY_BYTES + 1)
                 status = response.status
         except TimeoutError:
             return Failure(f"no answer within {self.timeout.total:g} s (rc_timeout)")
@@ -136,3 +136,11 @@ def endpoints_of(settings: Settings) -> dict[Target, Endpoint]:
     for k, url in enumerate(settings.rc_fallback):
         endpoints[Target("fallback", k)] = Endpoint.from_url(url)
     return endpoints
+
+
+async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    """The body to its end, or its first ``cap`` bytes (``read(n)`` gives one chunk only)."""
+    raw = bytearray()
+    while len(raw) < cap and (chunk := await stream.read(cap - len(raw))):
+        raw += chunk
+    return bytes(raw)

@@ -23,6 +23,7 @@ from yarl import URL
 from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
+from shardproxy.core.shards import ShardMap
 from shardproxy.process.app import make_proxy_server
 from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.server import RC_DELIVERY
@@ -656,3 +657,34 @@ async def test_a_silent_rclone_times_out(aiohttp_client: AiohttpClient) -> None:
         assert "rc_timeout" in reply["notForgotten"][IDS]
     finally:
         await server.close()
+
+
+async def test_a_reply_that_arrives_in_pieces_is_read_whole(
+    aiohttp_client: AiohttpClient, aiohttp_server: Any
+) -> None:
+    """An rclone's reply to a big forget comes in several reads; all of it is JSON."""
+    paths = [f"0/{n:x}/{m:x}/0/0" for n in range(16) for m in range(16)]
+
+    async def forget(request: web.Request) -> web.StreamResponse:
+        asked = orjson.loads(await request.read())
+        body = orjson.dumps({"forgotten": list(asked.values())}, option=orjson.OPT_INDENT_2)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for start in range(0, len(body), 7):  # many small pieces, each flushed
+            await response.write(body[start : start + 7])
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/vfs/forget", forget)
+    rclone = await aiohttp_server(app)
+    settings = Settings(
+        backend=URL("http://127.0.0.1:9"),
+        shard_map=ShardMap.even(1),
+        shard_rc={0: URL(f"http://127.0.0.1:{rclone.port}")},
+    )
+    client = await rc_client(aiohttp_client, settings)
+    body = {("dir" if i == 0 else f"dir{i + 1}"): f".ids/{p}" for i, p in enumerate(paths)}
+    status, reply = await post(client, FORGET, body)
+    assert (status, reply) == (200, {"forgotten": [f".ids/{p}" for p in paths]})
