@@ -18,7 +18,8 @@ import orjson
 from yarl import URL
 
 from shardproxy.config.settings import Settings
-from shardproxy.ops.rclonebin import installed_rclone, links_warning
+from shardproxy.core.rclonelink import old_rclone_warning
+from shardproxy.ops.rclonebin import installed_rclone
 from shardproxy.rc.send import Endpoint
 
 # Only what the probe needs from a reply: the status and a small JSON object.
@@ -71,7 +72,7 @@ def rclone_warnings(settings: Settings, rclone: tuple[str, tuple[int, int]] | No
     if not settings.rewrite_rclonelinks or rclone is None:
         return []
     binary, version = rclone
-    warning = links_warning(binary, version, "rewrite_rclonelinks is on for them")
+    warning = old_rclone_warning(binary, version, "rewrite_rclonelinks is on for them")
     return [warning] if warning else []
 
 

@@ -241,7 +241,9 @@ def generated(programs: Programs | None = None) -> dict[str, str]:
     settings = load_settings(
         {"backend": "http://127.0.0.1:3000", "rclone_rc_pass": "rc%pass"}, environ={}
     )
-    return generate(deployment(), programs or Programs(), settings, obscured_pass="x")
+    return generate(
+        deployment(), programs or Programs(), settings, obscured_pass="x", mergerfs_recipe="FROM x"
+    )
 
 
 @pytest.mark.parametrize("layout", list(Layout))

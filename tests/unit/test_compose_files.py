@@ -15,7 +15,7 @@ import yaml
 
 from shardproxy.config.layers import load_settings
 from shardproxy.config.settings import ConfigError, Settings
-from shardproxy.ops.rclonebin import links_warning
+from shardproxy.core.rclonelink import old_rclone_warning
 from shardproxy.tools.deploy.bundle import generate, generation_warnings
 from shardproxy.tools.deploy.compose import (
     RCLONE_IMAGE,
@@ -23,9 +23,11 @@ from shardproxy.tools.deploy.compose import (
     compose_files,
     env_file,
 )
+from shardproxy.tools.deploy.gen import mergerfs_recipe
 from shardproxy.tools.deploy.model import Layout, Programs, deployment_from, mount_argv, mounts
 
 RC_SECRET = "rc-$ecret"
+RECIPE = "FROM debian\n"
 BASE: dict[str, object] = {
     "backend": "http://10.0.0.5:3000",
     "rclone_rc_pass": RC_SECRET,
@@ -45,7 +47,14 @@ def files(
     layout: Layout = Layout.SHARD_LINKS, network: Network = Network.COMPOSE, **values: object
 ) -> dict[str, str]:
     given = settings(**values)
-    return compose_files(deployment_from(given), given, layout, network, "obscured")
+    return compose_files(
+        deployment_from(given),
+        given,
+        layout,
+        network,
+        obscured_pass="obscured",
+        mergerfs_recipe=RECIPE,
+    )
 
 
 def compose(layout: Layout = Layout.SHARD_LINKS, network: Network = Network.COMPOSE) -> Any:
@@ -128,9 +137,9 @@ def test_rclone_runs_a_pinned_image_and_clears_a_stale_mount_first() -> None:
 
 
 def test_mergerfs_is_built_from_the_recipe_beside_the_compose_file() -> None:
-    folder = files()
+    assert files()["mergerfs/Dockerfile"] == RECIPE
     assert compose()["services"]["mergerfs"]["build"] == "./mergerfs"
-    recipe = folder["mergerfs/Dockerfile"]
+    recipe = mergerfs_recipe()
     assert "apt-get install" in recipe and " mergerfs " in recipe
     assert 'exec mergerfs -f \\"$@\\"' in recipe
 
@@ -163,7 +172,14 @@ def test_env_refuses_a_password_it_cannot_quote() -> None:
 
 def test_without_rc_credentials_the_rc_endpoint_is_off_and_gen_says_so() -> None:
     given = settings(rc_user=None, rc_pass=None)
-    folder = compose_files(deployment_from(given), given, Layout.SHARD_LINKS, Network.COMPOSE, None)
+    folder = compose_files(
+        deployment_from(given),
+        given,
+        Layout.SHARD_LINKS,
+        Network.COMPOSE,
+        obscured_pass=None,
+        mergerfs_recipe=RECIPE,
+    )
     assert "rc_listen" not in tomllib.loads(folder["shardproxy.toml"])
     warnings = generation_warnings(
         given, Programs(rclone_version=(1, 75)), Network.COMPOSE, rclone_installed=True
@@ -174,7 +190,14 @@ def test_without_rc_credentials_the_rc_endpoint_is_off_and_gen_says_so() -> None
 def test_the_status_page_is_published_on_loopback_only_with_credentials() -> None:
     assert "ports" not in compose()["services"]["shardproxy"]
     given = settings(admin_user="ops", admin_pass="pw")
-    folder = compose_files(deployment_from(given), given, Layout.SHARD_LINKS, Network.COMPOSE, None)
+    folder = compose_files(
+        deployment_from(given),
+        given,
+        Layout.SHARD_LINKS,
+        Network.COMPOSE,
+        obscured_pass=None,
+        mergerfs_recipe=RECIPE,
+    )
     proxy = yaml.safe_load(folder["compose.yaml"])["services"]["shardproxy"]
     assert proxy["ports"] == ["127.0.0.1:8766:8766"]
     assert tomllib.loads(folder["shardproxy.toml"])["admin_listen"] == "0.0.0.0:8766"
@@ -194,14 +217,18 @@ def test_shard_links_settings_rewrite_links_and_links_unchanged_do_not(network: 
 
 def test_the_units_settings_of_each_layout_follow_the_same_rule() -> None:
     given = settings(rewrite_rclonelinks=True)
-    written = generate(deployment_from(given), Programs(), given, obscured_pass=None)
+    written = generate(
+        deployment_from(given), Programs(), given, obscured_pass=None, mergerfs_recipe=RECIPE
+    )
     assert tomllib.loads(written["shard-links/shardproxy.toml"])["rewrite_rclonelinks"]
     assert "rewrite_rclonelinks" not in tomllib.loads(written["links-unchanged/shardproxy.toml"])
 
 
 def test_more_than_ten_shards_leave_the_rewrite_off_and_gen_says_so() -> None:
     given = settings(shards=12, cache_dir=[])
-    written = generate(deployment_from(given), Programs(), given, obscured_pass=None)
+    written = generate(
+        deployment_from(given), Programs(), given, obscured_pass=None, mergerfs_recipe=RECIPE
+    )
     assert "rewrite_rclonelinks" not in tomllib.loads(written["shard-links/shardproxy.toml"])
     warnings = generation_warnings(
         given, Programs(rclone_version=(1, 75)), Network.COMPOSE, rclone_installed=True
@@ -223,9 +250,9 @@ def test_the_rest_mount_shows_links_as_symlinks_from_rclone_1_69(
 
 
 def test_an_rclone_older_than_1_69_is_named_in_a_warning() -> None:
-    old = links_warning("/usr/bin/rclone", (1, 60), "why")
+    old = old_rclone_warning("/usr/bin/rclone", (1, 60), "why")
     assert old is not None and "/usr/bin/rclone is rclone 1.60, older than 1.69" in old
-    assert links_warning("/usr/local/bin/rclone", (1, 69), "why") is None
+    assert old_rclone_warning("/usr/local/bin/rclone", (1, 69), "why") is None
 
 
 def test_gen_warns_about_an_old_or_missing_rclone() -> None:

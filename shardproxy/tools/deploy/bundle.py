@@ -9,7 +9,7 @@ person installs one layout: ``rclone.conf`` and that layout's ``shardproxy.toml`
 from __future__ import annotations
 
 from shardproxy.config.settings import Settings
-from shardproxy.ops.rclonebin import links_warning
+from shardproxy.core.rclonelink import old_rclone_warning
 from shardproxy.tools.deploy.compose import (
     RCLONE_IMAGE,
     Network,
@@ -37,9 +37,11 @@ def generate(
     settings: Settings,
     *,
     obscured_pass: str | None,
+    mergerfs_recipe: str,
     network: Network = Network.COMPOSE,
 ) -> dict[str, str]:
-    """Every generated file, by path relative to the output directory."""
+    """Every generated file, by path relative to the output directory (``mergerfs_recipe``
+    is the mergerfs image's Dockerfile, shipped with shardproxy)."""
     files = {"rclone.conf": rclone_conf(deployment, obscured_pass)}
     for layout in Layout:
         folder = layout.value
@@ -48,7 +50,14 @@ def generate(
         for mount in mounts(deployment, layout):
             files[f"{folder}/{mount.unit}"] = rclone_unit(deployment, programs, mount)
         files[f"{folder}/{MERGERFS_UNIT}"] = mergerfs_unit(deployment, programs, layout)
-        composed = compose_files(deployment, settings, layout, network, obscured_pass)
+        composed = compose_files(
+            deployment,
+            settings,
+            layout,
+            network,
+            obscured_pass=obscured_pass,
+            mergerfs_recipe=mergerfs_recipe,
+        )
         for name, text in composed.items():
             files[f"{folder}/{COMPOSE_FOLDER}/{name}"] = text
     return files
@@ -67,7 +76,7 @@ def generation_warnings(
             f"again for the units (the compose files use {RCLONE_IMAGE})"
         )
     else:
-        warning = links_warning(
+        warning = old_rclone_warning(
             programs.rclone,
             programs.rclone_version,
             f"the units' rest mount; the compose files use {RCLONE_IMAGE}",

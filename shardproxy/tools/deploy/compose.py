@@ -18,7 +18,6 @@ import dataclasses
 import enum
 import shlex
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import PurePosixPath
 
 import yaml
@@ -426,17 +425,14 @@ def compose_yaml(
     )
 
 
-def mergerfs_recipe() -> str:
-    """The mergerfs image's Dockerfile, shipped with shardproxy."""
-    return (resources.files(__package__) / "mergerfs.Dockerfile").read_text(encoding="utf-8")
-
-
 def compose_files(
     deployment: Deployment,
     settings: Settings,
     layout: Layout,
     network: Network,
+    *,
     obscured_pass: str | None,
+    mergerfs_recipe: str,
 ) -> dict[str, str]:
     """The compose folder of one layout, by path inside it."""
     inside = compose_deployment(deployment, settings, network)
@@ -450,5 +446,5 @@ def compose_files(
         ".env": env_file(secrets),
         "rclone.conf": rclone_conf(inside, obscured_pass),
         "shardproxy.toml": proxy_toml(compose_settings(settings, network), inside, layout),
-        MERGERFS_RECIPE: mergerfs_recipe(),
+        MERGERFS_RECIPE: mergerfs_recipe,
     }

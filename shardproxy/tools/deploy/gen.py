@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from importlib import resources
 from pathlib import Path
 
 from shardproxy.config.settings import Settings
@@ -34,6 +35,11 @@ def find_programs(rclone: str | None = None) -> Programs:
     )
 
 
+def mergerfs_recipe() -> str:
+    """The mergerfs image's Dockerfile, shipped with shardproxy (written beside compose.yaml)."""
+    return (resources.files(__package__) / "mergerfs.Dockerfile").read_text(encoding="utf-8")
+
+
 def warnings(settings: Settings, programs: Programs, network: Network) -> list[str]:
     """What the files cannot do here (an old rclone, too many shards for shard links)."""
     installed = shutil.which(programs.rclone) is not None
@@ -48,7 +54,14 @@ def write_generated(
     obscured = None
     if deployment.nzbdav_pass is not None:
         obscured = obscure(deployment.nzbdav_pass, os.urandom(16))
-    files = generate(deployment, programs, settings, obscured_pass=obscured, network=network)
+    files = generate(
+        deployment,
+        programs,
+        settings,
+        obscured_pass=obscured,
+        mergerfs_recipe=mergerfs_recipe(),
+        network=network,
+    )
     written = []
     for name, text in files.items():
         path = out / name

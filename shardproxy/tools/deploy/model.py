@@ -22,8 +22,8 @@ from pathlib import PurePosixPath
 from yarl import URL
 
 from shardproxy.config.settings import ConfigError, HostPort, Settings
+from shardproxy.core.rclonelink import SYMLINKS_SINCE
 from shardproxy.core.shards import IDS_NAME, view_name
-from shardproxy.ops.rclonebin import LINKS_SINCE
 
 # Bounds that make a dead proxy fail a read in seconds (docs/operations.md, "What Plex
 # sees when something fails"): connection refused is retried once, a silent proxy is
@@ -227,7 +227,7 @@ def mount_argv(deployment: Deployment, programs: Programs, mount: Mount) -> list
         "--log-level",
         deployment.log_level,
     ]
-    if mount.links and programs.rclone_version >= LINKS_SINCE:
+    if mount.links and programs.rclone_version >= SYMLINKS_SINCE:
         argv.append("--vfs-links")
     if mount.cache_mode == "full":
         argv += ["--vfs-cache-max-age", CACHE_MAX_AGE]
