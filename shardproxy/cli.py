@@ -28,6 +28,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL and option.default is True:
+            # On by default: --no-NAME turns it off.
+            kwargs = {"help": kwargs["help"], "action": argparse.BooleanOptionalAction}
         elif option.kind is Kind.BOOL:
             # A bare flag turns it on; the environment or file may say false.
             kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}

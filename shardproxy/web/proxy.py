@@ -50,6 +50,7 @@ from shardproxy.web.bodies import ClientStalled, abort_client, client_body, copy
 from shardproxy.web.headers import ReplyHeaders, client_headers, replace_header, reply_headers_of
 from shardproxy.web.links import relay_link_listing, serve_rewritten_link
 from shardproxy.web.rootviews import with_view_folders
+from shardproxy.web.virtual import VirtualLevels
 
 log = logging.getLogger("shardproxy.web.proxy")
 
@@ -101,6 +102,9 @@ class WebDavProxy:
             ShardListingPolicy(self.shard_map, shard) for shard in range(self.shard_map.count)
         ]
         self.root_policy = RootListingPolicy(self.shard_map)
+        self.virtual_levels = (
+            VirtualLevels(settings, self.metrics) if settings.virtual_levels else None
+        )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one client request, counted by shard view, method and status."""
@@ -119,6 +123,10 @@ class WebDavProxy:
         if plan.rewrite_link:
             return await serve_rewritten_link(self, request, plan)
         try:
+            if self.virtual_levels is not None:
+                own = await self.virtual_levels.answer(request, plan)
+                if own is not None:  # NzbDav's fixed .ids folders, answered here
+                    return own
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
                 if refused is not None:
