@@ -24,7 +24,7 @@ from yarl import URL
 from nzbdav_standin import REQUEST_LOG, Library, make_standin_app
 from shardproxy.core.shards import HEX_DIGITS, ShardMap
 from shardproxy.tools.deploy.files import obscure, webdav_remotes
-from tests.helpers.processes import current_rclone, require_program
+from tests.helpers.processes import rclone_binaries, require_program, run_rclone
 from tests.helpers.proxies import basic_auth, running_proxy
 
 USER, PASSWORD = "admin", "secret"
@@ -203,18 +203,6 @@ async def test_a_stalled_propfind_body_is_a_408(proxies: Proxies) -> None:
 # --- real rclone ------------------------------------------------------------------------
 
 
-def rclone_binaries() -> list[object]:
-    current = current_rclone()
-    return [
-        pytest.param("rclone", id="rclone-1.60"),
-        pytest.param(
-            current,
-            id="rclone-current",
-            marks=pytest.mark.skipif(current is None, reason="run ./scripts/setup.sh"),
-        ),
-    ]
-
-
 @dataclass
 class Rclone:
     """An rclone binary and a config with one remote per shard view of each proxy."""
@@ -223,21 +211,7 @@ class Rclone:
     config: Path
 
     async def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "--config",
-            str(self.config),
-            "--low-level-retries",
-            "1",
-            "--retries",
-            "1",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode is not None
-        return subprocess.CompletedProcess(list(args), process.returncode, out, err)
+        return await run_rclone(self.binary, self.config, *args)
 
     async def listed(self, *args: str) -> list[str]:
         done = await self.run("lsf", *args)
