@@ -10,7 +10,9 @@ rclone read either answer the same only if nothing in them differs.
 
 from __future__ import annotations
 
+import argparse
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,6 +22,8 @@ from nzbdav_standin import Library
 from nzbdav_standin.davxml import XmlBodyError, multistatus, parse_propfind, render_response
 from nzbdav_standin.hrefs import absolute_uri, child_url, request_url
 from nzbdav_standin.store import Collection, Store, properties
+from shardproxy.cli import add_setting_flags
+from shardproxy.config.layers import load_settings
 from shardproxy.core.shards import HEX_DIGITS, ShardMap, ViewPath
 from shardproxy.listing import filter_listing
 from shardproxy.listing.policy import ShardListingPolicy
@@ -370,3 +374,22 @@ def test_bodies_nzbdav_refuses_are_refused(body: bytes) -> None:
         parse_propfind(body)
     with pytest.raises(PropfindBodyError):
         read_propfind(body)
+
+
+def the_setting(argv: list[str], environ: dict[str, str], toml: str, tmp_path: Path) -> bool:
+    parser = argparse.ArgumentParser()
+    add_setting_flags(parser)
+    flags = vars(parser.parse_args(argv))
+    config = tmp_path / "shardproxy.toml"
+    config.write_text(toml)
+    settings = load_settings(flags, config_file=str(config), environ=environ, need_backend=False)
+    return settings.virtual_levels
+
+
+def test_the_setting_is_on_by_default_and_every_layer_turns_it_off(tmp_path: Path) -> None:
+    assert the_setting([], {}, "", tmp_path)
+    assert not the_setting(["--no-virtual-levels"], {}, "", tmp_path)
+    assert not the_setting([], {"SHARDPROXY_VIRTUAL_LEVELS": "0"}, "", tmp_path)
+    assert not the_setting([], {}, "virtual_levels = false\n", tmp_path)
+    on_again = the_setting(["--virtual-levels"], {}, "virtual_levels = false\n", tmp_path)
+    assert on_again
