@@ -88,30 +88,43 @@ def virtual_folder(backend_path: str, shard: int, shard_map: ShardMap) -> ViewPa
 
 
 def render_virtual_folder(
-    folder: ViewPath, origin: str, depth: int, asked: AskedProps, shard_map: ShardMap
-) -> bytes:
-    """The 207 body for a PROPFIND of ``folder`` (Depth 0 or 1) asking ``asked``.
+    folder: ViewPath,
+    origin: str,
+    depth: int,
+    asked: AskedProps,
+    shard_map: ShardMap,
+    *,
+    max_bytes: int | None = None,
+) -> bytes | None:
+    """The 207 body for a PROPFIND of ``folder`` (Depth 0 or 1) asking ``asked``; None if
+    it would be larger than ``max_bytes``.
 
     ``origin`` comes from ``nzbdav_origin``. At the view's root the children are the
-    first characters the shard owns; below it, all sixteen.
+    first characters the shard owns; below it, all sixteen. (A body naming thousands of
+    properties a folder lacks makes a listing megabytes long, as it would from NzbDav.)
     """
     parts = _propstat_parts(asked)
     href = origin + str(folder)
-    own_name = folder.levels[-1] if folder.levels else IDS_NAME
-    out = [_HEAD, _response(href, own_name, parts)]
+    names: list[tuple[str, str]] = [(href, folder.levels[-1] if folder.levels else IDS_NAME)]
     if depth > 0:
         # NzbDav's child href: the folder's href with one trailing "/" cut, "/", the name.
         parent = href[:-1] if href.endswith("/") else href
-        if folder.levels:
-            names: str | list[str] = HEX_DIGITS
-        else:
-            owners = shard_map.owner_of_char
-            names = [
-                c for c, owner in zip(HEX_DIGITS, owners, strict=True) if owner == folder.shard
-            ]
-        out += [_response(f"{parent}/{name}", name, parts) for name in names]
+        owners = shard_map.owner_of_char
+        names += [
+            (f"{parent}/{c}", c)
+            for c, owner in zip(HEX_DIGITS, owners, strict=True)
+            if folder.levels or owner == folder.shard
+        ]
+    out = [_HEAD]
+    size = len(_HEAD) + len(_TAIL)
+    for entry_href, name in names:
+        out.append(_response(entry_href, name, parts))
+        size += len(out[-1])  # characters: never more than the bytes they encode to
+        if max_bytes is not None and size > max_bytes:
+            return None
     out.append(_TAIL)
-    return "".join(out).encode()
+    body = "".join(out).encode()
+    return None if max_bytes is not None and len(body) > max_bytes else body
 
 
 def _response(href: str, name: str, parts: tuple[str, ...]) -> str:

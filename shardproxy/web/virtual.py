@@ -50,6 +50,7 @@ class VirtualLevels:
         self.user = settings.nzbdav_user
         self.password = settings.nzbdav_pass
         self.body_timeout = settings.body_timeout
+        self.listing_max_bytes = settings.listing_max_bytes
         self.metrics = metrics
 
     async def answer(
@@ -84,7 +85,18 @@ class VirtualLevels:
         except PropfindBodyError as exc:
             log.debug("PROPFIND %s: %s; answered 500 as NzbDav does", request.raw_path, exc)
             return web.Response(status=500)
-        listing = render_virtual_folder(folder, origin, int(depth), asked, self.shard_map)
+        cap = self.listing_max_bytes
+        listing = render_virtual_folder(
+            folder, origin, int(depth), asked, self.shard_map, max_bytes=cap
+        )
+        if listing is None:
+            # What the same request asked of NzbDav gets: its listing is over the cap.
+            reason = (
+                f"listing larger than {cap} bytes (listing_max_bytes): the PROPFIND asks for "
+                f"{len(asked.names)} properties"
+            )
+            log.warning("PROPFIND %s: %s", request.raw_path, reason)
+            return web.Response(status=502, text=reason + "\n")
         self.metrics.streamed(plan.shard, len(listing), spliced=False)
         return web.Response(status=207, body=listing, headers={"Content-Type": CONTENT_TYPE})
 

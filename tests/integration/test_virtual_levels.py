@@ -137,6 +137,23 @@ async def test_malformed_body_gets_nzbdavs_500(proxies: Proxies) -> None:
     assert virtual[0] == asked[0] == 500
 
 
+async def test_a_listing_over_the_cap_is_a_502_naming_the_setting_as_nzbdavs_would_be(
+    proxies: Proxies,
+) -> None:
+    names = "".join(f"<D:missing{n}/>" for n in range(2000))
+    body = f'<D:propfind xmlns:D="DAV:"><D:prop>{names}</D:prop></D:propfind>'.encode()
+    origin = proxies.backend.make_url("/").origin()
+    replies = []
+    for virtual_levels in (True, False):
+        async with running_proxy(
+            origin, virtual_levels=virtual_levels, listing_max_bytes=100_000
+        ) as url:
+            replies.append(await request(url, "PROPFIND", "/.ids-s0/", body=body, Depth="1"))
+    for status, _, text in replies:
+        assert status == 502
+        assert b"listing_max_bytes" in text
+
+
 async def test_a_wrong_login_is_judged_by_nzbdav(proxies: Proxies) -> None:
     before = proxies.backend_requests()
     async with (

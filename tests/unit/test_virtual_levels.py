@@ -83,7 +83,16 @@ def through_proxy(
 def virtual(shard_map: ShardMap, folder: ViewPath, host: str, depth: int, body: bytes) -> bytes:
     origin = nzbdav_origin(host)
     assert origin is not None
-    return render_virtual_folder(folder, origin, depth, read_propfind(body), shard_map)
+    return render(folder, origin, depth, read_propfind(body), shard_map)
+
+
+def render(
+    folder: ViewPath, origin: str, depth: int, asked: AskedProps, shard_map: ShardMap = SHARDS
+) -> bytes:
+    """render_virtual_folder without a cap."""
+    body = render_virtual_folder(folder, origin, depth, asked, shard_map)
+    assert body is not None
+    return body
 
 
 # --- strategies ------------------------------------------------------------------------
@@ -208,7 +217,7 @@ def hrefs_and_names(body: bytes) -> list[tuple[str, str]]:
 
 
 def test_view_root_lists_only_the_first_characters_the_shard_owns() -> None:
-    body = render_virtual_folder(ViewPath(1, "", "", True), "http://p:8", 1, ALLPROP, SHARDS)
+    body = render(ViewPath(1, "", "", True), "http://p:8", 1, ALLPROP)
     assert hrefs_and_names(body) == [
         ("http://p:8/.ids-s1/", ".ids"),
         ("http://p:8/.ids-s1/4", "4"),
@@ -219,19 +228,19 @@ def test_view_root_lists_only_the_first_characters_the_shard_owns() -> None:
 
 
 def test_a_folder_below_the_root_lists_all_sixteen_without_trailing_slashes() -> None:
-    body = render_virtual_folder(ViewPath(1, "4a", "", False), "http://p", 1, ALLPROP, SHARDS)
+    body = render(ViewPath(1, "4a", "", False), "http://p", 1, ALLPROP)
     found = hrefs_and_names(body)
     assert found[0] == ("http://p/.ids-s1/4/a", "a")
     assert found[1:] == [(f"http://p/.ids-s1/4/a/{c}", c) for c in HEX_DIGITS]
 
 
 def test_depth_zero_is_the_folder_alone() -> None:
-    body = render_virtual_folder(ViewPath(2, "8", "", False), "http://p", 0, ALLPROP, SHARDS)
+    body = render(ViewPath(2, "8", "", False), "http://p", 0, ALLPROP)
     assert hrefs_and_names(body) == [("http://p/.ids-s2/8", "8")]
 
 
 def test_every_folder_is_a_collection_dated_year_one() -> None:
-    body = render_virtual_folder(ViewPath(0, "0123", "", True), "http://p", 1, ALLPROP, SHARDS)
+    body = render(ViewPath(0, "0123", "", True), "http://p", 1, ALLPROP)
     responses = list(ET.fromstring(body).iter(f"{DAV}response"))
     assert len(responses) == 17
     for response in responses:
@@ -243,7 +252,7 @@ def test_every_folder_is_a_collection_dated_year_one() -> None:
 
 def test_a_property_no_folder_has_gets_a_404_propstat_after_the_200_one() -> None:
     asked = AskedProps(PropMode.SELECTED, ((DAV_NS, "getetag"), (DAV_NS, "displayname")))
-    body = render_virtual_folder(ViewPath(0, "1", "", False), "http://p", 0, asked, SHARDS)
+    body = render(ViewPath(0, "1", "", False), "http://p", 0, asked)
     statuses = [s.text for s in ET.fromstring(body).iter(f"{DAV}status")]
     assert statuses == ["HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"]
     assert b"<D:prop><D:displayname>1</D:displayname></D:prop>" in body
@@ -251,7 +260,7 @@ def test_a_property_no_folder_has_gets_a_404_propstat_after_the_200_one() -> Non
 
 def test_rclone_current_gets_the_four_properties_it_asks_for_in_its_order() -> None:
     asked = read_propfind(RCLONE_BODY)
-    body = render_virtual_folder(ViewPath(3, "c", "", True), "http://p", 0, asked, SHARDS)
+    body = render(ViewPath(3, "c", "", True), "http://p", 0, asked)
     prop = ET.fromstring(body).find(f".//{DAV}prop")
     assert prop is not None
     assert [child.tag for child in prop] == [
@@ -393,3 +402,18 @@ def test_the_setting_is_on_by_default_and_every_layer_turns_it_off(tmp_path: Pat
     assert not the_setting([], {}, "virtual_levels = false\n", tmp_path)
     on_again = the_setting(["--virtual-levels"], {}, "virtual_levels = false\n", tmp_path)
     assert on_again
+
+
+def test_a_listing_over_the_cap_is_not_written() -> None:
+    many = tuple((DAV_NS, f"missing{n}") for n in range(500))
+    asked = AskedProps(PropMode.SELECTED, many)
+    folder = ViewPath(1, "4", "", True)
+    whole = render(folder, "http://p", 1, asked)
+    assert len(whole) > 1_000_000
+    fits = render_virtual_folder(folder, "http://p", 1, asked, SHARDS, max_bytes=len(whole))
+    assert fits == whole
+    assert (
+        render_virtual_folder(folder, "http://p", 1, asked, SHARDS, max_bytes=len(whole) - 1)
+        is None
+    )
+    assert render_virtual_folder(folder, "http://p", 1, asked, SHARDS, max_bytes=10_000) is None
