@@ -83,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     relink.add_argument(
         "--mount-dir", required=True, metavar="DIR", help="NzbDav's mount dir, e.g. /mnt/nzbdav"
     )
-    relink.add_argument("--undo", action="store_true", help="point links back at {mount}/.ids")
+    relink.add_argument(
+        "--undo", action="store_true", help="point the links relink changed back where they were"
+    )
+    relink.add_argument(
+        "--all",
+        dest="every",
+        action="store_true",
+        help="with --undo: also point at {mount}/.ids the shard-view links relink did not make",
+    )
     relink.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     relink.add_argument(
         "--journal",
@@ -194,6 +202,7 @@ def run_relink(args: argparse.Namespace, settings: Settings) -> int:
             mount,
             settings.shard_map,
             undo=args.undo,
+            every=args.every,
             dry_run=args.dry_run,
             journal_path=Path(args.journal) if args.journal else None,
         )

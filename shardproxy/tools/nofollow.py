@@ -59,5 +59,5 @@ def read_plain(path: str, *, dir_fd: int | None = None, shown: str = "") -> str 
 
 def append_plain(path: str, *, dir_fd: int | None = None, shown: str = "") -> TextIO:
     """``path`` opened to append text, created (mode 600) when missing."""
-    fd = open_plain(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, dir_fd=dir_fd, shown=shown)
+    fd = open_plain(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, dir_fd=dir_fd, shown=shown)
     return os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")

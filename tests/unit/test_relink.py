@@ -102,7 +102,7 @@ def test_journal_round_trip_ignores_a_torn_last_line() -> None:
     entry = JournalEntry("tv/a.mkv", IDS, S2)
     text = encode_header(header) + encode_entry(entry) + '{"link": "tv/b'
     state = decode_journal(text, "j")
-    assert (state.header, state.entries, state.finished) == (header, [entry], False)
+    assert (state.header, state.pending, state.finished) == (header, [entry], False)
     assert decode_journal(text[: text.rindex("\n") + 1] + encode_finished({}), "j").finished
 
 
