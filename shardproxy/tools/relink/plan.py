@@ -101,7 +101,9 @@ def temporary_name(name: str, token: str) -> str:
     """
     tail = f".{token}{TMP_SUFFIX}"
     room = NAME_MAX - 1 - len(_encoded(tail))
-    head = _encoded(name)[:room].decode("utf-8", "surrogateescape")
+    head = name[:room]  # a character is at least one byte
+    while len(_encoded(head)) > room:  # cut whole characters, never one in half
+        head = head[:-1]
     return f".{head}{tail}"
 
 

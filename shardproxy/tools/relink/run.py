@@ -13,6 +13,7 @@ removes the temporary links a kill left behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import sys
@@ -303,8 +304,12 @@ def _relink(root: int, job: _Job, journal_file: _JournalFile) -> RelinkReport:
             folder, _, name = relative.rpartition("/")
             try:
                 fd = folders.open(folder)
+            except OSError as exc:
+                _count(report, Outcome.SKIP, f"{relative}: {_folder_gone(folder, exc)}")
+                continue
+            try:
                 target = os.readlink(name, dir_fd=fd)
-            except OSError as exc:  # gone, or its folder swapped, since the walk
+            except OSError as exc:
                 _count(report, Outcome.SKIP, f"{relative}: {exc.strerror} since the walk")
                 continue
             if name.endswith(TMP_SUFFIX):
@@ -329,6 +334,12 @@ def _relink(root: int, job: _Job, journal_file: _JournalFile) -> RelinkReport:
         if journal is not None:
             journal.close()
     return report
+
+
+def _folder_gone(folder: str, exc: OSError) -> str:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return f"folder {folder} was replaced by a link or a file since the walk: left alone"
+    return f"folder {folder}: {exc.strerror} since the walk"
 
 
 def _replace(fd: int, name: str, entry: JournalEntry, journal: _Journal) -> LinkPlan:
