@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_setting_flags(gen)
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in DIR that differ from what gen makes (shown as a diff without it)",
+    )
 
     demo = commands.add_parser(
         "demo", help="run the whole stack (NzbDav stand-in, proxy, rclone, mergerfs) in DIR"
@@ -242,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.tools.deploy.gen import find_programs, next_steps, write_generated
 
             out = Path(args.out)
-            for path in write_generated(settings, out, find_programs()):
+            for path in write_generated(settings, out, find_programs(), force=args.force):
                 print(path)
             print(next_steps(settings, out))
             return 0
