@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +233,39 @@ def test_a_planted_journal_link_is_refused_and_its_target_left_alone(
     assert "is a symlink" in capsys.readouterr().err
     assert outside.read_text() == "a person's file\n"
     assert os.path.exists(caches[0].data(rel(MOVING[0])))
+
+
+# --- kill -9 ------------------------------------------------------------------------------
+
+
+def test_a_run_killed_midway_is_finished_by_the_next_with_no_partial_file_left(
+    tmp_path: Path,
+) -> None:
+    uuids = [f"{c}{n}0c6c1e-1111-4c52-9b0e-d0a7a3a2b1c4" for c in "4567" for n in "ab"]
+    with small_tmpfs(tmp_path / "other", "96M") as other:
+        caches = three_caches(tmp_path, other)
+        files = {uuid: cache_file(caches[0], uuid, 8 * MiB) for uuid in uuids}
+        argv = [sys.executable, "-m", "shardproxy.cli", *command(tmp_path, caches)]
+        journal = tmp_path / "journal"
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # The start line, a finished move, and the next one begun: killed mid-copy.
+            while journal_line_count(journal) < 4 and process.poll() is None:
+                time.sleep(0.001)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait()
+        assert process.returncode == -signal.SIGKILL, "reshard finished before the kill"
+        subprocess.run(argv, check=True, capture_output=True)
+        assert leftovers(str(other)) == []
+        for uuid, data in files.items():
+            assert Path(caches[2].data(rel(uuid))).read_bytes() == data
+            assert Path(caches[2].meta(rel(uuid))).read_bytes() == b"{}"
+        assert os.listdir(caches[0].data("")) == []
+
+
+def journal_line_count(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0

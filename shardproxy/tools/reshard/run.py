@@ -123,9 +123,15 @@ def rclones_answering(rc_urls: Sequence[str], timeout: float = 2.0) -> list[str]
     return answering
 
 
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def copy_sparse(source: str, target: str) -> None:
-    """Copy ``source`` to ``target`` writing only its data extents; holes stay holes."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    """Copy ``source`` to the new file ``target``, writing only its data extents; holes
+    stay holes. Neither name is followed if it is a link; ``target`` must not exist."""
+    created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with open(source, "rb", opener=_no_follow) as src, open(created, "wb") as dst:
         size = os.fstat(src.fileno()).st_size
         position = 0
         while position < size:
@@ -196,6 +202,8 @@ def transfer(source: str, target: str) -> None:
         os.rename(source, target)
         return
     partial = target + _TMP_SUFFIX
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(partial)  # left by a kill: this move's, made again from the start
     try:
         copy_sparse(source, partial)
     except OSError:
@@ -278,9 +286,10 @@ def reshard_caches(
             "delete them):\n  " + "\n  ".join(busy)
         )
     if users.unreadable:
+        hint = "" if os.geteuid() == 0 else "; run as root to see whether any of them uses a cache"
         print(
-            f"note: {users.unreadable} processes of other users could not be looked at "
-            "(run as root to see whether any of them uses a cache)",
+            f"note: the environment or open files of {users.unreadable} processes could not be "
+            f"read{hint}",
             file=sys.stderr,
         )
     try:
