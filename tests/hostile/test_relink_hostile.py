@@ -18,6 +18,7 @@ import pytest
 from shardproxy.cli import main
 from shardproxy.core.shards import ShardMap
 from shardproxy.tools.relink.run import JOURNAL_NAME, TMP_SUFFIX
+from tests.helpers.filesystems import resize_tmpfs, small_tmpfs
 from tests.helpers.library_links import (
     MOUNT,
     ids_target,
@@ -281,3 +282,38 @@ def test_a_resume_counts_what_every_interrupted_run_changed(memory_dir: Path) ->
     )
     assert "20000 links: 20000 changed" in undone.stdout
     assert targets(library, links) == {name: ids_target(uuid) for name, uuid in links.items()}
+
+
+# --- a full disk ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("full", "room"),
+    [
+        ("8k", "1M"),  # the journal's bytes run out
+        # 124 inodes: the root, two folders, 120 links and the journal; none for a new link
+        ("1M,nr_inodes=124", "1M,nr_inodes=1000"),
+    ],
+)
+def test_a_full_disk_stops_it_cleanly_and_a_rerun_finishes(
+    tmp_path: Path, full: str, room: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_tmpfs(tmp_path / "small", full) as small:
+        library = small / "library"
+        links = make_library(library, 120, per_folder=120)
+        assert main(relink(library)) == 2
+        error = capsys.readouterr().err
+        assert "No space left on device" in error and "run the same command again" in error
+        assert "Traceback" not in error
+        now = targets(library, links)
+        for name, uuid in links.items():
+            assert now[name] in (ids_target(uuid), ids_target(uuid, MAP.shard_of(uuid)))
+        resize_tmpfs(small, room)
+        assert main(relink(library)) == 0
+        assert "resumed an interrupted run" in capsys.readouterr().out
+        assert targets(library, links) == {
+            name: ids_target(uuid, MAP.shard_of(uuid)) for name, uuid in links.items()
+        }
+        assert temporary_leftovers(library) == []
+        assert main(relink(library, "--undo")) == 0
+        assert targets(library, links) == {name: ids_target(uuid) for name, uuid in links.items()}

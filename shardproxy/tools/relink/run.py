@@ -22,12 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISLNK
-from typing import TextIO
 
 from tqdm import tqdm
 
 from shardproxy.core.shards import ShardMap
-from shardproxy.tools.nofollow import UnsafeFileError, append_plain, read_plain
+from shardproxy.tools.nofollow import UnsafeFileError, open_plain, read_plain
 from shardproxy.tools.relink.plan import (
     NOT_RELINKS,
     TMP_SUFFIX,
@@ -52,6 +51,8 @@ PROGRESS_FROM = 1000  # links; below this a run is over before a bar says anythi
 _SYNC_EVERY = 1000
 _EXAMPLES = 5
 _TRIES = 8  # temporary names tried before a link is given up
+# Errors that every further link would meet too: the run stops instead of skipping each.
+_STOPPING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -163,33 +164,49 @@ class _Folders:
 
 
 class _Journal:
-    """The journal file: appended to by every run, never truncated, never through a link."""
+    """The journal file: appended to by every run, never truncated, never through a link.
 
-    def __init__(self, stream: TextIO, header: JournalHeader) -> None:
-        self._stream = stream
-        self._stream.write(encode_header(header))
+    Each line is one ``write`` to the descriptor, done before the rename it announces,
+    so a kill after it loses nothing. A journal that cannot be written (a full disk)
+    stops the run before another link changes.
+    """
+
+    def __init__(self, fd: int, shown: str, header: JournalHeader) -> None:
+        self._fd, self._shown = fd, shown
         self._unsynced = 0
+        self._write(encode_header(header))
         self.sync()
 
+    def _write(self, line: str) -> None:
+        data = line.encode("utf-8", "surrogateescape")
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            raise RelinkError(
+                f"cannot write {self._shown} ({exc.strerror}); the run stopped before changing "
+                "another link. Make room, then run the same command again: it resumes"
+            ) from None
+
     def record(self, entry: JournalEntry) -> None:
-        # Written (to the kernel) before the rename: a kill after it loses nothing.
-        self._stream.write(encode_entry(entry))
-        self._stream.flush()
+        self._write(encode_entry(entry))
         self._unsynced += 1
         if self._unsynced >= _SYNC_EVERY:
             self.sync()
 
     def sync(self) -> None:
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise RelinkError(f"cannot write {self._shown} ({exc.strerror})") from None
         self._unsynced = 0
 
     def finish(self, counts: Counter[Outcome]) -> None:
-        self._stream.write(encode_finished({o.value: counts[o] for o in Outcome}))
+        self._write(encode_finished({o.value: counts[o] for o in Outcome}))
         self.sync()
 
     def close(self) -> None:
-        self._stream.close()
+        os.close(self._fd)
 
 
 @dataclass(frozen=True)
@@ -208,19 +225,20 @@ class _JournalFile:
         except (UnsafeFileError, ValueError) as exc:
             raise RelinkError(f"{exc}; move the journal away to start over") from None
 
-    def append(self) -> TextIO:
-        """The journal to append to, a line cut short by a kill removed first."""
+    def append(self) -> int:
+        """The journal's descriptor to append to, a line cut short by a kill removed first."""
         try:
-            stream = append_plain(self.name, dir_fd=self.dir_fd, shown=self.shown)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+            fd = open_plain(self.name, flags, dir_fd=self.dir_fd, shown=self.shown)
         except UnsafeFileError as exc:
             raise RelinkError(str(exc)) from None
-        size = os.fstat(stream.fileno()).st_size
+        size = os.fstat(fd).st_size
         if size:
-            tail = os.pread(stream.fileno(), min(size, 1 << 16), max(0, size - (1 << 16)))
+            tail = os.pread(fd, min(size, 1 << 16), max(0, size - (1 << 16)))
             if not tail.endswith(b"\n"):
                 cut = tail.rfind(b"\n")
-                os.ftruncate(stream.fileno(), size - len(tail) + cut + 1 if cut >= 0 else 0)
-        return stream
+                os.ftruncate(fd, size - len(tail) + cut + 1 if cut >= 0 else 0)
+        return fd
 
 
 def _open_library(library: Path) -> int:
@@ -290,7 +308,9 @@ def _relink(root: int, job: _Job, journal_file: _JournalFile) -> RelinkReport:
     if not job.dry_run:
         _remove_temporary_links(root, previous.pending, report.problems)
     links = list(find_links(root, report.problems))
-    journal = None if job.dry_run else _Journal(journal_file.append(), header)
+    journal = None
+    if not job.dry_run:
+        journal = _Journal(journal_file.append(), journal_file.shown, header)
     folders = _Folders(root)
     bar = tqdm(
         links,
@@ -353,6 +373,11 @@ def _replace(fd: int, name: str, entry: JournalEntry, journal: _Journal) -> Link
         except FileExistsError:
             continue  # a name someone else made: never touched, another one tried
         except OSError as exc:
+            if exc.errno in _STOPPING:
+                raise RelinkError(
+                    f"cannot make a link in the library ({exc.strerror}); the run stopped. "
+                    "Make room, then run the same command again: it resumes"
+                ) from None
             return LinkPlan(Outcome.SKIP, reason=f"cannot make a link here: {exc.strerror}")
     else:
         return LinkPlan(Outcome.SKIP, reason="every temporary name tried was taken")
