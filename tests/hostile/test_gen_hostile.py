@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shardproxy.cli import main
-from tests.helpers.filesystems import small_tmpfs
+from tests.helpers.filesystems import resize_tmpfs, small_tmpfs
 
 SETTINGS = ["--backend", "http://127.0.0.1:3000", "--rclone-rc-pass", "rcpw-secret"]
 SETTINGS += ["--nzbdav-pass", "nzbdav-secret", "--shards", "2"]
@@ -143,3 +143,19 @@ def test_out_on_a_read_only_filesystem_says_so_and_writes_nothing(
             capsys.readouterr().err
         )
         assert os.listdir(where) == []
+
+
+def test_a_full_disk_leaves_no_half_file_and_a_rerun_finishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_tmpfs(tmp_path / "small", "12k") as small:
+        assert main(gen(small)) == 2
+        error = capsys.readouterr().err
+        assert "No space left on device" in error and "run again" in error
+        # Every file there is whole: what a later run finds is what gen makes.
+        written = snapshot(small)
+        resize_tmpfs(small, "1M")
+        assert main(gen(small)) == 0
+        final = snapshot(small)
+        assert set(written) < set(final)
+        assert {name: final[name] for name in written} == written

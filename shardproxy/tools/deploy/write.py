@@ -187,11 +187,18 @@ def _subfolder(folder: int, name: str, shown: str, *, make: bool) -> int | None:
 
 
 def _write_new(name: str, folder: int, text: str) -> None:
+    """Create ``name`` (mode 600, never over anything) with ``text``; on failure (a full
+    disk) the file just made is removed, so no half file is left."""
     fd = os.open(name, _NEW_FILE, 0o600, dir_fd=folder)
     try:
         os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, text.encode("utf-8", "surrogateescape"))
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data) :]
         os.fsync(fd)
+    except OSError:
+        os.unlink(name, dir_fd=folder)
+        raise
     finally:
         os.close(fd)
 
@@ -238,7 +245,10 @@ def write_files(
             elif found.found is not Found.SAME:
                 _replace(name, folder, text)
     except OSError as exc:
-        raise ConfigError(f"--out {out}: {exc}; run again once it is fixed") from None
+        raise ConfigError(
+            f"--out {out}: {exc}; the files written before it are complete, the one being "
+            "written was removed: run again once it is fixed"
+        ) from None
     finally:
         for fd in folders.values():
             if fd is not None:
