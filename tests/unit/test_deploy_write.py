@@ -33,9 +33,14 @@ def test_a_known_secret_is_hidden_wherever_it_is() -> None:
     assert shown == ["user = rclone", f"x {HIDDEN} y"]
 
 
-def test_the_value_after_an_rc_pass_in_a_compose_list_is_hidden() -> None:
+def test_the_value_after_an_rc_pass_in_a_json_compose_list_is_hidden() -> None:
     lines = ['        "--rc-pass",', '        "rcpw",', '        "--cache-dir",']
     assert hide_secrets(lines, []) == [lines[0], f'        "{HIDDEN}",', lines[2]]
+
+
+def test_the_value_after_an_rc_pass_in_a_yaml_compose_list_is_hidden() -> None:
+    lines = ["      - --rc-pass", "      - rcpw", "      - --cache-dir"]
+    assert hide_secrets(lines, []) == [lines[0], f"      - {HIDDEN}", lines[2]]
 
 
 def test_the_difference_names_the_lines_a_person_would_lose() -> None:

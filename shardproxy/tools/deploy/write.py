@@ -62,10 +62,14 @@ _SECRET_PATTERNS = (
 )
 
 
+_FLAG_AT_END = re.compile(r'--rc-pass"?,?\s*$')
+
+
 def hide_secrets(lines: Iterable[str], known: Sequence[str]) -> list[str]:
     """``lines`` with every known secret and every password-looking value hidden.
 
-    A line right after a JSON ``"--rc-pass",`` (compose's command lists) is its value.
+    A line right after one ending in ``--rc-pass`` (a compose command list, in JSON or
+    YAML) is its value.
     """
     shown: list[str] = []
     after_flag = False
@@ -76,9 +80,12 @@ def hide_secrets(lines: Iterable[str], known: Sequence[str]) -> list[str]:
                 hidden = hidden.replace(secret, HIDDEN)
         for pattern in _SECRET_PATTERNS:
             hidden = pattern.sub(_hide_match, hidden)
-        if after_flag:
-            hidden = re.sub(r'"[^"]*"', f'"{HIDDEN}"', hidden, count=1)
-        after_flag = hidden.strip().endswith('"--rc-pass",')
+        if after_flag:  # the value of a flag that ended the line before
+            if '"' in hidden:
+                hidden = re.sub(r'"[^"]*"', f'"{HIDDEN}"', hidden, count=1)
+            else:
+                hidden = re.sub(r"^(\s*-\s*).+", rf"\g<1>{HIDDEN}", hidden)
+        after_flag = _FLAG_AT_END.search(hidden) is not None
         shown.append(hidden)
     return shown
 
