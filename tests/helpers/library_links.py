@@ -44,15 +44,6 @@ def targets(root: Path, links: dict[str, str]) -> dict[str, str]:
     return {relative: os.readlink(root / relative) for relative in links}
 
 
-def journal_lines(path: Path) -> int:
-    """Lines in a journal so far (0 while there is none)."""
-    try:
-        with path.open("rb") as stream:
-            return sum(1 for _ in stream)
-    except FileNotFoundError:
-        return 0
-
-
 @contextlib.contextmanager
 def memory_folder() -> Iterator[Path]:
     """A folder in RAM (/dev/shm), removed afterwards: tens of thousands of renames on a

@@ -19,10 +19,10 @@ from shardproxy.cli import main
 from shardproxy.core.shards import ShardMap
 from shardproxy.tools.relink.run import JOURNAL_NAME, TMP_SUFFIX
 from tests.helpers.filesystems import resize_tmpfs, small_tmpfs
+from tests.helpers.kills import journal_lines, kill_after
 from tests.helpers.library_links import (
     MOUNT,
     ids_target,
-    journal_lines,
     make_library,
     memory_folder,
     spread_uuid,
@@ -252,18 +252,6 @@ def test_undo_all_points_every_link_at_ids(tmp_path: Path) -> None:
 
 
 # --- kill -9, again and again ------------------------------------------------------------
-
-
-def kill_after(command: list[str], journal: Path, lines: int) -> None:
-    """Run ``command`` and SIGKILL it once ``journal`` has ``lines`` lines."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while journal_lines(journal) < lines and process.poll() is None:
-            time.sleep(0.002)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, "relink finished before it could be killed"
 
 
 def test_a_resume_counts_what_every_interrupted_run_changed(memory_dir: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from shardproxy.core.shards import ShardMap
 from shardproxy.tools.reshard.plan import CacheDir
 from shardproxy.tools.reshard.run import JOURNAL_NAME, transfer
 from tests.helpers.filesystems import resize_tmpfs, small_tmpfs
+from tests.helpers.kills import kill_after
 from tests.helpers.rclone_procs import current_rclone, debian_rclone, free_port
 
 OLD = ShardMap.even(2)
@@ -246,26 +246,11 @@ def test_a_run_killed_midway_is_finished_by_the_next_with_no_partial_file_left(
         caches = three_caches(tmp_path, other)
         files = {uuid: cache_file(caches[0], uuid, 8 * MiB) for uuid in uuids}
         argv = [sys.executable, "-m", "shardproxy.cli", *command(tmp_path, caches)]
-        journal = tmp_path / "journal"
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            # The start line, a finished move, and the next one begun: killed mid-copy.
-            while journal_line_count(journal) < 4 and process.poll() is None:
-                time.sleep(0.001)
-            process.send_signal(signal.SIGKILL)
-        finally:
-            process.wait()
-        assert process.returncode == -signal.SIGKILL, "reshard finished before the kill"
+        # The start line, a finished move, and the next one begun: killed mid-copy.
+        kill_after(argv, tmp_path / "journal", 4)
         subprocess.run(argv, check=True, capture_output=True)
         assert leftovers(str(other)) == []
         for uuid, data in files.items():
             assert Path(caches[2].data(rel(uuid))).read_bytes() == data
             assert Path(caches[2].meta(rel(uuid))).read_bytes() == b"{}"
         assert os.listdir(caches[0].data("")) == []
-
-
-def journal_line_count(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0

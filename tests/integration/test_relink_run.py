@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +14,10 @@ from shardproxy.cli import main
 from shardproxy.core.shards import ShardMap
 from shardproxy.tools.relink.plan import Outcome
 from shardproxy.tools.relink.run import JOURNAL_NAME, TMP_SUFFIX, RelinkError, relink_library
+from tests.helpers.kills import kill_after
 from tests.helpers.library_links import (
     MOUNT,
     ids_target,
-    journal_lines,
     make_library,
     memory_folder,
     targets,
@@ -118,14 +116,7 @@ def test_fifty_thousand_links_killed_midway_then_resumed_then_undone(memory_dir:
     journal = library / JOURNAL_NAME
     command = [sys.executable, "-m", "shardproxy.cli", "relink", str(library)]
     command += ["--mount-dir", MOUNT, "--shards", "4"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        while journal_lines(journal) < 5_000 and process.poll() is None:
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, "relink finished before it could be killed"
+    kill_after(command, journal, 5_000)
     halfway = targets(library, links)
     moved = sum(1 for name, uuid in links.items() if halfway[name] != ids_target(uuid))
     assert 0 < moved < 50_000
