@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relink",
         help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
         description="Point every symlink under LIBRARY_DIR that targets {mount}/.ids/... at "
-        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back to .ids). Atomic "
+        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back where it was). Atomic "
         "per link, idempotent; an interrupted run resumes when run again.",
     )
     add_setting_flags(relink)

@@ -305,3 +305,18 @@ def test_a_full_disk_stops_it_cleanly_and_a_rerun_finishes(
         assert temporary_leftovers(library) == []
         assert main(relink(library, "--undo")) == 0
         assert targets(library, links) == {name: ids_target(uuid) for name, uuid in links.items()}
+
+
+def test_a_read_only_library_gets_a_clear_error_and_is_left_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_tmpfs(tmp_path / "ro", "1M") as small:
+        links = make_library(small, 5)
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+        assert main(relink(small)) == 2
+        assert "(Read-only file system): give --journal FILE" in capsys.readouterr().err
+        assert main(relink(small, "--journal", str(tmp_path / "journal"))) == 2
+        error = capsys.readouterr().err
+        assert "cannot make a link in the library (Read-only file system)" in error
+        assert "Traceback" not in error
+        assert targets(small, links) == {name: ids_target(uuid) for name, uuid in links.items()}

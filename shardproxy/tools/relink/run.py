@@ -13,6 +13,7 @@ removes the temporary links a kill left behind.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -224,6 +225,8 @@ class _JournalFile:
             return decode_journal(text or "", self.shown)
         except (UnsafeFileError, ValueError) as exc:
             raise RelinkError(f"{exc}; move the journal away to start over") from None
+        except OSError as exc:
+            raise RelinkError(f"cannot read {self.shown} ({exc.strerror})") from None
 
     def append(self) -> int:
         """The journal's descriptor to append to, a line cut short by a kill removed first."""
@@ -232,6 +235,11 @@ class _JournalFile:
             fd = open_plain(self.name, flags, dir_fd=self.dir_fd, shown=self.shown)
         except UnsafeFileError as exc:
             raise RelinkError(str(exc)) from None
+        except OSError as exc:
+            raise RelinkError(
+                f"cannot write {self.shown} ({exc.strerror}): give --journal FILE in a folder "
+                "that can be written"
+            ) from None
         size = os.fstat(fd).st_size
         if size:
             tail = os.pread(fd, min(size, 1 << 16), max(0, size - (1 << 16)))
@@ -384,7 +392,8 @@ def _replace(fd: int, name: str, entry: JournalEntry, journal: _Journal) -> Link
     try:
         os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
     except OSError as exc:
-        os.unlink(tmp, dir_fd=fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=fd)
         return LinkPlan(Outcome.SKIP, reason=f"cannot replace it: {exc.strerror}")
     return LinkPlan(Outcome.CHANGE, new_target=entry.new)
 
