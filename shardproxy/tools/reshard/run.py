@@ -172,12 +172,14 @@ def room_problem(move: Move, caches: Sequence[CacheDir]) -> str:
     A move within one filesystem is a rename and needs no room.
     """
     source, target = caches[move.source], caches[move.target]
+    landing = _existing_parent(target.data(move.relative))
     need = 0
     for path in (source.data(move.relative), source.meta(move.relative)):
         with contextlib.suppress(FileNotFoundError):
-            need += os.lstat(path).st_blocks * 512
-    landing = _existing_parent(target.data(move.relative))
-    if not need or os.stat(landing).st_dev == os.stat(source.path).st_dev:
+            stat = os.lstat(path)
+            if stat.st_dev != os.stat(landing).st_dev:  # else a rename: no room needed
+                need += stat.st_blocks * 512
+    if not need:
         return ""
     room = _room(landing)
     if need + _ROOM_MARGIN <= room:
