@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shardproxy.rc.pending import Pending, PendingChanges
-from shardproxy.rc.route import Delivery, Target
+from shardproxy.rc.targets import Delivery, Target
 
 log = logging.getLogger("shardproxy.rc")
 

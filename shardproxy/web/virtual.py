@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from shardproxy.config.settings import Settings
+from shardproxy.core.plan import UpstreamPlan
 from shardproxy.listeners.basicauth import authorized
 from shardproxy.listing.propfind import PropfindBodyError, read_propfind
 from shardproxy.listing.virtual import (
@@ -32,9 +32,6 @@ from shardproxy.listing.virtual import (
 )
 from shardproxy.telemetry.metrics import Metrics
 from shardproxy.web.bodies import ClientStalled
-
-if TYPE_CHECKING:
-    from shardproxy.web.proxy import UpstreamPlan
 
 log = logging.getLogger("shardproxy.web.virtual")
 

@@ -20,11 +20,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from shardproxy.core.shards import ShardMap, view_root
+from shardproxy.core.shards import ID_LEVELS, IDS_ROOT, UUID_PATTERN, ShardMap, view_root
 
 # A file in NzbDav's tree as rclone asks for it: five lowercase hex levels, then the UUID.
 # Folders, listings and anything percent-encoded are not reads of a file.
-_IDS_FILE_RE = re.compile(r"/\.ids/([0-9a-f])/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-fA-F-]{36}")
+_IDS_FILE_RE = re.compile(
+    re.escape(IDS_ROOT) + "/([0-9a-f])" + "/[0-9a-f]" * (ID_LEVELS - 1) + "/" + UUID_PATTERN
+)
 READ_METHODS = frozenset({"GET", "HEAD"})
 REPORT_INTERVAL = 60.0
 # rclone.conf's `headers = X-Shardproxy-Mount,rest` on the fail-over remote sends this.
