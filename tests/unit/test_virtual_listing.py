@@ -22,7 +22,7 @@ from nzbdav_standin import Library
 from nzbdav_standin.davxml import XmlBodyError, multistatus, parse_propfind, render_response
 from nzbdav_standin.hrefs import absolute_uri, child_url, request_url
 from nzbdav_standin.store import Collection, Store, properties
-from shardproxy.cli import add_setting_flags
+from shardproxy.cli import add_setting_flags, serve_settings
 from shardproxy.config.layers import load_settings
 from shardproxy.core.shards import HEX_DIGITS, ShardMap, ViewPath
 from shardproxy.listing import filter_listing
@@ -387,7 +387,7 @@ def test_bodies_nzbdav_refuses_are_refused(body: bytes) -> None:
 
 def the_setting(argv: list[str], environ: dict[str, str], toml: str, tmp_path: Path) -> bool:
     parser = argparse.ArgumentParser()
-    add_setting_flags(parser)
+    add_setting_flags(parser, serve_settings())
     flags = vars(parser.parse_args(argv))
     config = tmp_path / "shardproxy.toml"
     config.write_text(toml)
