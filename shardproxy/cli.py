@@ -47,6 +47,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> 
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL and option.default is True:
+            # On by default: --no-NAME turns it off.
+            kwargs = {"help": kwargs["help"], "action": argparse.BooleanOptionalAction}
         elif option.kind is Kind.BOOL:
             # A bare flag turns it on; the environment or file may say false.
             kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
@@ -95,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relink",
         help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
         description="Point every symlink under LIBRARY_DIR that targets {mount}/.ids/... at "
-        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back to .ids). Atomic "
+        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back where it was). Atomic "
         "per link, idempotent; an interrupted run resumes when run again.",
     )
     add_setting_flags(relink, RELINK_SETTINGS)
@@ -103,7 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     relink.add_argument(
         "--mount-dir", required=True, metavar="DIR", help="NzbDav's mount dir, e.g. /mnt/nzbdav"
     )
-    relink.add_argument("--undo", action="store_true", help="point links back at {mount}/.ids")
+    relink.add_argument(
+        "--undo", action="store_true", help="point the links relink changed back where they were"
+    )
+    relink.add_argument(
+        "--all",
+        dest="every",
+        action="store_true",
+        help="with --undo: also point at {mount}/.ids the shard-view links relink did not make",
+    )
     relink.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     relink.add_argument(
         "--journal",
@@ -149,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="compose",
         help="compose files: services on a compose network, NzbDav by name (default), or "
         "on the host's network for NzbDav outside compose",
+    )
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in DIR that differ from what gen makes (shown as a diff without it)",
     )
 
     demo = commands.add_parser(
@@ -222,6 +238,7 @@ def run_relink(args: argparse.Namespace, settings: Settings) -> int:
             mount,
             settings.shard_map,
             undo=args.undo,
+            every=args.every,
             dry_run=args.dry_run,
             journal_path=Path(args.journal) if args.journal else None,
         )
@@ -267,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
             out, network, programs = Path(args.out), Network(args.network), find_programs()
-            for path in write_generated(settings, out, programs, network):
+            for path in write_generated(settings, out, programs, network, force=args.force):
                 print(path)
             print(next_steps(settings, out))
             for warning in warnings(settings, programs, network):

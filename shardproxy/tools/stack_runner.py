@@ -124,6 +124,8 @@ class Stack:
     library: Any = None  # an nzbdav_standin.Library; a small sample when None
     rclone: str | None = None
     log_level: str = "info"
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    """Settings given on top of the stack's own (e.g. ``{"virtual_levels": False}``)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _created_root: bool = False
     _background: _Background | None = None
@@ -246,6 +248,7 @@ class Stack:
                 "nzbdav_user": USER,
                 "nzbdav_pass": PASSWORD,
                 "log_level": self.log_level,
+                **self.settings_overrides,
             },
             environ={},
         )
