@@ -278,7 +278,8 @@ def check_reads_land_in_their_shard(d: Deployment) -> str:
 
 def check_forget_reaches_the_owner(d: Deployment) -> str:
     """3. A forget sent as NzbDav sends it, to http://shardproxy:5575 from the NzbDav
-    container, reaches the owning rclone (and no other)."""
+    container, reaches the owning rclone, and changes no other shard's cache (rest is
+    told to forget it too, but had never listed that folder)."""
     link = next(link for link in d.links() if link.shard == SHARD)
     link.path.read_bytes()  # its folder is listed and held in shard 2's VFS
     levels = ".ids/" + "/".join(link.uuid[:5])
@@ -304,7 +305,8 @@ def check_forget_reaches_the_owner(d: Deployment) -> str:
     if others:
         raise CheckFailed(f"the forget changed other rclones too: {others}")
     return (
-        f"forget of {levels} delivered to {owner} only ({before[owner]} -> {after[owner]} entries)"
+        f"forget of {levels} reached {owner} ({before[owner]} -> {after[owner]} entries); "
+        "no other cache changed"
     )
 
 
