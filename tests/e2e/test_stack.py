@@ -20,6 +20,7 @@ import time
 import urllib.request
 import uuid as uuid_module
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -339,55 +340,55 @@ def test_with_nzbdav_down_a_restarted_shard_says_at_once_another_shards_file_is_
     assert answered >= 1, "shard 0 was not asked: the test did not test anything"
 
 
-def test_the_units_run_on_a_current_rclone_too() -> None:
-    """The same generated units with rclone 1.75.2 (which also gets min free space)."""
+@contextmanager
+def stack_on_current_rclone(layout: Layout) -> Iterator[Stack]:
+    """A stack of ``layout`` whose mounts run rclone 1.75.2, torn down whatever happens."""
     rclone = current_rclone()
     if rclone is None:
         pytest.skip("rclone 1.75.2 is not in .tools/rclone-current: run ./scripts/setup.sh")
     parent = Path(tempfile.mkdtemp(prefix="shardproxy-e2e-"))
     try:
-        library = Library.sample(16, seed=8)
-        with Stack(parent / "stack", Layout.LINKS_UNCHANGED, library=library, rclone=rclone) as s:
-            assert "--vfs-cache-min-free-space" in s.units["shardproxy-rclone-shard0.service"]
-            for link in s.links:
-                assert link.link.read_bytes() == expected(s, link), link.link
-            for shard in range(4):
-                mine = {link.uuid for link in s.links if SHARD_MAP.shard_of(link.uuid) == shard}
-                assert cached_names(s, f"shard{shard}") == mine
-            assert cached_names(s, "rest") == set()
+        with Stack(
+            parent / "stack", layout, library=Library.sample(16, seed=8), rclone=rclone
+        ) as s:
+            yield s
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_units_run_on_a_current_rclone_too() -> None:
+    """The same generated units with rclone 1.75.2 (which also gets min free space)."""
+    with stack_on_current_rclone(Layout.LINKS_UNCHANGED) as s:
+        assert "--vfs-cache-min-free-space" in s.units["shardproxy-rclone-shard0.service"]
+        for link in s.links:
+            assert link.link.read_bytes() == expected(s, link), link.link
+        for shard in range(4):
+            mine = {link.uuid for link in s.links if SHARD_MAP.shard_of(link.uuid) == shard}
+            assert cached_names(s, f"shard{shard}") == mine
+        assert cached_names(s, "rest") == set()
 
 
 def test_a_new_import_links_into_its_shard_through_the_generated_shard_links_mounts() -> None:
     """The shard-links layout as gen writes it, with a current rclone: NzbDav imports a
     file, sends its forget, and the new ``.rclonelink`` shows through the mounts as a
     symlink into the owning shard's view, whose rclone caches the bytes."""
-    rclone = current_rclone()
-    if rclone is None:
-        pytest.skip("rclone 1.75.2 is not in .tools/rclone-current: run ./scripts/setup.sh")
-    parent = Path(tempfile.mkdtemp(prefix="shardproxy-e2e-"))
-    try:
-        library = Library.sample(16, seed=8)
-        with Stack(parent / "stack", Layout.SHARD_LINKS, library=library, rclone=rclone) as s:
-            merged = str(s.deployment.merged)
-            new_uuid = "9" + str(uuid_module.uuid4())[1:]  # shard 2 owns 8-b
-            shard, levels = SHARD_MAP.shard_of(new_uuid), "/".join(new_uuid[:5])
-            job = "New.Show.S01E02.1080p.WEB-DL-GRP"
-            s.standin(
-                lambda: s.library.add(f"/content/tv/{job}/New.Show.S01E02.mkv", MIB, uuid=new_uuid)
-            )
-            # What NzbDav sends after an import: the folders that changed.
-            post_forget(
-                s,
-                {"dir": "/content/tv", "dir2": "/completed-symlinks/tv", "dir3": f".ids/{levels}"},
-            )
-            link = Path(merged) / "completed-symlinks" / "tv" / job / "New.Show.S01E02.mkv"
-            assert poll(link.is_symlink), f"{link} did not appear as a symlink"
-            assert os.readlink(link) == f"{merged}/.ids-s{shard}/{levels}/{new_uuid}"
-            assert link.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
-            for n in range(4):
-                assert (new_uuid in cached_names(s, f"shard{n}")) == (n == shard), n
-            assert cached_names(s, "rest") == set()
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
+    with stack_on_current_rclone(Layout.SHARD_LINKS) as s:
+        merged = str(s.deployment.merged)
+        new_uuid = "9" + str(uuid_module.uuid4())[1:]  # shard 2 owns 8-b
+        shard, levels = SHARD_MAP.shard_of(new_uuid), "/".join(new_uuid[:5])
+        job = "New.Show.S01E02.1080p.WEB-DL-GRP"
+        s.standin(
+            lambda: s.library.add(f"/content/tv/{job}/New.Show.S01E02.mkv", MIB, uuid=new_uuid)
+        )
+        # What NzbDav sends after an import: the folders that changed.
+        post_forget(
+            s,
+            {"dir": "/content/tv", "dir2": "/completed-symlinks/tv", "dir3": f".ids/{levels}"},
+        )
+        link = Path(merged) / "completed-symlinks" / "tv" / job / "New.Show.S01E02.mkv"
+        assert poll(link.is_symlink), f"{link} did not appear as a symlink"
+        assert os.readlink(link) == f"{merged}/.ids-s{shard}/{levels}/{new_uuid}"
+        assert link.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
+        for n in range(4):
+            assert (new_uuid in cached_names(s, f"shard{n}")) == (n == shard), n
+        assert cached_names(s, "rest") == set()
