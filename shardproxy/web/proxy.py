@@ -48,7 +48,8 @@ from shardproxy.upstream.reply import BackendError, BodyError, UpstreamResponse
 from shardproxy.upstream.splice import splice_body
 from shardproxy.web.bodies import ClientStalled, abort_client, client_body, copy_body
 from shardproxy.web.headers import ReplyHeaders, client_headers, replace_header, reply_headers_of
-from shardproxy.web.links import relay_link_listing, serve_rewritten_link
+from shardproxy.web.links import OversizedLinks, relay_link_listing, serve_rewritten_link
+from shardproxy.web.offloop import parse_body
 from shardproxy.web.rootviews import with_view_folders
 
 log = logging.getLogger("shardproxy.web.proxy")
@@ -101,6 +102,7 @@ class WebDavProxy:
             ShardListingPolicy(self.shard_map, shard) for shard in range(self.shard_map.count)
         ]
         self.root_policy = RootListingPolicy(self.shard_map)
+        self.oversized_links = OversizedLinks()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one client request, counted by shard view, method and status."""
@@ -412,7 +414,7 @@ class WebDavProxy:
             return read
         body = read
         try:
-            listing = filter_listing(plan.listing_policy, body)
+            listing = await parse_body(filter_listing, plan.listing_policy, body, size=len(body))
         except ListingError as exc:
             return self.broken_listing(request, f"malformed listing: {exc}", plan.shard)
         body = listing.body
