@@ -75,7 +75,7 @@ class UpstreamPlan:
     headers: CIMultiDict[str]
     shard: int | None
     listing_policy: ResponsePolicy | None = None
-    asked_range: ranges.FromTo | None = None
+    asked_range: ranges.Asked | None = None
     rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
     grow_link_sizes: bool = False  # a listing whose .rclonelink sizes grow (rewrite on)
     scheme: str = "http"  # how the client reached the proxy
@@ -241,8 +241,11 @@ class WebDavProxy:
             return unsatisfiable(decision)
         if isinstance(decision, ranges.WholeFile):
             del plan.headers["Range"]
+            plan.asked_range = decision
         elif isinstance(decision, ranges.FromTo):
             plan.headers["Range"] = ranges.upstream_range_header(decision)
+            plan.asked_range = decision
+        elif isinstance(decision, ranges.Conditional):
             plan.asked_range = decision
         return None
 
@@ -303,7 +306,7 @@ class WebDavProxy:
         length = upstream.content_length
         truncate_to: int | None = None
         if plan.asked_range is not None:
-            verdict = ranges.check_ranged_reply(
+            verdict = ranges.check_reply(
                 plan.asked_range, status, upstream.headers.get("Content-Range"), length
             )
             if isinstance(verdict, ranges.AskLength):
