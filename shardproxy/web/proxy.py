@@ -20,13 +20,12 @@ from yarl import URL
 
 from shardproxy.config.settings import Settings
 from shardproxy.core import ranges
-from shardproxy.core.location import client_location
+from shardproxy.core.location import client_location, view_location
 from shardproxy.core.rclonelink import is_rclonelink, is_symlinks_path
 from shardproxy.core.shards import (
     Refused,
     ShardMap,
     ShardRoute,
-    owning_view_path,
     route,
 )
 from shardproxy.listing import (
@@ -50,6 +49,7 @@ from shardproxy.web.bodies import ClientStalled, abort_client, client_body, copy
 from shardproxy.web.headers import ReplyHeaders, client_headers, replace_header, reply_headers_of
 from shardproxy.web.links import OversizedLinks, relay_link_listing, serve_rewritten_link
 from shardproxy.web.offloop import parse_body
+from shardproxy.web.redirects import redirect_out_of_view
 from shardproxy.web.rootviews import with_view_folders
 
 log = logging.getLogger("shardproxy.web.proxy")
@@ -135,6 +135,9 @@ class WebDavProxy:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
             return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
+            refused = redirect_out_of_view(self, request, upstream, plan)
+            if refused is not None:
+                return refused
             if plan.grow_link_sizes and upstream.status == 207:
                 return await relay_link_listing(self, request, upstream, plan)
             if plan.listing_policy is not None and upstream.status == 207:
@@ -280,22 +283,17 @@ class WebDavProxy:
         """The backend's reply headers as the client should see them."""
         return reply_headers_of(upstream, lambda location: self.map_location(location, plan))
 
-    def map_location(self, location: str, plan: UpstreamPlan) -> str:
-        """A Location as the client should follow it: on the proxy, in the owning view.
+    def map_location(self, location: str, plan: UpstreamPlan) -> str | None:
+        """A Location as the client should follow it: on the proxy, in the client's view.
 
-        One naming the backend itself gets the client's scheme, host and port; one into
-        NzbDav's /.ids tree, in reply to a shard request, gets the owning shard's view.
+        One naming the backend itself gets the client's scheme, host and port; in reply
+        to a shard request, see ``view_location`` (None: it would lead out of the view).
         """
         host = plan.headers.get("Host")
         location = client_location(location, self.settings.backend, host, plan.scheme)
-        try:
-            url = URL(location, encoded=True)
-        except ValueError:
+        if plan.shard is None:
             return location
-        mapped = owning_view_path(url.path, self.shard_map) if plan.shard is not None else None
-        if mapped is None:
-            return location
-        return str(url.with_path(mapped))
+        return view_location(location, plan.shard, self.shard_map, plan.target.partition("?")[0])
 
     async def relay_body(
         self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
