@@ -10,6 +10,7 @@ write instead.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +30,13 @@ from shardproxy.config.values import (
     ConfigError,
     HostPort,
     Kind,
+    Network,
     absolute_path,
     absolute_paths,
     backend_url,
     log_format,
     log_level,
+    networks,
     parse_host_port,
     port,
     positive,
@@ -235,6 +238,14 @@ class Settings:
         "SECONDS",
         default=10.0,
         validate=positive,
+    )
+    mount_header_from: tuple[Network, ...] = setting(
+        Kind.LIST,
+        "addresses or networks whose X-Shardproxy-Mount header (sent by the rest mount's "
+        "rclone) is believed; from anywhere else it is ignored",
+        "NET",
+        default=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
+        validate=networks,
     )
     rewrite_rclonelinks: bool = setting(
         Kind.BOOL,

@@ -44,6 +44,25 @@ def _refusal(status: int, reason: str, message: str) -> bytes:
     )
 
 
+# Methods no listener serves: a CONNECT would make the proxy a tunnel to NzbDav's port.
+REFUSED_METHODS = frozenset({"CONNECT"})
+
+
+def refused_method(method: str) -> web.Response:
+    """The 405 for a method in ``REFUSED_METHODS``; the connection closes after it."""
+    response = web.Response(
+        status=405,
+        text=f"method {method} is not served here\n",
+        headers={
+            "Allow": "GET, HEAD, PUT, DELETE, OPTIONS, PROPFIND, PROPPATCH, MKCOL, "
+            "COPY, MOVE, LOCK, UNLOCK, POST"
+        },
+    )
+    # What follows a CONNECT's head is meant to be a tunnel, not another request.
+    response.force_close()
+    return response
+
+
 class ClientLimits:
     """The limits one listener applies to each client connection."""
 
@@ -211,6 +230,8 @@ class ProxyServer(web.Server):
         )
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method in REFUSED_METHODS:
+            return refused_method(request.method)
         # Tracked here rather than by wrapping the handler in ActiveRequests.middleware:
         # one coroutine less on every request. The task is the one aiohttp runs this
         # handler in (request.task is the connection's, not the request's).

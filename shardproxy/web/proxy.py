@@ -40,6 +40,7 @@ from shardproxy.telemetry.failover import (
     FallbackReads,
     fallback_read_shard,
     is_fallback_mount,
+    trusts_mount_header,
 )
 from shardproxy.telemetry.metrics import Metrics
 from shardproxy.upstream.pool import UpstreamPool
@@ -170,7 +171,10 @@ class WebDavProxy:
             backend_path = target.backend_path
         else:
             shard, backend_path = None, raw_path
-        if shard is None or is_fallback_mount(headers.get(MOUNT_HEADER)):
+        if shard is None or (
+            is_fallback_mount(headers.get(MOUNT_HEADER))
+            and trusts_mount_header(request.remote, self.settings.mount_header_from)
+        ):
             self.note_fallback_read(method, backend_path)
         headers.add("X-Forwarded-For", request.remote or "")
         if "Destination" in headers:
@@ -481,6 +485,8 @@ def absolute_target(target: str) -> tuple[str, str] | Refused:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.raw_host:
         return Refused(400, f"request target {target!r} is neither a path nor an http URL")
+    if "@" in url.raw_authority:
+        return Refused(400, "request target has user info (user:password@); send it without")
     return url.raw_path_qs or "/", url.raw_authority
 
 
