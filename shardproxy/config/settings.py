@@ -218,6 +218,13 @@ class Settings:
     rc_pending_max: int = setting(
         Kind.INT, "undelivered RC paths kept for retry", "N", default=10000, validate=positive
     )
+    rc_pending_max_bytes: int = setting(
+        Kind.INT,
+        "bytes the undelivered RC paths kept for retry may take (in memory and on disk)",
+        "BYTES",
+        default=16 << 20,
+        validate=positive,
+    )
     rc_pending_max_age: float = setting(
         Kind.FLOAT,
         "seconds an undelivered path is retried",

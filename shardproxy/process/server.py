@@ -127,9 +127,12 @@ async def serve_until_stopped(
                 rc_app = make_rc_app(settings, metrics=metrics)
             except PendingStoreError as exc:
                 raise SystemExit(f"shardproxy: {exc}") from None
-            runners.append(
-                await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
-            )
+            try:
+                runners.append(
+                    await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
+                )
+            except PendingStoreError as exc:  # the queue is loaded as the listener starts
+                raise SystemExit(f"shardproxy: {exc}") from None
         if with_rc and settings.admin_listen is not None:
             from shardproxy.ops.admin import make_admin_app
 

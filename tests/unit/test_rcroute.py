@@ -655,3 +655,16 @@ def test_refresh_reply_says_ok_only_for_delivered_paths(
         )
         if result[planned.param.path] == "OK":
             assert delivered
+
+
+def test_a_path_of_path_max_bytes_or_more_is_refused_with_400() -> None:
+    with pytest.raises(RcError) as refused:
+        read_path_call(FORGET, {"dir": ".ids/0/" + "a" * 4089})
+    assert refused.value.status == 400
+    assert "4096 bytes long" in refused.value.message
+    assert "PATH_MAX" in refused.value.message
+
+
+def test_a_path_just_under_path_max_is_read() -> None:
+    call = read_path_call(FORGET, {"file": "a" * 4095})
+    assert call.paths[0].path == "a" * 4095
