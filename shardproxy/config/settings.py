@@ -186,12 +186,27 @@ class Settings:
         default=60.0,
         validate=positive,
     )
+    max_connections: int = setting(
+        Kind.INT,
+        "client connections the WebDAV listener keeps open at once (per worker); more "
+        "wait in the kernel's backlog",
+        "N",
+        default=1024,
+        validate=positive,
+    )
     rc_listen: HostPort | None = setting(
         Kind.STR,
         "address of the rclone RC endpoint (off if unset)",
         "HOST:PORT",
         default=None,
         validate=parse_host_port,
+    )
+    rc_max_connections: int = setting(
+        Kind.INT,
+        "client connections the RC listener keeps open at once",
+        "N",
+        default=64,
+        validate=positive,
     )
     rc_user: str | None = setting(
         Kind.STR, "Basic auth user RC callers must send", "USER", default=None
@@ -336,6 +351,13 @@ class Settings:
         "HOST:PORT",
         default=None,
         validate=parse_host_port,
+    )
+    admin_max_connections: int = setting(
+        Kind.INT,
+        "client connections the admin listener keeps open at once",
+        "N",
+        default=32,
+        validate=positive,
     )
     admin_user: str | None = setting(
         Kind.STR, "Basic auth user the admin listener asks for", "USER", default=None

@@ -277,6 +277,7 @@ class WebDavProxy:
                 if "100-continue" in request.headers.get("Expect", "").lower():
                     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = client_body(request, buffered, self.settings.body_timeout)
+                del buffered  # held by the body alone, which lets it go once sent
         elif length is not None:
             body = b""  # an empty body said so (PUT of an empty file): say so upstream
         return await self.pool.request(plan.method, plan.target, plan.headers.items(), body, length)
