@@ -55,6 +55,9 @@ def _refusal(status: int, reason: str, message: str) -> bytes:
 # Bytes of a request body aiohttp reads ahead of its handler (it stops reading the
 # socket at twice this): what a client that stalls mid-body can make a connection hold.
 READ_BUFSIZE = 16 << 10
+# Seconds a refused connection goes on reading (and dropping) what the client sends,
+# so that the refusal reaches it before the close.
+LINGER_SECONDS = 2.0
 # Methods no listener serves: a CONNECT would make the proxy a tunnel to NzbDav's port.
 REFUSED_METHODS = frozenset({"CONNECT"})
 
@@ -139,6 +142,9 @@ class _ClientGuard(asyncio.Protocol):
         self.body: StreamReader | None = None
         self.body_seen = 0
         self.body_timer: asyncio.TimerHandle | None = None
+        # Set once a refusal (431, 408) is sent: the connection only drains and closes.
+        self.refused = False
+        self.linger_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -147,6 +153,8 @@ class _ClientGuard(asyncio.Protocol):
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # answered and closing: what the client still sends is dropped
         if self.head_size == 0:
             # Nearly every head arrives whole in one read, and this is on every
             # request's path: settle that case here, the rest in _count_head.
@@ -237,20 +245,37 @@ class _ClientGuard(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, reply: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(reply)
-            self.transport.close()
+        """Send ``reply`` and end the connection, reading (and dropping) a moment longer.
+
+        A close with unread input sends a reset, which can make the client's kernel drop
+        the reply it has not read yet: so the write side is shut first, and what the
+        client still sends is dropped until it stops, or for ``LINGER_SECONDS``.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.refused:
+            return
+        self.refused = True
+        transport.write(reply)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        loop = asyncio.get_running_loop()
+        self.linger_timer = loop.call_later(LINGER_SECONDS, transport.close)
 
     def _peer(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport else None
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a client"
 
     def eof_received(self) -> bool | None:
+        if self.refused and self.transport is not None:
+            self.transport.close()  # the client has stopped sending: nothing to wait for
+            return None
         self.inner.eof_received()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self.head_timer, self.send_timer, self.body_timer):
+        for timer in (self.head_timer, self.send_timer, self.body_timer, self.linger_timer):
             if timer is not None:
                 timer.cancel()
         self.body = None
