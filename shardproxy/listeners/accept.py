@@ -217,20 +217,25 @@ class Acceptor(asyncio.AbstractServer):
             )
 
     def _out_of_resources(self, exc: OSError) -> None:
+        """accept() failed: stop, say why (a few lines, never one per attempt), retry later."""
         self._disarm()
         self._failures += 1
         self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, self._backoff * 2))
-        # Once when it starts, then at each doubling: a few lines, never one per attempt.
         if self._backoff < MAX_BACKOFF or self._failures % 30 == 1:
+            advice = (
+                "Raise the open-file limit (LimitNOFILE=, ulimit -n) or lower the caps"
+                if exc.errno in OUT_OF_RESOURCES
+                else "This is unexpected; please report it"
+            )
             log.warning(
                 "%s listener cannot accept: %s (%s); %d connection(s) of its own open; "
-                "trying again in %g s. Raise the descriptor limit (LimitNOFILE, ulimit -n) "
-                "or lower the connection caps",
+                "trying again in %g s. %s",
                 self.name,
                 exc.strerror,
                 errno.errorcode.get(exc.errno or 0, exc.errno),
                 self.open,
                 self._backoff,
+                advice,
             )
         self._retry = self.loop.call_later(self._backoff, self._retry_now)
 

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import view_root
+from shardproxy.listeners.descriptors import descriptors_needed, fit_descriptor_limit
 from shardproxy.listeners.drain import ActiveRequests
 from shardproxy.listeners.listener import READ_BUFSIZE, ClientLimits, Doorkeeper, ProxyServer
 from shardproxy.listeners.site import GuardedSite
@@ -246,6 +247,14 @@ def run(settings: Settings) -> None:
     # Extra workers start once this process holds the port, so a bad address fails
     # once, in the foreground, instead of in every worker.
     pool = WorkerPool(settings, settings.workers - 1) if settings.workers > 1 else None
+    # Before the workers start: they inherit the limit.
+    fit_descriptor_limit(
+        descriptors_needed(
+            settings.max_connections,
+            settings.rc_max_connections if settings.rc_listen is not None else None,
+            settings.admin_max_connections if settings.admin_listen is not None else None,
+        )
+    )
 
     async def announce() -> None:
         shards = ", ".join(

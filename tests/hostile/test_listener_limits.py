@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from nzbdav_standin import Library, make_standin_app
+from shardproxy.listeners.descriptors import descriptors_needed
 from shardproxy.tools.ports import free_port
 from tests.helpers.rclone_procs import BackgroundApps
 
@@ -47,10 +48,18 @@ QUICK_LIMITS = (
 
 @dataclass
 class Server:
-    """A running ``shardproxy serve``: its ports by listener, and its log."""
+    """A running ``shardproxy serve``: its ports by listener, its log and process."""
 
     ports: dict[str, int]
     log: Path
+    pid: int
+
+    def open_file_limit(self) -> int:
+        """The process's soft limit on open files, as /proc shows it."""
+        for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+        raise AssertionError("no open-file limit in /proc")
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -84,10 +93,15 @@ def wait_for_ports(process: subprocess.Popen[bytes], ports: list[int], log: Path
 
 @contextmanager
 def serving(
-    nzbdav: str, tmp_path: Path, *extra: str, descriptors: int | None = None
+    nzbdav: str,
+    tmp_path: Path,
+    *extra: str,
+    descriptors: int | None = None,
+    hard_limit: int | None = None,
 ) -> Iterator[Server]:
     """``shardproxy serve`` with WebDAV, RC and admin listeners, at most ``descriptors``
-    open files when given; stopped (and reaped) on the way out, always."""
+    open files when given (the hard limit ``hard_limit``, or the same); stopped (and
+    reaped) on the way out, always."""
     ports = {name: free_port() for name in LISTENERS}
     log = tmp_path / f"serve-{ports['webdav']}.log"
     argv = [
@@ -110,7 +124,7 @@ def serving(
 
     def limit_descriptors() -> None:
         if descriptors is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, hard_limit or descriptors))
 
     with log.open("wb") as out:
         # Nothing but setrlimit runs between fork and exec: safe with the test's threads.
@@ -122,7 +136,7 @@ def serving(
         )
     try:
         wait_for_ports(process, list(ports.values()), log)
-        yield Server(ports, log)
+        yield Server(ports, log, process.pid)
     finally:
         process.terminate()
         try:
@@ -266,3 +280,17 @@ def test_running_out_of_descriptors_is_logged_and_survived(nzbdav: str, tmp_path
         log = server.log_text()
     assert "WebDAV listener cannot accept: Too many open files (EMFILE)" in log
     assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_low_open_file_limit_is_raised_to_what_the_caps_need(nzbdav: str, tmp_path: Path) -> None:
+    need = descriptors_needed(1024, 64, 32)
+    with serving(nzbdav, tmp_path, descriptors=256, hard_limit=need * 2) as server:
+        assert server.open_file_limit() == need
+        assert "open-file limit" not in server.log_text()
+
+
+def test_an_open_file_limit_that_cannot_be_raised_is_said_once(nzbdav: str, tmp_path: Path) -> None:
+    with serving(nzbdav, tmp_path, descriptors=256) as server:
+        log = server.log_text()
+    assert log.count("open-file limit is 256, below the") == 1
+    assert "LimitNOFILE" in log
