@@ -11,7 +11,6 @@ from __future__ import annotations
 import resource
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,6 +22,7 @@ import pytest
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.listeners.descriptors import descriptors_needed
 from shardproxy.tools.ports import free_port
+from tests.helpers.processes import serve_argv
 from tests.helpers.rclone_procs import BackgroundApps
 
 FILM = "/content/movies/Film/Film.mkv"
@@ -104,23 +104,14 @@ def serving(
     reaped) on the way out, always."""
     ports = {name: free_port() for name in LISTENERS}
     log = tmp_path / f"serve-{ports['webdav']}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "shardproxy.cli",
-        "serve",
-        "--backend",
+    argv = serve_argv(
         nzbdav,
-        "--listen",
-        f"127.0.0.1:{ports['webdav']}",
-        "--rc-listen",
-        f"127.0.0.1:{ports['rc']}",
-        "--admin-listen",
-        f"127.0.0.1:{ports['admin']}",
-        "--rc-pending-file",
-        str(tmp_path / f"pending-{ports['rc']}.sqlite3"),
+        ports["webdav"],
+        tmp_path,
+        *("--rc-listen", f"127.0.0.1:{ports['rc']}"),
+        *("--admin-listen", f"127.0.0.1:{ports['admin']}"),
         *extra,
-    ]
+    )
 
     def limit_descriptors() -> None:
         if descriptors is not None:
@@ -167,6 +158,13 @@ def until_closed(sock: socket.socket) -> bytes:
     return bytes(got)
 
 
+def exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a new connection; everything the server sends until it closes."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        return until_closed(sock)
+
+
 @pytest.mark.parametrize("listener", LISTENERS)
 def test_a_huge_unfinished_head_is_431_and_closed(quick: Server, listener: str) -> None:
     with connect(quick.ports[listener]) as sock:
@@ -184,46 +182,38 @@ def test_a_huge_unfinished_head_is_431_and_closed(quick: Server, listener: str) 
 
 @pytest.mark.parametrize("listener", LISTENERS)
 def test_a_slow_head_is_408_and_closed(quick: Server, listener: str) -> None:
-    with connect(quick.ports[listener]) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHo")
-        reply = until_closed(sock)
+    reply = exchange(quick.ports[listener], b"GET / HTTP/1.1\r\nHo")
     assert reply.startswith(b"HTTP/1.1 408 ")
     assert b"header_timeout" in reply
 
 
 @pytest.mark.parametrize("listener", LISTENERS)
 def test_an_idle_keepalive_connection_is_closed(quick: Server, listener: str) -> None:
-    with connect(quick.ports[listener]) as sock:
-        sock.sendall(OK_REQUEST[listener])
-        reply = until_closed(sock)
-    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert exchange(quick.ports[listener], OK_REQUEST[listener]).startswith(b"HTTP/1.1 200 ")
 
 
 @pytest.mark.parametrize("listener", ["webdav", "rc"])
 def test_a_stalled_body_is_408_and_closed(quick: Server, listener: str) -> None:
     path = b"/content/upload" if listener == "webdav" else b"/vfs/forget"
-    with connect(quick.ports[listener]) as sock:
-        sock.sendall(
-            b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 1000\r\n\r\n{"dir": '
-        )
-        reply = until_closed(sock)
+    reply = exchange(
+        quick.ports[listener],
+        b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"dir": ',
+    )
     assert reply.startswith(b"HTTP/1.1 408 ")
     assert b"body_timeout" in reply
 
 
 @pytest.mark.parametrize("listener", LISTENERS)
 def test_connect_is_405_and_closed(quick: Server, listener: str) -> None:
-    with connect(quick.ports[listener]) as sock:
-        sock.sendall(b"CONNECT /content/x HTTP/1.1\r\nHost: x\r\n\r\n")
-        reply = until_closed(sock)
+    reply = exchange(quick.ports[listener], b"CONNECT /content/x HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 405 ")
 
 
 def get_film(port: int) -> bytes:
-    with connect(port) as sock:
-        sock.sendall(b"GET " + FILM.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return until_closed(sock)
+    return exchange(
+        port, b"GET " + FILM.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
 
 
 @contextmanager
