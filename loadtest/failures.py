@@ -1,10 +1,10 @@
 """What a player (Plex) sees through the library when a piece of the stack fails.
 
 Starts the whole stack (``shardproxy.tools.stack_runner``) for a layout, reads some files
-so they are
-cached, then for each failure (a shard's rclone crashed, shardproxy stopped, NzbDav
+so they are cached, then for each failure (a shard's rclone crashed, shardproxy stopped, NzbDav
 stopped) times a ``stat`` of a link, a read of a cached file and a read of an uncached
-one, and prints what each returned. README's "When something fails" quotes a run.
+one, and prints what each returned. docs/operations.md, "What Plex sees when something
+fails", quotes a run.
 
     .venv/bin/python -m loadtest.failures [--layout links-unchanged|shard-links]
 """

@@ -10,7 +10,6 @@ write instead.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,7 @@ from shardproxy.config.values import (
     url_list,
     url_per_shard,
 )
+from shardproxy.core.failover import LOOPBACK_NETWORKS
 from shardproxy.core.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.core.shards import ShardMap, ShardMapError
 
@@ -266,7 +266,7 @@ class Settings:
         "addresses or networks whose X-Shardproxy-Mount header (sent by the rest mount's "
         "rclone) is believed; from anywhere else it is ignored",
         "NET",
-        default=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
+        default=LOOPBACK_NETWORKS,
         validate=networks,
     )
     rewrite_rclonelinks: bool = setting(

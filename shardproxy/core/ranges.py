@@ -193,6 +193,35 @@ class Forward:
     truncate_to: int | None = None
 
 
+@dataclass
+class BodyCut:
+    """The part of the backend's body that belongs to the answer: its first ``limit`` bytes.
+
+    The one place a reply is cut to the asked range (``Forward.truncate_to``; None keeps
+    all): the copying and the splice paths both take their bytes through it, so the rule
+    is tested here by feeding it chunks.
+    """
+
+    limit: int | None
+    taken: int = 0
+
+    def size_of(self, length: int) -> int:
+        """How many bytes of a body ``length`` long the answer has."""
+        return length if self.limit is None else min(self.limit, length)
+
+    def take(self, data: bytes) -> bytes:
+        """The part of the next chunk that belongs to the answer (all, some or none)."""
+        if self.limit is not None:
+            data = data[: self.limit - self.taken]
+        self.taken += len(data)
+        return data
+
+    @property
+    def complete(self) -> bool:
+        """True once every byte of the answer was taken: read no more from the backend."""
+        return self.limit is not None and self.taken >= self.limit
+
+
 @dataclass(frozen=True)
 class Reject:
     """The backend's reply cannot be made into a correct answer: 502 with this reason."""

@@ -33,8 +33,8 @@ from typing import cast
 from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestHandler
 
+from shardproxy.core.failover import FallbackReads
 from shardproxy.listeners.drain import ActiveRequests
-from shardproxy.telemetry.failover import FallbackReads
 from shardproxy.telemetry.logs import AccessLogger
 
 log = logging.getLogger("shardproxy.listeners.listener")

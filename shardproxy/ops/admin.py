@@ -37,14 +37,13 @@ from shardproxy.ops.status import (
     status_document,
 )
 from shardproxy.rc.pending import PendingDeliveries
-from shardproxy.rc.route import Target
 from shardproxy.rc.send import Endpoint
+from shardproxy.rc.targets import Target
 from shardproxy.telemetry.metrics import (
     CONTENT_TYPE,
     CacheStats,
     Metrics,
     PendingSummary,
-    rclone_label,
 )
 
 log = logging.getLogger("shardproxy.ops.admin")
@@ -97,7 +96,7 @@ class AdminState:
             return PendingSummary(0, 0.0)
         targets = [Target("shard", n) for n in self.endpoints]
         targets += [Target("fallback", k) for k in range(len(self.fallback_endpoints))]
-        by_rclone = {rclone_label(t): len(delivery.pending_for(t)) for t in targets}
+        by_rclone = {t.label: len(delivery.pending_for(t)) for t in targets}
         return PendingSummary(delivery.pending_count, delivery.oldest_pending_age, by_rclone)
 
     def document(self) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from shardproxy.config.settings import Settings
+from shardproxy.core.failover import FallbackReads
 from shardproxy.listeners.listener import ClientLimits, ProxyServer
-from shardproxy.telemetry.failover import FallbackReads
 from shardproxy.telemetry.logs import access_logger
 from shardproxy.telemetry.metrics import Metrics
 from shardproxy.upstream.pool import UpstreamPool

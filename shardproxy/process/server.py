@@ -17,12 +17,15 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import view_root
+from shardproxy.listeners.background import background
 from shardproxy.listeners.descriptors import descriptors_needed, fit_descriptor_limit
 from shardproxy.listeners.drain import ActiveRequests
 from shardproxy.listeners.listener import READ_BUFSIZE, ClientLimits, Doorkeeper, ProxyServer
@@ -38,6 +41,9 @@ from shardproxy.rc.server import RC_DELIVERY, make_rc_app
 from shardproxy.rc.store import PendingStoreError
 from shardproxy.telemetry.logs import AccessLogger, access_logger
 from shardproxy.telemetry.metrics import Metrics
+
+# How often a worker sends its counters to the first process (a scrape is seconds apart).
+WORKER_REPORT_SECONDS = 1.0
 
 log = logging.getLogger("shardproxy")
 
@@ -124,11 +130,13 @@ async def serve_until_stopped(
     with_rc: bool,
     ready: Callable[[], Awaitable[None]] | None = None,
     pool: WorkerPool | None = None,
+    report_to: Connection | None = None,
 ) -> None:
     """Run the WebDAV proxy (and the RC and admin listeners if set) until SIGINT/SIGTERM.
 
     ``with_rc`` is true in the first process only, which runs the RC endpoint and the
-    admin listener; other workers serve WebDAV alone.
+    admin listener; other workers serve WebDAV alone and send their metrics to it on
+    ``report_to``.
     """
     stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -184,10 +192,17 @@ async def serve_until_stopped(
                 )
             )
         if pool is not None:
+            pool.on_report = metrics.add_worker_totals
+            pool.on_end = metrics.worker_ended
             pool.start()
         if ready is not None:
             await ready()
-        await stop.wait()
+        if report_to is None:
+            await stop.wait()
+        else:
+            async with background(report_metrics(metrics, report_to)):
+                await stop.wait()
+            send_metrics(metrics, report_to)  # the last counts, before the worker goes
     finally:
         await _shut_down(runners, active, settings.shutdown_grace, hurry, pool)
 
@@ -242,11 +257,31 @@ def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+def serve_worker(settings: Settings, report_to: Connection) -> None:
+    """What an extra worker process runs: WebDAV only (RC and admin stay with the first)."""
+    run_with_uvloop(serve_until_stopped(settings, with_rc=False, report_to=report_to))
+
+
+def send_metrics(metrics: Metrics, report_to: Connection) -> None:
+    """One report of this worker's counters to the first process."""
+    with contextlib.suppress(OSError):  # the first process is gone: nobody to tell
+        report_to.send_bytes(orjson.dumps(metrics.counter_totals()))
+
+
+async def report_metrics(metrics: Metrics, report_to: Connection) -> None:
+    """Report this worker's counters to the first process every WORKER_REPORT_SECONDS."""
+    while True:
+        await asyncio.sleep(WORKER_REPORT_SECONDS)
+        send_metrics(metrics, report_to)
+
+
 def run(settings: Settings) -> None:
     """Serve until stopped, with ``settings.workers`` processes sharing the port."""
     # Extra workers start once this process holds the port, so a bad address fails
     # once, in the foreground, instead of in every worker.
-    pool = WorkerPool(settings, settings.workers - 1) if settings.workers > 1 else None
+    pool = (
+        WorkerPool(settings, settings.workers - 1, serve_worker) if settings.workers > 1 else None
+    )
     # Before the workers start: they inherit the limit.
     fit_descriptor_limit(
         descriptors_needed(

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from shardproxy.rc.route import Delivery, Failure, Outcome, Target, TargetCall, delivered_by, unmap
+from shardproxy.rc.replies import Failure, RcloneAnswer, delivered_by
+from shardproxy.rc.route import TargetCall, unmap
+from shardproxy.rc.targets import Delivery, Target
 
 log = logging.getLogger("shardproxy.rc")
 
@@ -133,7 +135,7 @@ class PendingDeliveries:
         """Every waiting delivery with its age stamp, oldest first."""
         return list(self._items.values())
 
-    def record(self, call: TargetCall, outcome: Outcome) -> dict[DeliveryKey, str]:
+    def record(self, call: TargetCall, outcome: RcloneAnswer) -> dict[DeliveryKey, str]:
         """Take in one call's outcome: settle what it confirmed, keep the rest for retry."""
         confirmed = delivered_by(call, outcome)
         for delivery in call.deliveries:

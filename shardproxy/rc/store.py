@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.pending import Pending, PendingChanges
-from shardproxy.rc.route import FORGET, REFRESH, Delivery, Target
+from shardproxy.rc.targets import Delivery, Target
 
 log = logging.getLogger("shardproxy.rc")
 

@@ -21,14 +21,23 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
-from shardproxy.upstream.reply import BackendError, BodyError, UpstreamResponse
+from shardproxy.upstream.reply import Backend, BackendError, BodyError, UpstreamResponse
 
-if TYPE_CHECKING:
-    from shardproxy.upstream.pool import UpstreamPool
+
+class ConnectionHome(Backend, Protocol):
+    """The pool a connection belongs to (``pool.UpstreamPool``), as the connection sees it."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def put_idle(self, conn: UpstreamConnection) -> None: ...
+
+    def forget(self, conn: UpstreamConnection) -> None: ...
+
 
 # Unread body bytes at which the backend socket stops being read.
 READ_BUFFER = 1 << 16
@@ -39,7 +48,7 @@ _IDLE, _WAIT_HEAD, _BODY, _DONE = range(4)
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to the backend; carries one request at a time."""
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: ConnectionHome) -> None:
         self.pool = pool
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None

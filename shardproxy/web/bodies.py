@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from shardproxy.core.ranges import BodyCut
 from shardproxy.upstream.reply import UpstreamResponse
 
 
@@ -44,22 +45,19 @@ async def client_body(
 async def copy_body(
     upstream: UpstreamResponse,
     response: web.StreamResponse,
-    limit: int | None,
+    cut: BodyCut,
     on_sent: Callable[[int, bool], None],
 ) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+    """Copy the answer's part of the backend's body to the client (``cut``).
 
-    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    ``write`` waits while the client is slow; ``on_sent(count, False)`` is told each
+    chunk's size once it is written. Past the cut the rest is left unread at the backend.
     """
-    remaining = limit
     while data := await upstream.read():
-        if remaining is not None:
-            # Only the range's bytes go on; the rest is left unread at the backend.
-            data = data[:remaining]
-            remaining -= len(data)
+        data = cut.take(data)
         await response.write(data)
         on_sent(len(data), False)
-        if remaining == 0:
+        if cut.complete:
             return
 
 

@@ -13,30 +13,30 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from shardproxy.core.plan import UpstreamPlan
 from shardproxy.core.shards import view_root
 from shardproxy.upstream.reply import UpstreamResponse
+from shardproxy.web.replies import plain_error
 
 if TYPE_CHECKING:
-    from shardproxy.web.proxy import UpstreamPlan, WebDavProxy
+    from shardproxy.web.relay import ReplyRelay
 
 log = logging.getLogger("shardproxy.web.proxy")
 
 
 def redirect_out_of_view(
-    proxy: WebDavProxy, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
 ) -> web.Response | None:
     """The 502 for a shard request's redirect whose Location leads out of its view."""
     if plan.shard is None or not 300 <= upstream.status < 400:
         return None
     location = upstream.headers.get("Location")
-    if location is None or proxy.map_location(location, plan) is not None:
+    if location is None or relay.map_location(location, plan) is not None:
         return None
-    from shardproxy.web.proxy import plain_error
-
     reason = (
         f"backend redirected {request.raw_path} to {location}, outside "
         f"{view_root(plan.shard)} and outside the pass-through paths; not passed on"
     )
     log.warning("%s %s", request.method, reason)
-    proxy.metrics.upstream_error(plan.shard, "bad_redirect")
+    relay.metrics.upstream_error(plan.shard, "bad_redirect")
     return plain_error(502, reason)

@@ -200,6 +200,32 @@ def test_a_stopped_shard_fails_over_to_rest_and_serves_from_its_cache_again(
     assert backend_reads(stack)[before:] == [], "the restarted shard did not use its cache"
 
 
+def test_with_a_shard_down_a_forget_shows_a_new_file_through_rest(
+    stack: Stack, read_links: list[LibraryLink]
+) -> None:
+    """rest lists the dead shard's folders for years (--dir-cache-time): a forget reaches it."""
+    shard = 2
+    link = next(link for link in read_links if SHARD_MAP.shard_of(link.uuid) == shard)
+    stack.kill_mount(f"shard{shard}")
+    try:
+        # A read through the fail-over: rest now holds the file's folder in its cache.
+        assert read_after_failover(link.link) == expected(stack, link)
+        new_uuid = link.uuid[:8] + str(uuid_module.uuid4())[8:]  # the same folder
+        job = "/content/tv/Late.Show.S01E01.1080p.WEB-DL-GRP"
+        stack.standin(lambda: stack.library.add(f"{job}/Late.Show.S01E01.mkv", MIB, uuid=new_uuid))
+        merged = str(stack.deployment.merged)
+        path = Path(link_target(merged + uuid_path(new_uuid), stack.layout, SHARD_MAP))
+        assert not path.exists(), "rest listed the folder anew without being told"
+        levels = "/".join(new_uuid[:5])
+        reply = post_forget(stack, {"dir": f".ids/{levels}"})
+        # The shard is down, so the call says it will retry there; rest got it now.
+        assert "will retry" in str(reply.get("notForgotten")), reply
+        assert poll(path.exists), f"{path} did not appear through rest after the forget"
+        assert path.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
+    finally:
+        stack.start_mount(f"shard{shard}")
+
+
 def read_after_failover(path: Path, limit: float = 15.0) -> bytes:
     """Read ``path``, allowing the moments after a crash when the dead mount still answers.
 

@@ -92,3 +92,25 @@ def fuse_problem() -> str | None:
         if shutil.which(program) is None:
             return f"{program} is not installed: run ./scripts/setup.sh"
     return None
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on ``port`` (IPv4, this namespace)."""
+    inodes: set[str] = set()
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.split(":")[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    pids: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:  # gone, or not ours to read
+            continue
+        if links & inodes:
+            pids.add(int(proc.name))
+    return pids

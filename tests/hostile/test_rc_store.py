@@ -14,10 +14,11 @@ from yarl import URL
 
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import ShardMap
+from shardproxy.rc.calls import FORGET
 from shardproxy.rc.pending import Pending, PendingChanges
-from shardproxy.rc.route import FORGET, Delivery, Target
 from shardproxy.rc.server import RC_DELIVERY, make_rc_app
 from shardproxy.rc.store import PendingStore
+from shardproxy.rc.targets import Delivery, Target
 from shardproxy.tools.ports import free_port
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.pending import Pending, PendingChanges
-from shardproxy.rc.route import FORGET, REFRESH, Delivery, Target
 from shardproxy.rc.store import PendingStore, PendingStoreError
+from shardproxy.rc.targets import Delivery, Target
 
 S0, S2, F0 = Target("shard", 0), Target("shard", 2), Target("fallback", 0)
 # The table as a store written before auto-vacuum was set had it.

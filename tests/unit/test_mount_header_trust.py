@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from shardproxy.config.values import ConfigError, networks
-from shardproxy.telemetry.failover import trusts_mount_header
+from shardproxy.core.failover import LOOPBACK_NETWORKS, trusts_mount_header
 
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+LOOPBACK = LOOPBACK_NETWORKS
 
 
 @pytest.mark.parametrize("remote", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])

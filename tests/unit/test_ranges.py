@@ -10,6 +10,7 @@ from shardproxy.core.ranges import (
     AsIs,
     AskLength,
     AskSizeFirst,
+    BodyCut,
     Conditional,
     ContentRange,
     Forward,
@@ -508,3 +509,43 @@ def test_a_conditional_suffix_answered_otherwise_is_rejected(
 
 def test_a_206_to_a_conditional_request_that_was_not_one_range_is_rejected() -> None:
     assert isinstance(check_reply(Conditional(None), 206, "bytes 0-9/1000", 10), Reject)
+
+
+# --- the cut of a reply to the asked range ------------------------------------------------
+
+
+def cut_into(cut: BodyCut, chunks: list[bytes]) -> bytes:
+    """What the copying loop sends: each chunk through the cut, stopping once complete."""
+    sent = b""
+    for chunk in chunks:
+        sent += cut.take(chunk)
+        if cut.complete:
+            break
+    return sent
+
+
+def test_a_cut_keeps_exactly_the_first_limit_bytes_across_chunks() -> None:
+    body = bytes(range(256)) * 4
+    chunks = [body[i : i + 100] for i in range(0, len(body), 100)]
+    cut = BodyCut(250)
+    assert cut_into(cut, chunks) == body[:250]
+    assert cut.complete
+
+
+def test_a_cut_at_a_chunk_boundary_takes_nothing_of_the_next_chunk() -> None:
+    cut = BodyCut(4)
+    assert cut.take(b"abcd") == b"abcd"
+    assert cut.complete
+    assert cut.take(b"efgh") == b""
+
+
+def test_no_limit_keeps_everything_and_never_completes() -> None:
+    cut = BodyCut(None)
+    assert cut_into(cut, [b"ab", b"cd", b"ef"]) == b"abcdef"
+    assert not cut.complete
+
+
+def test_the_size_of_a_cut_body_is_the_smaller_of_limit_and_length() -> None:
+    assert BodyCut(100).size_of(1000) == 100
+    assert BodyCut(100).size_of(40) == 40
+    assert BodyCut(None).size_of(1000) == 1000

@@ -6,8 +6,11 @@ import logging
 
 import pytest
 
+from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.pending import Backoff, Pending, PendingDeliveries, delivery_size
-from shardproxy.rc.route import FORGET, REFRESH, Delivery, Failure, Reply, Target, TargetCall
+from shardproxy.rc.replies import Failure, Reply
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Delivery, Target
 
 FAST = Backoff(base=0.05, cap=0.3)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from shardproxy.config.settings import Settings
 from shardproxy.tools.deploy.files import generate, obscure, proxy_toml
 from shardproxy.tools.deploy.model import Layout, Programs, deployment_from
+from shardproxy.tools.deploy.write import read_existing, write_files
 
 
 def rclone_version(binary: str) -> tuple[int, int]:
@@ -39,26 +41,44 @@ def find_programs(rclone: str | None = None) -> Programs:
     )
 
 
-def write_generated(settings: Settings, out: Path, programs: Programs) -> list[Path]:
-    """Write every generated file under ``out``; they hold passwords, so only root reads them."""
+def reused_iv(conf_text: str | None, password: str) -> bytes | None:
+    """The IV of an obscured ``password`` already in ``conf_text``, to write it the same.
+
+    ``rclone obscure`` picks a random IV, so each run would change ``rclone.conf``; with
+    the IV it had, an unchanged password gives unchanged text.
+    """
+    for line in (conf_text or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() != "pass":
+            continue
+        value = value.strip()
+        try:
+            iv = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))[:16]
+            if len(iv) == 16 and obscure(password, iv) == value:
+                return iv
+        except ValueError:
+            continue
+    return None
+
+
+def write_generated(
+    settings: Settings, out: Path, programs: Programs, *, force: bool = False
+) -> list[Path]:
+    """Write every generated file under ``out`` (``write.write_files``: mode 600, no link
+    followed, nothing a person changed replaced unless ``force``)."""
     deployment = deployment_from(settings)
     obscured = None
     if deployment.nzbdav_pass is not None:
-        obscured = obscure(deployment.nzbdav_pass, os.urandom(16))
+        iv = reused_iv(read_existing(out, "rclone.conf"), deployment.nzbdav_pass)
+        obscured = obscure(deployment.nzbdav_pass, iv or os.urandom(16))
     files = generate(
         deployment,
         programs,
         proxy_toml=proxy_toml(settings, deployment),
         obscured_pass=obscured,
     )
-    written = []
-    for name, text in files.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o600)
-        written.append(path)
-    return written
+    known = [deployment.nzbdav_pass or "", obscured or "", settings.rclone_rc_pass or ""]
+    return write_files(out, files, force=force, known_secrets=known)
 
 
 def next_steps(settings: Settings, out: Path) -> str:

@@ -24,10 +24,11 @@ from yarl import URL
 from shardproxy.config.settings import ConfigError, HostPort, Settings
 from shardproxy.core.shards import IDS_NAME, view_name
 
-# Bounds that make a dead proxy fail a read in seconds (see README "When something
-# fails"): connection refused is retried once, a silent proxy is given up on after
-# IO_TIMEOUT. rclone's defaults (10 low-level retries, 5 min idle timeout, 1 min
-# connect timeout) times mergerfs asking every branch gave reads hanging for minutes.
+# Bounds that make a dead proxy fail a read in seconds (docs/operations.md, "What Plex
+# sees when something fails"): connection refused is retried once, a silent proxy is
+# given up on after IO_TIMEOUT. rclone's defaults (10 low-level retries, 5 min idle
+# timeout, 1 min connect timeout) times mergerfs asking every branch gave reads hanging
+# for minutes.
 CONNECT_TIMEOUT = "5s"
 IO_TIMEOUT = "20s"
 LOW_LEVEL_RETRIES = 2

@@ -23,11 +23,13 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping
 
-from shardproxy.core.shards import ShardMap, view_root
+from shardproxy.core.shards import ID_LEVELS, IDS_ROOT, UUID_PATTERN, ShardMap, view_root
 
 # A file in NzbDav's tree as rclone asks for it: five lowercase hex levels, then the UUID.
 # Folders, listings and anything percent-encoded are not reads of a file.
-_IDS_FILE_RE = re.compile(r"/\.ids/([0-9a-f])/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-fA-F-]{36}")
+_IDS_FILE_RE = re.compile(
+    re.escape(IDS_ROOT) + "/([0-9a-f])" + "/[0-9a-f]" * (ID_LEVELS - 1) + "/" + UUID_PATTERN
+)
 READ_METHODS = frozenset({"GET", "HEAD"})
 REPORT_INTERVAL = 60.0
 # rclone.conf's `headers = X-Shardproxy-Mount,rest` on the fail-over remote sends this.
@@ -38,6 +40,13 @@ FALLBACK_MOUNT = "rest"
 def is_fallback_mount(mount_header: str | None) -> bool:
     """True when a request says it comes from the fail-over (``rest``) mount."""
     return mount_header is not None and mount_header.strip().lower() == FALLBACK_MOUNT
+
+
+# Where the rest mount's rclone runs unless mount_header_from says otherwise.
+LOOPBACK_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 
 def trusts_mount_header(
