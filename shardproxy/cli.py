@@ -47,6 +47,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> 
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL and option.default is True:
+            # On by default: --no-NAME turns it off.
+            kwargs = {"help": kwargs["help"], "action": argparse.BooleanOptionalAction}
         elif option.kind is Kind.BOOL:
             # A bare flag turns it on; the environment or file may say false.
             kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
@@ -152,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(gen, ALL_SETTINGS)
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
     gen.add_argument(
+        "--network",
+        choices=["compose", "host"],
+        default="compose",
+        help="compose files: services on a compose network, NzbDav by name (default), or "
+        "on the host's network for NzbDav outside compose",
+    )
+    gen.add_argument(
         "--force",
         action="store_true",
         help="replace files in DIR that differ from what gen makes (shown as a diff without it)",
@@ -252,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.tools.reshard.command import run_rebalance, run_reshard
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
-        settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
+        settings = settings_from_args(args, need_backend=args.command == "serve")
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "healthcheck":
             from shardproxy.ops.healthcheck import healthcheck
@@ -265,12 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gen":
             from pathlib import Path
 
-            from shardproxy.tools.deploy.gen import find_programs, next_steps, write_generated
+            from shardproxy.tools.deploy.compose import Network
+            from shardproxy.tools.deploy.gen import (
+                find_programs,
+                next_steps,
+                warnings,
+                write_generated,
+            )
 
-            out = Path(args.out)
-            for path in write_generated(settings, out, find_programs(), force=args.force):
+            out, network, programs = Path(args.out), Network(args.network), find_programs()
+            for path in write_generated(settings, out, programs, network, force=args.force):
                 print(path)
             print(next_steps(settings, out))
+            for warning in warnings(settings, programs, network):
+                print(warning, file=sys.stderr)
             return 0
         if args.command == "relink":
             return run_relink(args, settings)

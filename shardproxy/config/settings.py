@@ -275,6 +275,13 @@ class Settings:
         "",
         default=False,
     )
+    virtual_levels: bool = setting(
+        Kind.BOOL,
+        "answer NzbDav's fixed .ids folders above the fifth level from the shard map, "
+        "without asking NzbDav (turn off for a backend that is not NzbDav)",
+        "",
+        default=True,
+    )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=log_level
     )
@@ -377,7 +384,8 @@ class Settings:
     )
     nzbdav_pass: str | None = setting(
         Kind.STR,
-        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in; "
+        "when set, only requests with this login get virtual_levels answers)",
         "PASS",
         default=None,
     )

@@ -28,6 +28,25 @@ GROWTH = len(view_name(0)) - len(IDS_NAME)  # "-s<N>" with one digit
 _MARKER = f"/{IDS_NAME}/".encode()
 
 
+SYMLINKS_SINCE = (1, 69)
+"""rclone shows ``.rclonelink`` files as symlinks (``--vfs-links``) from 1.69 on; 1.60.1
+(Debian 12) accepts the flag and ignores it (docs/deployment.md, "Which rclone")."""
+
+
+def old_rclone_warning(binary: str, version: tuple[int, int], why: str) -> str | None:
+    """A warning when ``binary`` is too old to show ``.rclonelink`` files as symlinks."""
+    if version >= SYMLINKS_SINCE:
+        return None
+    shown = ".".join(map(str, version))
+    wanted = ".".join(map(str, SYMLINKS_SINCE))
+    return (
+        f"warning: {binary} is rclone {shown}, older than {wanted}: its mounts show NzbDav's "
+        f".rclonelink files as small files, not symlinks, so Sonarr and Radarr cannot import "
+        f"new items through them ({why}); install rclone {wanted} or later from rclone's own "
+        "releases"
+    )
+
+
 class RcloneLinkError(ValueError):
     """The setting cannot work with this shard map; the message says why."""
 

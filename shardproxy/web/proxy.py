@@ -27,6 +27,7 @@ from shardproxy.web.links import relay_link_listing, serve_rewritten_link
 from shardproxy.web.redirects import redirect_out_of_view
 from shardproxy.web.relay import ReplyRelay
 from shardproxy.web.replies import answer_and_close, plain_error, unsatisfiable
+from shardproxy.web.virtual import VirtualLevels
 
 log = logging.getLogger("shardproxy.web.proxy")
 
@@ -50,6 +51,9 @@ class WebDavProxy:
             self.shard_map, settings.rewrite_rclonelinks, settings.mount_header_from
         )
         self.relay = ReplyRelay(settings, pool, self.metrics)
+        self.virtual_levels = (
+            VirtualLevels(settings, self.metrics) if settings.virtual_levels else None
+        )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one client request, counted by shard view, method and status."""
@@ -69,6 +73,10 @@ class WebDavProxy:
         if plan.rewrite_link:
             return await serve_rewritten_link(relay, request, plan)
         try:
+            if self.virtual_levels is not None:
+                own = await self.virtual_levels.answer(request, plan)
+                if own is not None:  # NzbDav's fixed .ids folders, answered here
+                    return own
             if "Range" in plan.headers:
                 refused = await self.plan_range(request, plan)
                 if refused is not None:

@@ -30,6 +30,39 @@ def current_rclone() -> str | None:
     return str(path) if path.exists() else None
 
 
+def rclone_binaries() -> list[object]:
+    """pytest params: Debian's rclone 1.60.1 and the current one (skipped if not installed)."""
+    current = current_rclone()
+    return [
+        pytest.param("rclone", id="rclone-1.60"),
+        pytest.param(
+            current,
+            id="rclone-current",
+            marks=pytest.mark.skipif(current is None, reason="run ./scripts/setup.sh"),
+        ),
+    ]
+
+
+async def run_rclone(binary: str, config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """rclone with ``config``, one low-level retry and one retry, for at most 120 s; its
+    exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "--config",
+        str(config),
+        "--low-level-retries",
+        "1",
+        "--retries",
+        "1",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(list(args), process.returncode, out, err)
+
+
 async def wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
     """Poll until something accepts on ``port``; fail with the log if the process died."""
     for _ in range(600):

@@ -97,7 +97,11 @@ def multistatus_script(body: bytes, *, chunked: bool = False, missing: int = 0) 
 async def shard_propfind(
     proxy: RunningProxy, script: Script, **settings: object
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
-    """A Depth-1 PROPFIND of /.ids-s0/ through the proxy to a raw backend running ``script``."""
+    """A Depth-1 PROPFIND of /.ids-s0/ through the proxy to a raw backend running ``script``.
+
+    The raw backend is not NzbDav: the proxy asks it for its listing (virtual_levels off).
+    """
+    settings = {"virtual_levels": False, **settings}
     async with raw_backend(script) as backend, proxy(backend, **settings) as url:
         async with (
             aiohttp.ClientSession() as client,
@@ -304,7 +308,7 @@ async def test_location_into_ids_is_shown_in_the_requests_shard_view(proxy: Runn
         )
         await writer.drain()
 
-    async with raw_backend(redirect) as backend, proxy(backend) as url:
+    async with raw_backend(redirect) as backend, proxy(backend, virtual_levels=False) as url:
         async with aiohttp.ClientSession() as client:
             async with client.get(url / ".ids-s2/9/6/1/b/0", allow_redirects=False) as reply:
                 location = reply.headers["Location"]

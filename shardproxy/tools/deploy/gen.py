@@ -5,21 +5,17 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 from shardproxy.config.settings import Settings
-from shardproxy.tools.deploy.files import generate, obscure, proxy_toml
+from shardproxy.ops.rclonebin import rclone_version
+from shardproxy.tools.deploy.bundle import COMPOSE_FOLDER, generate, generation_warnings
+from shardproxy.tools.deploy.compose import Network
+from shardproxy.tools.deploy.files import obscure
 from shardproxy.tools.deploy.model import Layout, Programs, deployment_from
 from shardproxy.tools.deploy.write import read_existing, write_files
-
-
-def rclone_version(binary: str) -> tuple[int, int]:
-    """``(1, 60)`` for rclone v1.60.1-DEV."""
-    out = subprocess.run([binary, "version"], capture_output=True, text=True, check=True).stdout
-    major, minor = out.split()[1].lstrip("v").split(".")[:2]
-    return int(major), int(minor)
 
 
 def find_programs(rclone: str | None = None) -> Programs:
@@ -39,6 +35,17 @@ def find_programs(rclone: str | None = None) -> Programs:
         mkdir=shutil.which("mkdir") or default.mkdir,
         shardproxy=str(beside) if beside.exists() else shutil.which("shardproxy") or "shardproxy",
     )
+
+
+def mergerfs_recipe() -> str:
+    """The mergerfs image's Dockerfile, shipped with shardproxy (written beside compose.yaml)."""
+    return (resources.files(__package__) / "mergerfs.Dockerfile").read_text(encoding="utf-8")
+
+
+def warnings(settings: Settings, programs: Programs, network: Network) -> list[str]:
+    """What the files cannot do here (an old rclone, too many shards for shard links)."""
+    installed = shutil.which(programs.rclone) is not None
+    return generation_warnings(settings, programs, network, rclone_installed=installed)
 
 
 def reused_iv(conf_text: str | None, password: str) -> bytes | None:
@@ -62,7 +69,12 @@ def reused_iv(conf_text: str | None, password: str) -> bytes | None:
 
 
 def write_generated(
-    settings: Settings, out: Path, programs: Programs, *, force: bool = False
+    settings: Settings,
+    out: Path,
+    programs: Programs,
+    network: Network = Network.COMPOSE,
+    *,
+    force: bool = False,
 ) -> list[Path]:
     """Write every generated file under ``out`` (``write.write_files``: mode 600, no link
     followed, nothing a person changed replaced unless ``force``)."""
@@ -74,10 +86,13 @@ def write_generated(
     files = generate(
         deployment,
         programs,
-        proxy_toml=proxy_toml(settings, deployment),
+        settings,
         obscured_pass=obscured,
+        mergerfs_recipe=mergerfs_recipe(),
+        network=network,
     )
-    known = [deployment.nzbdav_pass or "", obscured or "", settings.rclone_rc_pass or ""]
+    secrets = (settings.rclone_rc_pass, settings.rc_pass, settings.admin_pass)
+    known = [deployment.nzbdav_pass or "", obscured or "", *(s or "" for s in secrets)]
     return write_files(out, files, force=force, known_secrets=known)
 
 
@@ -86,9 +101,11 @@ def next_steps(settings: Settings, out: Path) -> str:
     config_dir = settings.config_dir
     layouts = ", ".join(f"{out / layout.value}/" for layout in Layout)
     return (
-        f"Copy {out / 'rclone.conf'} and {out / 'shardproxy.toml'} to {config_dir}/, then the\n"
-        f"units of one layout ({layouts}) to /etc/systemd/system/ and run\n"
+        f"Pick a layout ({layouts}). 'links-unchanged' keeps your existing symlinks to\n"
+        "<mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>.\n"
+        f"systemd: copy {out / 'rclone.conf'} and the layout's shardproxy.toml to "
+        f"{config_dir}/,\nits units to /etc/systemd/system/ and run\n"
         "  systemctl daemon-reload && systemctl enable --now shardproxy-mergerfs.service\n"
-        "or use that layout's compose.yaml. 'links-unchanged' keeps your existing symlinks\n"
-        "to <mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>."
+        f"compose: in the layout's {COMPOSE_FOLDER}/ folder, `docker compose build && "
+        "docker compose up -d`\n(see the comments at the top of its compose.yaml first)."
     )
