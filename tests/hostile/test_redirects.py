@@ -10,6 +10,10 @@ from multidict import CIMultiDictProxy
 from tests.helpers.proxies import RunningProxy
 from tests.helpers.raw_backend import Script, raw_backend
 
+# A fifth-level folder of shard 1's view: NzbDav is asked for it (the levels above are
+# the proxy's own with virtual_levels on).
+LEAF_FOLDER = "/.ids-s1/4/5/6/7/8"
+
 
 def redirecting(
     status: bytes, location: bytes, *, to_host: bool = False
@@ -38,11 +42,15 @@ def redirecting(
 
 
 async def ask(
-    proxy: RunningProxy, backend: tuple[Script, list[bytes]], method: str, path: str
+    proxy: RunningProxy,
+    backend: tuple[Script, list[bytes]],
+    method: str,
+    path: str,
+    **settings: object,
 ) -> tuple[int, CIMultiDictProxy[str]]:
     async with (
         raw_backend(*backend) as backend_url,
-        proxy(backend_url) as url,
+        proxy(backend_url, **settings) as url,
         aiohttp.ClientSession() as client,
         client.request(method, url.with_path(path), allow_redirects=False) as reply,
     ):
@@ -50,9 +58,14 @@ async def ask(
 
 
 async def test_view_root_without_slash_redirects_into_the_view(proxy: RunningProxy) -> None:
-    # PROPFIND /.ids-s1 goes upstream as /.ids, which the backend redirects to /.ids/.
+    # PROPFIND /.ids-s1 goes upstream as /.ids (with virtual_levels off: on, the proxy
+    # answers the view's upper folders itself), which the backend redirects to /.ids/.
     status, headers = await ask(
-        proxy, redirecting(b"301 Moved", b"/.ids/", to_host=True), "PROPFIND", "/.ids-s1"
+        proxy,
+        redirecting(b"301 Moved", b"/.ids/", to_host=True),
+        "PROPFIND",
+        "/.ids-s1",
+        virtual_levels=False,
     )
     assert status == 301
     assert headers["Location"].endswith("/.ids-s1/")
@@ -60,7 +73,7 @@ async def test_view_root_without_slash_redirects_into_the_view(proxy: RunningPro
 
 async def test_redirect_into_another_shards_prefix_is_502(proxy: RunningProxy) -> None:
     status, headers = await ask(
-        proxy, redirecting(b"301 Moved", b"/.ids/0/", to_host=True), "GET", "/.ids-s1/4"
+        proxy, redirecting(b"301 Moved", b"/.ids/0/", to_host=True), "GET", LEAF_FOLDER
     )
     assert status == 502
     assert "Location" not in headers
@@ -78,6 +91,6 @@ async def test_created_with_a_location_outside_the_view_loses_the_location(
 
 async def test_redirect_to_pass_through_space_passes(proxy: RunningProxy) -> None:
     status, headers = await ask(
-        proxy, redirecting(b"302 Found", b"/content/movies/"), "GET", "/.ids-s1/4/"
+        proxy, redirecting(b"302 Found", b"/content/movies/"), "GET", LEAF_FOLDER + "/"
     )
     assert (status, headers["Location"]) == (302, "/content/movies/")
