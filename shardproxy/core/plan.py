@@ -11,14 +11,21 @@ requests (tests/unit/test_plan.py).
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from multidict import CIMultiDict
 from yarl import URL
 
-from shardproxy.core.failover import MOUNT_HEADER, fallback_read_shard, is_fallback_mount
-from shardproxy.core.ranges import FromTo
+from shardproxy.core.failover import (
+    LOOPBACK_NETWORKS,
+    MOUNT_HEADER,
+    fallback_read_shard,
+    is_fallback_mount,
+    trusts_mount_header,
+)
+from shardproxy.core.ranges import Asked
 from shardproxy.core.rclonelink import is_rclonelink, is_symlinks_path
 from shardproxy.core.shards import Refused, ShardMap, ShardRoute, route
 
@@ -48,6 +55,8 @@ class PlanRules:
 
     shard_map: ShardMap
     rewrite_rclonelinks: bool = False
+    # Clients whose X-Shardproxy-Mount header is believed (mount_header_from).
+    mount_header_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK_NETWORKS
 
 
 @dataclass
@@ -63,7 +72,7 @@ class UpstreamPlan:
     headers: CIMultiDict[str]
     shard: int | None
     listing: ListingFilter | None = None
-    asked_range: FromTo | None = None
+    asked_range: Asked | None = None
     rewrite_link: bool = False  # a .rclonelink served with its target in a shard view
     scheme: str = "http"  # how the client reached the proxy
     # A read of shard N's file that does not go through shard N's view (its cache).
@@ -91,7 +100,10 @@ def plan_request(request: ClientRequest, rules: PlanRules) -> UpstreamPlan | Ref
     else:
         shard, backend_path = None, raw_path
     fallback_shard = None
-    if shard is None or is_fallback_mount(headers.get(MOUNT_HEADER)):
+    if shard is None or (
+        is_fallback_mount(headers.get(MOUNT_HEADER))
+        and trusts_mount_header(request.remote, rules.mount_header_from)
+    ):
         fallback_shard = fallback_read_shard(method, backend_path, rules.shard_map)
     headers.add("X-Forwarded-For", request.remote)
     if "Destination" in headers:
@@ -171,4 +183,6 @@ def absolute_target(target: str) -> tuple[str, str] | Refused:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.raw_host:
         return Refused(400, f"request target {target!r} is neither a path nor an http URL")
+    if "@" in url.raw_authority:
+        return Refused(400, "request target has user info (user:password@); send it without")
     return url.raw_path_qs or "/", url.raw_authority

@@ -21,6 +21,9 @@ from shardproxy.core.shards import IDS_NAME, ShardMap, ViewPath, ViewPathError, 
 SYMLINKS_ROOT = "/completed-symlinks/"
 SUFFIX = ".rclonelink"
 MAX_SHARDS = 10
+# NzbDav's links are a few dozen bytes; a larger file is read whole by no one and is
+# served (and listed) as it is.
+MAX_LINK_BYTES = 1 << 16
 GROWTH = len(view_name(0)) - len(IDS_NAME)  # "-s<N>" with one digit
 _MARKER = f"/{IDS_NAME}/".encode()
 
@@ -71,8 +74,9 @@ def is_symlinks_path(path: str) -> bool:
 
 
 def listed_size(size: int) -> int:
-    """The size to list for a ``.rclonelink`` of ``size`` bytes: its rewritten length."""
-    return size + GROWTH
+    """The size to list for a ``.rclonelink`` of ``size`` bytes: its rewritten length
+    (a link over ``MAX_LINK_BYTES`` is served as it is)."""
+    return size + GROWTH if size <= MAX_LINK_BYTES else size
 
 
 def rewrite_target(body: bytes, shard_map: ShardMap) -> bytes | None:

@@ -4,7 +4,8 @@ NWebDav takes no body, a root that is not ``DAV:propfind`` or a ``propfind`` wit
 children as allprop; otherwise the last of ``propname``, ``allprop``, ``include`` and
 ``prop`` (any other child counts as ``prop``) decides the mode, and the children of
 ``include`` and ``prop`` elements are the names asked for. .NET's XML reader refuses a
-DTD; so does this one, which also keeps entity declarations from ever being expanded.
+DTD; so does this one (``safexml``'s parser), which also keeps entity declarations from
+ever being expanded.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import enum
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from shardproxy.listing.safexml import NAMESPACE_SEPARATOR as _NS_SEP
+from shardproxy.listing.safexml import ForbiddenXml, new_parser, release
+
 DAV_NS = "DAV:"
 WIN32_NS = "urn:schemas-microsoft-com:"
 
 PropName = tuple[str, str]
 """A property name as ``(namespace, local name)``; the namespace may be empty."""
-
-# expat reports a namespaced name as "<uri><separator><local>"; a local name has no space.
-_NS_SEP = " "
 
 
 class PropfindBodyError(ValueError):
@@ -86,24 +87,22 @@ class _Reader:
         self.depth -= 1
 
 
-def _refuse_dtd(*_args: object) -> None:
-    raise PropfindBodyError("a DTD is prohibited in a PROPFIND body")
-
-
 def read_propfind(body: bytes) -> AskedProps:
     """What ``body`` asks for; PropfindBodyError where NzbDav would answer 500."""
     if not body:
         return ALLPROP
     reader = _Reader()
-    parser = expat.ParserCreate(namespace_separator=_NS_SEP)
-    parser.StartDoctypeDeclHandler = _refuse_dtd
-    parser.EntityDeclHandler = _refuse_dtd
+    parser = new_parser()
     parser.StartElementHandler = reader.start
     parser.EndElementHandler = reader.end
     try:
         parser.Parse(body, True)
     except expat.ExpatError as exc:
         raise PropfindBodyError(f"malformed PROPFIND body: {exc}") from None
+    except ForbiddenXml as exc:
+        raise PropfindBodyError(f"a DTD is prohibited in a PROPFIND body: {exc}") from None
+    finally:
+        release(parser)
     if reader.root != (DAV_NS, "propfind") or reader.children == 0:
         return ALLPROP
     return AskedProps(reader.mode, tuple(reader.names))

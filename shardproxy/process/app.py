@@ -27,6 +27,28 @@ def backend_pool(settings: Settings) -> UpstreamPool:
     )
 
 
+WEBDAV_LISTENER, RC_LISTENER, ADMIN_LISTENER = "WebDAV", "RC", "admin"
+
+
+def client_limits(settings: Settings, listener: str) -> ClientLimits:
+    """The limits of one listener: the same for every listener but its connection cap."""
+    cap_setting = {
+        WEBDAV_LISTENER: "max_connections",
+        RC_LISTENER: "rc_max_connections",
+        ADMIN_LISTENER: "admin_max_connections",
+    }[listener]
+    return ClientLimits(
+        settings.header_max_size,
+        settings.header_timeout,
+        settings.send_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=getattr(settings, cap_setting),
+        cap_setting=cap_setting,
+        name=listener,
+    )
+
+
 def make_proxy_server(settings: Settings, metrics: Metrics | None = None) -> ProxyServer:
     """The WebDAV proxy as aiohttp's low-level server: one handler for every request.
 
@@ -37,7 +59,7 @@ def make_proxy_server(settings: Settings, metrics: Metrics | None = None) -> Pro
     # Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
     fallback_reads = FallbackReads(settings.shard_map.count)
     proxy = WebDavProxy(settings, pool, fallback_reads, metrics)
-    limits = ClientLimits(settings.header_max_size, settings.header_timeout, settings.send_timeout)
+    limits = client_limits(settings, WEBDAV_LISTENER)
     server = ProxyServer(
         proxy.handle,
         limits,

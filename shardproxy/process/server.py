@@ -26,9 +26,16 @@ from aiohttp import web
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import view_root
 from shardproxy.listeners.background import background
+from shardproxy.listeners.descriptors import descriptors_needed, fit_descriptor_limit
 from shardproxy.listeners.drain import ActiveRequests
-from shardproxy.listeners.listener import ProxyServer
-from shardproxy.process.app import make_proxy_server
+from shardproxy.listeners.listener import READ_BUFSIZE, ClientLimits, Doorkeeper, ProxyServer
+from shardproxy.listeners.site import GuardedSite
+from shardproxy.process.app import (
+    ADMIN_LISTENER,
+    RC_LISTENER,
+    client_limits,
+    make_proxy_server,
+)
 from shardproxy.process.workers import WorkerPool
 from shardproxy.rc.server import RC_DELIVERY, make_rc_app
 from shardproxy.rc.store import PendingStoreError
@@ -44,11 +51,20 @@ log = logging.getLogger("shardproxy")
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
-def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
-    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy)."""
+def make_runner(
+    target: web.Application | web.Server, limits: ClientLimits | None = None
+) -> web.BaseRunner:
+    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy).
+
+    An application's connections get ``limits``' keep-alive (without: aiohttp's); the
+    WebDAV server was made with its own.
+    """
     if isinstance(target, web.Server):
         # The grace is ours (ActiveRequests.drain); aiohttp's own wait comes after it.
         return web.ServerRunner(target, shutdown_timeout=CLOSE_TIMEOUT_SECONDS)
+    keepalive: dict[str, Any] = (
+        {} if limits is None else {"keepalive_timeout": limits.keepalive_timeout}
+    )
     return web.AppRunner(
         target,
         # A client that hangs up cancels its handler at once.
@@ -56,6 +72,9 @@ def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
         access_log=access_logger() if log.isEnabledFor(logging.DEBUG) else None,
         access_log_class=AccessLogger,
         shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
+        read_bufsize=READ_BUFSIZE,
+        max_headers=256,
+        **keepalive,
     )
 
 
@@ -65,19 +84,31 @@ async def start_site(
     *,
     reuse_port: bool,
     active: ActiveRequests | None = None,
+    limits: ClientLimits | None = None,
 ) -> web.BaseRunner:
-    """Start serving ``target`` on ``address``; the caller cleans the runner up.
+    """Start serving ``target`` on ``address`` within ``limits``; the caller cleans the
+    runner up.
 
-    With ``active``, its requests are tracked so that a shutdown can drain them.
+    The WebDAV server brings its own limits. With ``active``, requests are tracked so
+    that a shutdown can drain them.
     """
-    if active is not None:
-        if isinstance(target, ProxyServer):
+    if limits is None:
+        limits = (
+            target.limits if isinstance(target, ProxyServer) else ClientLimits(32768, 20.0, 60.0)
+        )
+    doors = Doorkeeper(limits)
+    if isinstance(target, ProxyServer):
+        target.doors = doors
+        if active is not None:
             target.active = active
-        elif isinstance(target, web.Application):
+    elif isinstance(target, web.Application):
+        # Outermost, so that it sees the end of every request, refused ones too.
+        target.middlewares.insert(0, doors.middleware)
+        if active is not None:
             target.middlewares.append(active.middleware)
-    runner = make_runner(target)
+    runner = make_runner(target, limits)
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
+    site = GuardedSite(runner, address.host, address.port, doors=doors, reuse_port=reuse_port)
     try:
         await site.start()
     except OSError as exc:
@@ -135,15 +166,31 @@ async def serve_until_stopped(
                 rc_app = make_rc_app(settings, metrics=metrics)
             except PendingStoreError as exc:
                 raise SystemExit(f"shardproxy: {exc}") from None
-            runners.append(
-                await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
-            )
+            try:
+                runners.append(
+                    await start_site(
+                        rc_app,
+                        settings.rc_listen,
+                        reuse_port=False,
+                        active=active,
+                        limits=client_limits(settings, RC_LISTENER),
+                    )
+                )
+            except PendingStoreError as exc:  # the queue is loaded as the listener starts
+                raise SystemExit(f"shardproxy: {exc}") from None
         if with_rc and settings.admin_listen is not None:
             from shardproxy.ops.admin import make_admin_app
 
             delivery = rc_app[RC_DELIVERY] if settings.rc_listen is not None else None
             admin_app = make_admin_app(settings, metrics, delivery)
-            runners.append(await start_site(admin_app, settings.admin_listen, reuse_port=False))
+            runners.append(
+                await start_site(
+                    admin_app,
+                    settings.admin_listen,
+                    reuse_port=False,
+                    limits=client_limits(settings, ADMIN_LISTENER),
+                )
+            )
         if pool is not None:
             pool.on_report = metrics.add_worker_totals
             pool.on_end = metrics.worker_ended
@@ -234,6 +281,14 @@ def run(settings: Settings) -> None:
     # once, in the foreground, instead of in every worker.
     pool = (
         WorkerPool(settings, settings.workers - 1, serve_worker) if settings.workers > 1 else None
+    )
+    # Before the workers start: they inherit the limit.
+    fit_descriptor_limit(
+        descriptors_needed(
+            settings.max_connections,
+            settings.rc_max_connections if settings.rc_listen is not None else None,
+            settings.admin_max_connections if settings.admin_listen is not None else None,
+        )
     )
 
     async def announce() -> None:

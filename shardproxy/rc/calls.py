@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from shardproxy.rc.pathlen import path_too_long
+
 FORGET = "vfs/forget"
 REFRESH = "vfs/refresh"
 PATH_COMMANDS = frozenset({FORGET, REFRESH})
@@ -161,6 +163,14 @@ def _as_string(value: Any, key: str) -> str:
     raise RcError(400, f"value must be a string {key!r}={value!r}")
 
 
+def _path(value: Any, key: str) -> str:
+    path = _as_string(value, key)
+    too_long = path_too_long(path, key)
+    if too_long is not None:
+        raise RcError(400, too_long)
+    return path
+
+
 @dataclass(frozen=True)
 class PathParam:
     """One path of a call, as the caller sent it."""
@@ -197,9 +207,9 @@ def read_path_call(command: str, params: Mapping[str, Any]) -> PathCall:
         if key == "fs":
             fs = _as_string(value, key)
         elif key.startswith("dir"):
-            paths.append(PathParam(key, "dir", _as_string(value, key)))
+            paths.append(PathParam(key, "dir", _path(value, key)))
         elif key.startswith("file") and command == FORGET:
-            paths.append(PathParam(key, "file", _as_string(value, key)))
+            paths.append(PathParam(key, "file", _path(value, key)))
         elif key == "recursive" and command == REFRESH:
             recursive = _go_bool(value, key) == "true"
         else:

@@ -303,6 +303,7 @@ def make_rc_app(
         max_count=settings.rc_pending_max,
         max_age=settings.rc_pending_max_age,
         backoff=backoff or Backoff(),
+        max_bytes=settings.rc_pending_max_bytes,
     )
     app[RC_DELIVERY] = pending
     queue = RetryQueue(pending, store if store is not None else open_store(settings))

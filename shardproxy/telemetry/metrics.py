@@ -41,7 +41,14 @@ KNOWN_METHODS = frozenset(
 # The shard label of requests outside every shard view (/.ids/, /content, ...).
 NO_SHARD = "none"
 RC_OUTCOMES = {200: "ok", 401: "unauthorized", 403: "refused", 404: "refused"}
-UPSTREAM_ERROR_KINDS = ("unreachable", "timeout", "broke_off", "bad_range", "bad_listing")
+UPSTREAM_ERROR_KINDS = (
+    "unreachable",
+    "timeout",
+    "broke_off",
+    "bad_range",
+    "bad_listing",
+    "bad_redirect",
+)
 
 
 def shard_label(shard: int | None) -> str:
@@ -129,7 +136,8 @@ class Metrics:
         )
         self.upstream_errors = counter(
             "shardproxy_upstream_errors",
-            "Failures of NzbDav: unreachable, timeout, broke_off, bad_range, bad_listing",
+            "Failures of NzbDav: unreachable, timeout, broke_off, bad_range, bad_listing, "
+            "bad_redirect",
             ["shard", "kind"],
         )
         self.client_aborts = counter(

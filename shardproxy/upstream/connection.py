@@ -270,6 +270,8 @@ class UpstreamConnection(asyncio.Protocol):
                     self.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
             else:
                 self.transport.write(data)
+            # Not kept while the next piece is awaited: a stalled client holds no body here.
+            del data
             if self.write_paused:
                 self.drain_waiter = self.loop.create_future()
                 try:

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from aiohttp import web
 
 from shardproxy.core.ranges import BodyCut
 from shardproxy.upstream.reply import BodyError, BodyTimeout, UpstreamResponse
+
+log = logging.getLogger("shardproxy.upstream.splice")
 
 # Bodies shorter than this are cheaper to copy than to set a pipe up for.
 SPLICE_MIN = 1 << 20
@@ -331,6 +334,10 @@ class SplicePump:
             self._fail(BodyTimeout(f"backend silent for {self.read_timeout:g}s mid-reply"))
             return
         if self.blocked_since is not None and now - self.blocked_since >= self.send_timeout:
+            log.info(
+                "cutting a client that read nothing of its reply for %gs (send_timeout)",
+                self.send_timeout,
+            )
             self._fail(ClientStalled(f"client read nothing for {self.send_timeout:g}s"))
             return
         self.watchdog = self.loop.call_later(self._period / 2, self._check_idle)

@@ -18,9 +18,15 @@ class ClientStalled(Exception):
 async def client_body(
     request: web.BaseRequest, first: bytes, stall_limit: float
 ) -> AsyncIterator[bytes]:
-    """The client's request body as it arrives; ClientStalled if it pauses too long."""
+    """The client's request body as it arrives; ClientStalled if it pauses too long.
+
+    Nothing is held here while the next piece is awaited: a client that stalls mid-body
+    leaves only what aiohttp reads ahead (``listener.READ_BUFSIZE``) and what the
+    backend's socket has not taken yet.
+    """
     if first:
         yield first
+    del first
     content = request.content
     while True:
         try:
@@ -33,6 +39,7 @@ async def client_body(
         if not data:
             return
         yield data
+        del data
 
 
 async def copy_body(

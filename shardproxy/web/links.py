@@ -12,12 +12,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from shardproxy.core.plan import UpstreamPlan
-from shardproxy.core.rclonelink import GROWTH, rewrite_target, serve_range
+from shardproxy.core.rclonelink import GROWTH, MAX_LINK_BYTES, rewrite_target, serve_range
 from shardproxy.core.shards import IDS_ROOT
 from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
 from shardproxy.upstream.reply import BackendError, UpstreamResponse
+from shardproxy.web.offloop import parse_body
 from shardproxy.web.relay import ReplyRelay
-from shardproxy.web.replies import SMALL_REPLY_LIMIT, plain_error
+from shardproxy.web.replies import plain_error
 
 log = logging.getLogger("shardproxy.web.proxy")
 
@@ -39,7 +40,9 @@ async def serve_rewritten_link(
         return plain_error(exc.status, str(exc))
     try:
         length = upstream.content_length
-        if upstream.status != 200 or length is None or length > SMALL_REPLY_LIMIT:
+        if upstream.status != 200 or length is None or length > MAX_LINK_BYTES:
+            if upstream.status == 200 and length is not None:
+                relay.oversized_links.note(request.raw_path)
             return await relay.relay_body(request, upstream, plan)
         body = await relay.read_small_body(request, upstream, length, plan.shard)
     finally:
@@ -76,8 +79,10 @@ async def relay_link_listing(
     if isinstance(body, web.Response):
         return body
     try:
-        out = grow_link_sizes(body, GROWTH)
+        grown = await parse_body(grow_link_sizes, body, GROWTH, MAX_LINK_BYTES, size=len(body))
     except LinkListingError as exc:
         return relay.broken_listing(request, str(exc), None)
+    for href in grown.too_big:
+        relay.oversized_links.note(href)
     headers = relay.reply_headers(upstream, plan)
-    return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
+    return web.Response(status=upstream.status, reason=None, headers=headers, body=grown.body)

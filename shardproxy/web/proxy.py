@@ -24,6 +24,7 @@ from shardproxy.upstream.reply import BackendError, UpstreamResponse
 from shardproxy.web.bodies import ClientStalled, client_body
 from shardproxy.web.headers import client_headers
 from shardproxy.web.links import relay_link_listing, serve_rewritten_link
+from shardproxy.web.redirects import redirect_out_of_view
 from shardproxy.web.relay import ReplyRelay
 from shardproxy.web.replies import answer_and_close, plain_error, unsatisfiable
 from shardproxy.web.virtual import VirtualLevels
@@ -46,7 +47,9 @@ class WebDavProxy:
         self.shard_map: ShardMap = settings.shard_map
         self.fallback_reads = fallback_reads or FallbackReads(self.shard_map.count)
         self.pool = pool
-        self.rules = PlanRules(self.shard_map, settings.rewrite_rclonelinks)
+        self.rules = PlanRules(
+            self.shard_map, settings.rewrite_rclonelinks, settings.mount_header_from
+        )
         self.relay = ReplyRelay(settings, pool, self.metrics)
         self.virtual_levels = (
             VirtualLevels(settings, self.metrics) if settings.virtual_levels else None
@@ -88,6 +91,9 @@ class WebDavProxy:
             # Closed at once: aiohttp would otherwise linger reading the rest of the body.
             return await answer_and_close(request, plain_error(408, str(exc), close=True))
         try:
+            refused = redirect_out_of_view(relay, request, upstream, plan)
+            if refused is not None:
+                return refused
             if plan.listing is ListingFilter.LINK_SIZES and upstream.status == 207:
                 return await relay_link_listing(relay, request, upstream, plan)
             if plan.listing is not None and upstream.status == 207:
@@ -135,8 +141,11 @@ class WebDavProxy:
             return unsatisfiable(decision)
         if isinstance(decision, ranges.WholeFile):
             del plan.headers["Range"]
+            plan.asked_range = decision
         elif isinstance(decision, ranges.FromTo):
             plan.headers["Range"] = ranges.upstream_range_header(decision)
+            plan.asked_range = decision
+        elif isinstance(decision, ranges.Conditional):
             plan.asked_range = decision
         return None
 
@@ -152,6 +161,7 @@ class WebDavProxy:
                 if "100-continue" in request.headers.get("Expect", "").lower():
                     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = client_body(request, buffered, self.settings.body_timeout)
+                del buffered  # held by the body alone, which lets it go once sent
         elif length is not None:
             body = b""  # an empty body said so (PUT of an empty file): say so upstream
         return await self.pool.request(plan.method, plan.target, plan.headers.items(), body, length)

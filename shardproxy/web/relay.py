@@ -13,13 +13,12 @@ import logging
 
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from shardproxy.config.settings import Settings
 from shardproxy.core import ranges
-from shardproxy.core.location import client_location
+from shardproxy.core.location import client_location, view_location
 from shardproxy.core.plan import ListingFilter, UpstreamPlan
-from shardproxy.core.shards import ShardMap, owning_view_path
+from shardproxy.core.shards import ShardMap
 from shardproxy.listing import (
     ListingError,
     ResponsePolicy,
@@ -33,6 +32,8 @@ from shardproxy.upstream.reply import BodyError, UpstreamResponse
 from shardproxy.upstream.splice import splice_body
 from shardproxy.web.bodies import abort_client, copy_body
 from shardproxy.web.headers import ReplyHeaders, replace_header, reply_headers_of
+from shardproxy.web.offloop import parse_body
+from shardproxy.web.oversized import OversizedLinks
 from shardproxy.web.replies import SMALL_REPLY_LIMIT, error_kind, plain_error, unsatisfiable
 from shardproxy.web.rootviews import with_view_folders
 
@@ -53,6 +54,7 @@ class ReplyRelay:
             ShardListingPolicy(self.shard_map, shard) for shard in range(self.shard_map.count)
         ]
         self.root_policy = RootListingPolicy(self.shard_map)
+        self.oversized_links = OversizedLinks()
 
     def listing_policy(self, plan: UpstreamPlan) -> ResponsePolicy:
         """The filter a planned listing goes through."""
@@ -73,22 +75,17 @@ class ReplyRelay:
         """The backend's reply headers as the client should see them."""
         return reply_headers_of(upstream, lambda location: self.map_location(location, plan))
 
-    def map_location(self, location: str, plan: UpstreamPlan) -> str:
-        """A Location as the client should follow it: on the proxy, in the owning view.
+    def map_location(self, location: str, plan: UpstreamPlan) -> str | None:
+        """A Location as the client should follow it: on the proxy, in the client's view.
 
-        One naming the backend itself gets the client's scheme, host and port; one into
-        NzbDav's /.ids tree, in reply to a shard request, gets the owning shard's view.
+        One naming the backend itself gets the client's scheme, host and port; in reply
+        to a shard request, see ``view_location`` (None: it would lead out of the view).
         """
         host = plan.headers.get("Host")
         location = client_location(location, self.settings.backend, host, plan.scheme)
-        try:
-            url = URL(location, encoded=True)
-        except ValueError:
+        if plan.shard is None:
             return location
-        mapped = owning_view_path(url.path, self.shard_map) if plan.shard is not None else None
-        if mapped is None:
-            return location
-        return str(url.with_path(mapped))
+        return view_location(location, plan.shard, self.shard_map, plan.target.partition("?")[0])
 
     async def relay_body(
         self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
@@ -99,7 +96,7 @@ class ReplyRelay:
         length = upstream.content_length
         truncate_to: int | None = None
         if plan.asked_range is not None:
-            verdict = ranges.check_ranged_reply(
+            verdict = ranges.check_reply(
                 plan.asked_range, status, upstream.headers.get("Content-Range"), length
             )
             if isinstance(verdict, ranges.AskLength):
@@ -211,7 +208,7 @@ class ReplyRelay:
             return read
         body = read
         try:
-            listing = filter_listing(policy, body)
+            listing = await parse_body(filter_listing, policy, body, size=len(body))
         except ListingError as exc:
             return self.broken_listing(request, f"malformed listing: {exc}", plan.shard)
         body = listing.body

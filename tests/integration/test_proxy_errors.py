@@ -300,7 +300,7 @@ async def test_compressed_body_passes_through_byte_for_byte(proxy: RunningProxy)
     assert b"accept-encoding: gzip" in head_seen[0].lower()
 
 
-async def test_location_into_ids_is_shown_in_the_owning_shard_view(proxy: RunningProxy) -> None:
+async def test_location_into_ids_is_shown_in_the_requests_shard_view(proxy: RunningProxy) -> None:
     async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(
             b"HTTP/1.1 301 Moved\r\nLocation: http://nzbdav:3000/.ids/9/6/1/b/0/\r\n"
@@ -310,7 +310,7 @@ async def test_location_into_ids_is_shown_in_the_owning_shard_view(proxy: Runnin
 
     async with raw_backend(redirect) as backend, proxy(backend, virtual_levels=False) as url:
         async with aiohttp.ClientSession() as client:
-            async with client.get(url / ".ids-s0/0/", allow_redirects=False) as reply:
+            async with client.get(url / ".ids-s2/9/6/1/b/0", allow_redirects=False) as reply:
                 location = reply.headers["Location"]
     assert location == "http://nzbdav:3000/.ids-s2/9/6/1/b/0/"
 

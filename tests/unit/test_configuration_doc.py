@@ -37,6 +37,8 @@ def shown_default(option: Option) -> str | None:
         return f"`{default:g}`"
     if default is None or default in ((), "", {}):
         return None
+    if isinstance(default, tuple):  # as --help shows it
+        return "`" + ",".join(str(item) for item in default) + "`"
     return f"`{default}`"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from multidict import CIMultiDict
 
@@ -17,6 +19,7 @@ from shardproxy.core.shards import Refused, ShardMap
 
 FOUR = PlanRules(ShardMap.even(4))
 LINKS = PlanRules(ShardMap.even(4), rewrite_rclonelinks=True)
+TRUSTING = PlanRules(ShardMap.even(4), mount_header_from=(ipaddress.ip_network("192.0.2.0/24"),))
 UUID = "961b0a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"  # first character 9: shard 2 of 4
 FILE_IN_S2 = f"/.ids-s2/9/6/1/b/0/{UUID}"
 
@@ -138,7 +141,13 @@ def test_an_rclonelink_is_rewritten_only_with_rewriting_on_and_only_for_reads() 
 def test_a_read_through_the_ids_tree_is_a_fallback_read_of_its_owner() -> None:
     assert plan("GET", f"/.ids/9/6/1/b/0/{UUID}").fallback_shard == 2
     assert plan("GET", FILE_IN_S2).fallback_shard is None
-    assert plan("GET", FILE_IN_S2, {"X-Shardproxy-Mount": "rest"}).fallback_shard == 2
+    rest = {"X-Shardproxy-Mount": "rest"}
+    assert plan("GET", FILE_IN_S2, rest, rules=TRUSTING).fallback_shard == 2
+
+
+def test_the_rest_mounts_header_from_an_address_not_named_is_ignored() -> None:
+    # The client, 192.0.2.7, is not in the default mount_header_from (loopback).
+    assert plan("GET", FILE_IN_S2, {"X-Shardproxy-Mount": "rest"}).fallback_shard is None
 
 
 def test_the_client_address_is_forwarded() -> None:

@@ -700,3 +700,16 @@ def test_a_refresh_of_ids_paths_is_not_copied_to_rest() -> None:
 def test_without_a_fallback_an_ids_forget_goes_to_its_shard_alone() -> None:
     plan = plan_path_call(forget(".ids/9/6/1/b/0"), SHARDS_ONLY)
     assert [(c.target, c.params) for c in plan.calls] == [(S[2], {"dir": "9/6/1/b/0"})]
+
+
+def test_a_path_of_path_max_bytes_or_more_is_refused_with_400() -> None:
+    with pytest.raises(RcError) as refused:
+        read_path_call(FORGET, {"dir": ".ids/0/" + "a" * 4089})
+    assert refused.value.status == 400
+    assert "4096 bytes long" in refused.value.message
+    assert "PATH_MAX" in refused.value.message
+
+
+def test_a_path_just_under_path_max_is_read() -> None:
+    call = read_path_call(FORGET, {"file": "a" * 4095})
+    assert call.paths[0].path == "a" * 4095

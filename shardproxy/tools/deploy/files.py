@@ -116,6 +116,7 @@ def unit_commands(unit_text: str) -> dict[str, list[tuple[list[str], bool]]]:
 
 
 PROXY_UNIT = "shardproxy.service"
+PROXY_OPEN_FILES = 65536
 MERGERFS_UNIT = "shardproxy-mergerfs.service"
 
 
@@ -195,6 +196,8 @@ def proxy_unit(deployment: Deployment, programs: Programs) -> str:
             "RestartSec=2",
             # Gives $STATE_DIRECTORY: the RC retry queue's file lives there by default.
             "StateDirectory=shardproxy",
+            # Room for the connection caps (see listeners.descriptors), far above 1024.
+            f"LimitNOFILE={PROXY_OPEN_FILES}",
         ],
     )
 
