@@ -272,3 +272,25 @@ def test_gen_warns_about_an_old_or_missing_rclone() -> None:
 def test_compose_paths_are_the_hosts() -> None:
     shard2 = compose()["services"]["rclone-shard2"]["command"]
     assert shard2[:3] == ["mount", "shard2:", str(PurePosixPath("/srv/mnt/shards/s2/.ids-s2"))]
+
+
+def test_on_the_compose_network_rests_fail_over_header_is_believed() -> None:
+    """The rest rclone's container gets an address the engine picks from a private range."""
+    trusted = tomllib.loads(files()["shardproxy.toml"])["mount_header_from"]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(trusted)
+    assert "127.0.0.0/8" in trusted
+
+
+def test_a_users_own_trusted_networks_are_kept_on_the_compose_network() -> None:
+    mine = files(mount_header_from=["10.89.1.0/24"])["shardproxy.toml"]
+    assert tomllib.loads(mine)["mount_header_from"] == ["10.89.1.0/24"]
+
+
+def test_with_host_networking_only_loopback_is_believed() -> None:
+    host = tomllib.loads(files(network=Network.HOST)["shardproxy.toml"])
+    assert "mount_header_from" not in host  # the default: loopback
+
+
+def test_the_proxy_container_may_open_what_its_connection_caps_need() -> None:
+    limits = compose()["services"]["shardproxy"]["ulimits"]["nofile"]
+    assert limits["soft"] == limits["hard"] >= 4096

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
@@ -24,7 +25,8 @@ import yaml
 from yarl import URL
 
 from shardproxy.config.settings import ConfigError, HostPort, Settings
-from shardproxy.tools.deploy.files import proxy_toml, rclone_conf
+from shardproxy.core.failover import LOOPBACK_NETWORKS
+from shardproxy.tools.deploy.files import PROXY_OPEN_FILES, proxy_toml, rclone_conf
 from shardproxy.tools.deploy.model import (
     Deployment,
     Layout,
@@ -108,6 +110,13 @@ def compose_deployment(deployment: Deployment, settings: Settings, network: Netw
     )
 
 
+# Where Docker and podman take compose networks from.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")
+)
+
+
 def compose_settings(settings: Settings, network: Network) -> Settings:
     """shardproxy's own settings in its container.
 
@@ -119,11 +128,19 @@ def compose_settings(settings: Settings, network: Network) -> Settings:
     """
     if network is Network.HOST:
         return settings
+    trusted = settings.mount_header_from
+    if trusted == LOOPBACK_NETWORKS:
+        # The rest rclone reaches the proxy from its own container, at an address the
+        # engine picks on the compose network: believe its header from the private
+        # ranges those networks come from. The header only counts and reports fail-over
+        # reads, so a neighbour that lies can only make the counter wrong.
+        trusted = (*LOOPBACK_NETWORKS, *PRIVATE_NETWORKS)
     admin = settings.admin_listen or HostPort("127.0.0.1", 8766)
     rc_port = settings.rc_listen.port if settings.rc_listen else PROXY_RC_PORT
     return dataclasses.replace(
         settings,
         backend=NZBDAV_URL,
+        mount_header_from=trusted,
         listen=HostPort("0.0.0.0", settings.listen.port),
         rc_listen=HostPort("0.0.0.0", rc_port) if _rc_protected(settings) else None,
         admin_listen=HostPort("0.0.0.0" if _admin_protected(settings) else "127.0.0.1", admin.port),
@@ -253,6 +270,8 @@ def services(
             f"./shardproxy.toml:{conf}/shardproxy.toml:ro",
             f"shardproxy-state:{STATE_DIR}",
         ],
+        # Room for every listener's connection cap (the systemd unit's LimitNOFILE).
+        "ulimits": {"nofile": {"soft": PROXY_OPEN_FILES, "hard": PROXY_OPEN_FILES}},
         "healthcheck": {
             "test": healthcheck,
             "interval": "10s",
