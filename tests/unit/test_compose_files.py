@@ -289,8 +289,3 @@ def test_a_users_own_trusted_networks_are_kept_on_the_compose_network() -> None:
 def test_with_host_networking_only_loopback_is_believed() -> None:
     host = tomllib.loads(files(network=Network.HOST)["shardproxy.toml"])
     assert "mount_header_from" not in host  # the default: loopback
-
-
-def test_the_proxy_container_may_open_what_its_connection_caps_need() -> None:
-    limits = compose()["services"]["shardproxy"]["ulimits"]["nofile"]
-    assert limits["soft"] == limits["hard"] >= 4096

@@ -26,7 +26,7 @@ from yarl import URL
 
 from shardproxy.config.settings import ConfigError, HostPort, Settings
 from shardproxy.core.failover import LOOPBACK_NETWORKS
-from shardproxy.tools.deploy.files import PROXY_OPEN_FILES, proxy_toml, rclone_conf
+from shardproxy.tools.deploy.files import proxy_toml, rclone_conf
 from shardproxy.tools.deploy.model import (
     Deployment,
     Layout,
@@ -270,8 +270,9 @@ def services(
             f"./shardproxy.toml:{conf}/shardproxy.toml:ro",
             f"shardproxy-state:{STATE_DIR}",
         ],
-        # Room for every listener's connection cap (the systemd unit's LimitNOFILE).
-        "ulimits": {"nofile": {"soft": PROXY_OPEN_FILES, "hard": PROXY_OPEN_FILES}},
+        # No ulimits: the proxy raises its own soft open-file limit to what its
+        # connection caps need, under the engine's hard limit (Docker's is 1048576);
+        # asking for more than the engine may give stops the container from starting.
         "healthcheck": {
             "test": healthcheck,
             "interval": "10s",
