@@ -128,7 +128,12 @@ part "docker compose build && docker compose up -d (podman-compose)"
 cd "$compose_dir"
 "${compose[@]}" config >"$work/config.yaml" 2>"$work/config.log" || { cat "$work/config.log"; fail "compose config"; }
 "${compose[@]}" build >"$work/compose-build.log" 2>&1 || { tail -n 30 "$work/compose-build.log"; fail "compose build"; }
-"${compose[@]}" up -d >"$work/up.log" 2>&1 || { tail -n 30 "$work/up.log"; fail "compose up"; }
+# Bounded: podman-compose waits for a container that failed to start without end.
+timeout 300 "${compose[@]}" up -d >"$work/up.log" 2>&1 || {
+    tail -n 30 "$work/up.log"
+    podman ps -a --format '{{.Names}} {{.Status}}'
+    fail "compose up (a container that did not start is listed above)"
+}
 cd - >/dev/null
 part_done "up"
 
