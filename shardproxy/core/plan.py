@@ -60,7 +60,7 @@ class PlanRules:
 
 
 @dataclass
-class UpstreamPlan:
+class RequestPlan:
     """What to send NzbDav for one client request, and how to treat its reply.
 
     Mutable for one reason: a Range is settled later, once the size of the file is
@@ -79,7 +79,7 @@ class UpstreamPlan:
     fallback_shard: int | None = None
 
 
-def plan_request(request: ClientRequest, rules: PlanRules) -> UpstreamPlan | Refused:
+def plan_request(request: ClientRequest, rules: PlanRules) -> RequestPlan | Refused:
     """Route the request and build what to send upstream, or the proxy's own refusal."""
     headers = request.headers
     request_target = request.target
@@ -114,7 +114,7 @@ def plan_request(request: ClientRequest, rules: PlanRules) -> UpstreamPlan | Ref
     # The path and query go upstream as the client spelled them, except a raw "#",
     # which a backend would take for a fragment and cut off.
     upstream_target = f"{backend_path}{question}{query}".replace("#", "%23")
-    plan = UpstreamPlan(
+    plan = RequestPlan(
         method,
         upstream_target,
         headers,
@@ -144,7 +144,7 @@ def clamp_depth(depth: str | None) -> str:
     return asked if asked in ("0", "1") else "1"
 
 
-def plan_propfind(plan: UpstreamPlan, raw_path: str, rules: PlanRules) -> None:
+def plan_propfind(plan: RequestPlan, raw_path: str, rules: PlanRules) -> None:
     """Clamp Depth and choose the listing filter."""
     asked = plan.headers.get("Depth")
     depth = clamp_depth(asked)

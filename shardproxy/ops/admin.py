@@ -23,8 +23,8 @@ from aiohttp import web
 
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
-from shardproxy.listeners.background import background
 from shardproxy.listeners.basicauth import authorized, unauthorized
+from shardproxy.listeners.side_task import side_task
 from shardproxy.ops.coalesce import Coalesced
 from shardproxy.ops.status import (
     BackendState,
@@ -318,7 +318,7 @@ def make_admin_app(
             connector=aiohttp.TCPConnector(limit=32), cookie_jar=aiohttp.DummyCookieJar()
         ) as session:
             state.session = session
-            async with background(poll_forever(state, settings.admin_poll_interval)):
+            async with side_task(poll_forever(state, settings.admin_poll_interval)):
                 yield
             state.session = None
 

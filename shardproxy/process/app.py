@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import logging
 
+from shardproxy.backend.pool import BackendPool
 from shardproxy.config.settings import Settings
 from shardproxy.core.failover import FallbackReads
 from shardproxy.listeners.listener import ClientLimits, ProxyServer
 from shardproxy.telemetry.logs import access_logger
 from shardproxy.telemetry.metrics import Metrics
-from shardproxy.upstream.pool import UpstreamPool
 from shardproxy.web.proxy import WebDavProxy
 
 log = logging.getLogger("shardproxy")
 
 
-def backend_pool(settings: Settings) -> UpstreamPool:
+def backend_pool(settings: Settings) -> BackendPool:
     """The keep-alive pool to NzbDav."""
     backend = settings.backend
     assert backend.host is not None and backend.port is not None
-    return UpstreamPool(
+    return BackendPool(
         backend.host,
         backend.port,
         connect_timeout=settings.connect_timeout,

@@ -25,10 +25,10 @@ from aiohttp import web
 
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import view_root
-from shardproxy.listeners.background import background
 from shardproxy.listeners.descriptors import descriptors_needed, fit_descriptor_limit
 from shardproxy.listeners.drain import ActiveRequests
 from shardproxy.listeners.listener import READ_BUFSIZE, ClientLimits, Doorkeeper, ProxyServer
+from shardproxy.listeners.side_task import side_task
 from shardproxy.listeners.site import GuardedSite
 from shardproxy.process.app import (
     ADMIN_LISTENER,
@@ -200,7 +200,7 @@ async def serve_until_stopped(
         if report_to is None:
             await stop.wait()
         else:
-            async with background(report_metrics(metrics, report_to)):
+            async with side_task(report_metrics(metrics, report_to)):
                 await stop.wait()
             send_metrics(metrics, report_to)  # the last counts, before the worker goes
     finally:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from shardproxy.backend.reply import BackendReply
 from shardproxy.core.ranges import BodyCut
-from shardproxy.upstream.reply import UpstreamResponse
 
 
 class ClientStalled(Exception):
@@ -43,7 +43,7 @@ async def client_body(
 
 
 async def copy_body(
-    upstream: UpstreamResponse,
+    upstream: BackendReply,
     response: web.StreamResponse,
     cut: BodyCut,
     on_sent: Callable[[int, bool], None],

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from multidict import CIMultiDict
 
-from shardproxy.upstream.reply import UpstreamResponse, header_text
+from shardproxy.backend.reply import BackendReply, header_text
 
 # RFC 9110 section 7.6.1, plus the non-standard ones proxies traditionally drop. Expect
 # is answered by our own server; forwarding it would make the backend wait for us.
@@ -55,7 +55,7 @@ ReplyHeaders = list[tuple[str, str]]
 
 
 def reply_headers_of(
-    upstream: UpstreamResponse, map_location: Callable[[str], str | None] | None = None
+    upstream: BackendReply, map_location: Callable[[str], str | None] | None = None
 ) -> ReplyHeaders:
     """The backend's headers to pass on: without hop-by-hop ones or Content-Length.
 

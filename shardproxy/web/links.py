@@ -11,11 +11,11 @@ import logging
 from aiohttp import web
 from multidict import CIMultiDict
 
-from shardproxy.core.plan import UpstreamPlan
+from shardproxy.backend.reply import BackendError, BackendReply
+from shardproxy.core.plan import RequestPlan
 from shardproxy.core.rclonelink import GROWTH, MAX_LINK_BYTES, rewrite_target, serve_range
 from shardproxy.core.shards import IDS_ROOT
 from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
-from shardproxy.upstream.reply import BackendError, UpstreamResponse
 from shardproxy.web.offloop import parse_body
 from shardproxy.web.relay import ReplyRelay
 from shardproxy.web.replies import plain_error
@@ -24,7 +24,7 @@ log = logging.getLogger("shardproxy.web.proxy")
 
 
 async def serve_rewritten_link(
-    relay: ReplyRelay, request: web.BaseRequest, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, plan: RequestPlan
 ) -> web.StreamResponse:
     """A ``.rclonelink`` with its target in the owning shard's view.
 
@@ -72,7 +72,7 @@ async def serve_rewritten_link(
 
 
 async def relay_link_listing(
-    relay: ReplyRelay, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, upstream: BackendReply, plan: RequestPlan
 ) -> web.StreamResponse:
     """A ``/completed-symlinks`` listing with each ``.rclonelink`` listed at its new size."""
     body = await relay.read_listing(request, upstream, None)

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from shardproxy.backend.pool import BackendPool
+from shardproxy.backend.reply import BackendError, BackendReply
 from shardproxy.config.settings import Settings
 from shardproxy.core import ranges
 from shardproxy.core.failover import FallbackReads
-from shardproxy.core.plan import ClientRequest, ListingFilter, PlanRules, UpstreamPlan, plan_request
+from shardproxy.core.plan import ClientRequest, ListingFilter, PlanRules, RequestPlan, plan_request
 from shardproxy.core.shards import Refused, ShardMap
 from shardproxy.telemetry.metrics import Metrics
-from shardproxy.upstream.pool import UpstreamPool
-from shardproxy.upstream.reply import BackendError, UpstreamResponse
 from shardproxy.web.bodies import ClientStalled, client_body
 from shardproxy.web.headers import client_headers
 from shardproxy.web.links import relay_link_listing, serve_rewritten_link
@@ -38,7 +38,7 @@ class WebDavProxy:
     def __init__(
         self,
         settings: Settings,
-        pool: UpstreamPool,
+        pool: BackendPool,
         fallback_reads: FallbackReads | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -60,14 +60,14 @@ class WebDavProxy:
         plan = self.plan(request)
         # Asked this way round: isinstance against aiohttp's Response goes through
         # ABCMeta (it is a MutableMapping), a plain class check does not.
-        if not isinstance(plan, UpstreamPlan):
+        if not isinstance(plan, RequestPlan):
             self.metrics.request(None, request.method, plan.status)
             return plan
         response = await self.answer(request, plan)
         self.metrics.request(plan.shard, request.method, response.status)
         return response
 
-    async def answer(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.StreamResponse:
+    async def answer(self, request: web.BaseRequest, plan: RequestPlan) -> web.StreamResponse:
         """Forward a planned request and relay the reply."""
         relay = self.relay
         if plan.rewrite_link:
@@ -106,7 +106,7 @@ class WebDavProxy:
 
     # --- planning ----------------------------------------------------------------
 
-    def plan(self, request: web.BaseRequest) -> UpstreamPlan | web.Response:
+    def plan(self, request: web.BaseRequest) -> RequestPlan | web.Response:
         """The request's plan (``core.plan``), or the proxy's own answer to it."""
         client = ClientRequest(
             request.method,
@@ -129,7 +129,7 @@ class WebDavProxy:
         if line is not None:
             log.warning("%s", line)
 
-    async def plan_range(self, request: web.BaseRequest, plan: UpstreamPlan) -> web.Response | None:
+    async def plan_range(self, request: web.BaseRequest, plan: RequestPlan) -> web.Response | None:
         """Apply ``ranges.plan_range`` to the plan; the proxy's own 416 when there is one."""
         planned = ranges.plan_range(
             request.method, plan.headers["Range"], plan.headers.get("If-Range")
@@ -149,7 +149,7 @@ class WebDavProxy:
             plan.asked_range = decision
         return None
 
-    async def send(self, plan: UpstreamPlan, request: web.BaseRequest) -> UpstreamResponse:
+    async def send(self, plan: RequestPlan, request: web.BaseRequest) -> BackendReply:
         """Send the plan upstream, the client's body streamed, and wait for the reply head."""
         body: bytes | AsyncIterator[bytes] | None = None
         length = request.content_length

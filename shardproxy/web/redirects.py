@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shardproxy.core.plan import UpstreamPlan
+from shardproxy.backend.reply import BackendReply
+from shardproxy.core.plan import RequestPlan
 from shardproxy.core.shards import view_root
-from shardproxy.upstream.reply import UpstreamResponse
 from shardproxy.web.replies import plain_error
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ log = logging.getLogger("shardproxy.web.proxy")
 
 
 def redirect_out_of_view(
-    relay: ReplyRelay, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, upstream: BackendReply, plan: RequestPlan
 ) -> web.Response | None:
     """The 502 for a shard request's redirect whose Location leads out of its view."""
     if plan.shard is None or not 300 <= upstream.status < 400:

@@ -14,10 +14,13 @@ import logging
 from aiohttp import web
 from multidict import CIMultiDict
 
+from shardproxy.backend.pool import BackendPool
+from shardproxy.backend.reply import BackendReply, BodyError
+from shardproxy.backend.splice import splice_body
 from shardproxy.config.settings import Settings
 from shardproxy.core import ranges
 from shardproxy.core.location import client_location, view_location
-from shardproxy.core.plan import ListingFilter, UpstreamPlan
+from shardproxy.core.plan import ListingFilter, RequestPlan
 from shardproxy.core.shards import ShardMap
 from shardproxy.listing import (
     ListingError,
@@ -27,9 +30,6 @@ from shardproxy.listing import (
     filter_listing,
 )
 from shardproxy.telemetry.metrics import Metrics
-from shardproxy.upstream.pool import UpstreamPool
-from shardproxy.upstream.reply import BodyError, UpstreamResponse
-from shardproxy.upstream.splice import splice_body
 from shardproxy.web.bodies import abort_client, copy_body
 from shardproxy.web.headers import ReplyHeaders, replace_header, reply_headers_of
 from shardproxy.web.offloop import parse_body
@@ -43,7 +43,7 @@ log = logging.getLogger("shardproxy.web.proxy")
 class ReplyRelay:
     """Relays NzbDav's replies to the client: bodies, filtered listings, mapped headers."""
 
-    def __init__(self, settings: Settings, pool: UpstreamPool, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, pool: BackendPool, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.shard_map: ShardMap = settings.shard_map
@@ -56,13 +56,13 @@ class ReplyRelay:
         self.root_policy = RootListingPolicy(self.shard_map)
         self.oversized_links = OversizedLinks()
 
-    def listing_policy(self, plan: UpstreamPlan) -> ResponsePolicy:
+    def listing_policy(self, plan: RequestPlan) -> ResponsePolicy:
         """The filter a planned listing goes through."""
         if plan.listing is ListingFilter.SHARD and plan.shard is not None:
             return self.shard_policies[plan.shard]
         return self.root_policy
 
-    async def content_length(self, plan: UpstreamPlan) -> int | None:
+    async def content_length(self, plan: RequestPlan) -> int | None:
         """The size of the file a plan is about, by a HEAD to the backend."""
         headers = CIMultiDict(plan.headers)
         headers.popall("Range", None)
@@ -71,11 +71,11 @@ class ReplyRelay:
         response.release()
         return response.content_length if response.status == 200 else None
 
-    def reply_headers(self, upstream: UpstreamResponse, plan: UpstreamPlan) -> ReplyHeaders:
+    def reply_headers(self, upstream: BackendReply, plan: RequestPlan) -> ReplyHeaders:
         """The backend's reply headers as the client should see them."""
         return reply_headers_of(upstream, lambda location: self.map_location(location, plan))
 
-    def map_location(self, location: str, plan: UpstreamPlan) -> str | None:
+    def map_location(self, location: str, plan: RequestPlan) -> str | None:
         """A Location as the client should follow it: on the proxy, in the client's view.
 
         One naming the backend itself gets the client's scheme, host and port; in reply
@@ -88,7 +88,7 @@ class ReplyRelay:
         return view_location(location, plan.shard, self.shard_map, plan.target.partition("?")[0])
 
     async def relay_body(
-        self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+        self, request: web.BaseRequest, upstream: BackendReply, plan: RequestPlan
     ) -> web.StreamResponse:
         """Stream the reply as it is, after checking the Range contract."""
         headers = self.reply_headers(upstream, plan)
@@ -169,7 +169,7 @@ class ReplyRelay:
     async def read_small_body(
         self,
         request: web.BaseRequest,
-        upstream: UpstreamResponse,
+        upstream: BackendReply,
         length: int,
         shard: int | None,
     ) -> bytes | web.Response:
@@ -187,7 +187,7 @@ class ReplyRelay:
             return plain_error(502, reason)
 
     async def relay_multistatus(
-        self, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+        self, request: web.BaseRequest, upstream: BackendReply, plan: RequestPlan
     ) -> web.StreamResponse:
         """Read a listing whole, under listing_max_bytes, and send it filtered by its policy.
 
@@ -220,7 +220,7 @@ class ReplyRelay:
         return web.Response(status=upstream.status, reason=None, headers=headers, body=body)
 
     async def read_listing(
-        self, request: web.BaseRequest, upstream: UpstreamResponse, shard: int | None
+        self, request: web.BaseRequest, upstream: BackendReply, shard: int | None
     ) -> bytes | web.Response:
         """The backend's listing read whole; or the 502 if it is too large or breaks off."""
         cap = self.settings.listing_max_bytes

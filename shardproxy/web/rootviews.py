@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from shardproxy.core.plan import UpstreamPlan
+from shardproxy.backend.pool import BackendPool
+from shardproxy.backend.reply import BackendError, BodyError
+from shardproxy.core.plan import RequestPlan
 from shardproxy.core.shards import IDS_ROOT, ShardMap
 from shardproxy.listing import ListingError, filter_listing
 from shardproxy.listing.insert import insert_responses
 from shardproxy.listing.policy import ViewFoldersPolicy
-from shardproxy.upstream.pool import UpstreamPool
-from shardproxy.upstream.reply import BackendError, BodyError
 
 log = logging.getLogger("shardproxy")
 
@@ -25,7 +25,7 @@ MAX_IDS_ANSWER = 64 << 10
 
 
 async def with_view_folders(
-    pool: UpstreamPool, shard_map: ShardMap, plan: UpstreamPlan, listing: bytes
+    pool: BackendPool, shard_map: ShardMap, plan: RequestPlan, listing: bytes
 ) -> bytes:
     """The root ``listing`` with the view folders added when the backend has ``/.ids``."""
     headers = [(n, v) for n, v in plan.headers.items() if n.lower() not in ("content-length",)]

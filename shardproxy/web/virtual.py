@@ -20,7 +20,7 @@ import logging
 from aiohttp import web
 
 from shardproxy.config.settings import Settings
-from shardproxy.core.plan import UpstreamPlan
+from shardproxy.core.plan import RequestPlan
 from shardproxy.listeners.basicauth import authorized
 from shardproxy.listing.propfind import PropfindBodyError, read_propfind
 from shardproxy.listing.virtual import (
@@ -51,7 +51,7 @@ class VirtualLevels:
         self.metrics = metrics
 
     async def answer(
-        self, request: web.BaseRequest, plan: UpstreamPlan
+        self, request: web.BaseRequest, plan: RequestPlan
     ) -> web.StreamResponse | None:
         """The proxy's own reply to a planned request, or None to send it to NzbDav.
 

@@ -11,7 +11,7 @@ from shardproxy.core.plan import (
     ClientRequest,
     ListingFilter,
     PlanRules,
-    UpstreamPlan,
+    RequestPlan,
     clamp_depth,
     plan_request,
 )
@@ -29,11 +29,11 @@ def plan(
     target: str,
     headers: dict[str, str] | None = None,
     rules: PlanRules = FOUR,
-) -> UpstreamPlan:
+) -> RequestPlan:
     planned = plan_request(
         ClientRequest(method, target, CIMultiDict(headers or {}), "192.0.2.7"), rules
     )
-    assert isinstance(planned, UpstreamPlan), planned
+    assert isinstance(planned, RequestPlan), planned
     return planned
 
 

@@ -26,7 +26,7 @@ class Backend(Protocol):
 
 
 class ReplySource(Protocol):
-    """The connection a reply is read from (``connection.UpstreamConnection``).
+    """The connection a reply is read from (``connection.BackendConnection``).
 
     A protocol, so that the reply and the connection that feeds it need not import
     each other.
@@ -43,7 +43,7 @@ class ReplySource(Protocol):
 
     def body_done_outside(self) -> None: ...
 
-    def release(self, response: UpstreamResponse) -> None: ...
+    def release(self, response: BackendReply) -> None: ...
 
     def close(self) -> None: ...
 
@@ -64,7 +64,7 @@ class BodyTimeout(BodyError, TimeoutError):
     """The backend fell silent mid-body for longer than the read timeout."""
 
 
-class UpstreamResponse:
+class BackendReply:
     """One reply's status, headers and body, read as the consumer asks for it."""
 
     def __init__(self, conn: ReplySource, status: int, reason: str) -> None:

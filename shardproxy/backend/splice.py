@@ -36,10 +36,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from shardproxy.backend.reply import BackendReply, BodyError, BodyTimeout
 from shardproxy.core.ranges import BodyCut
-from shardproxy.upstream.reply import BodyError, BodyTimeout, UpstreamResponse
 
-log = logging.getLogger("shardproxy.upstream.splice")
+log = logging.getLogger("shardproxy.backend.splice")
 
 # Bodies shorter than this are cheaper to copy than to set a pipe up for.
 SPLICE_MIN = 1 << 20
@@ -63,7 +63,7 @@ class ClientStalled(ConnectionError):
 
 async def splice_body(
     request: web.BaseRequest,
-    upstream: UpstreamResponse,
+    upstream: BackendReply,
     response: web.StreamResponse,
     cut: BodyCut,
     send_timeout: float,
