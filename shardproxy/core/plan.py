@@ -5,7 +5,7 @@ here from values alone: where the path goes (``shards.route``), an absolute-form
 target's authority, the Destination of a COPY or MOVE, the Depth clamp, which listing
 filter a PROPFIND reply needs, and whether a ``.rclonelink`` is rewritten. The front
 (``web.proxy``) only carries the plan out, so these rules are tested by feeding them
-requests (tests/unit/test_plan.py).
+requests (tests/unit/core/test_plan.py).
 """
 
 from __future__ import annotations

@@ -442,7 +442,7 @@ asyncio.run(main(int(sys.argv[1])))
 
 @pytest.mark.parametrize("free", [0, 1, 2, 3])
 def test_no_descriptors_for_the_splice_cuts_the_client_and_leaks_nothing(free: int) -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [sys.executable, "-c", EMFILE_SCENARIO, str(free)],
         cwd=root,

@@ -1,7 +1,7 @@
 """`shardproxy gen`'s compose folder and the layout's own settings, fed values.
 
 scripts/compose-test.sh runs these files for real with podman-compose;
-tests/integration/test_deploy_compose.py has `podman-compose config` read them.
+tests/integration/tools/test_deploy_compose.py has `podman-compose config` read them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from shardproxy.config.option import Option
 from shardproxy.config.settings import OPTIONS
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
 def setting_rows(text: str) -> dict[str, list[str]]:
