@@ -373,7 +373,7 @@ def test_backend_falling_silent_mid_splice_times_out(
 EMFILE_SCENARIO = """
 import asyncio, json, os, resource, socket, sys
 from tests.helpers.proxies import running_proxy
-from tests.integration.test_splice import BODY, SHARD_PATH, FileBackend, serving
+from tests.integration.backend.test_splice import BODY, SHARD_PATH, FileBackend, serving
 
 def is_open(fd):
     try:
