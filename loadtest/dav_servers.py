@@ -113,7 +113,9 @@ def _apache(tree: Path, scratch: Path, port: int) -> list[str]:
 def _lighttpd(tree: Path, scratch: Path, port: int) -> list[str]:
     binary = _which("lighttpd", "lighttpd lighttpd-mod-webdav")
     if not Path("/usr/lib/lighttpd/mod_webdav.so").exists():
-        raise Missing("lighttpd's mod_webdav is not installed (apt-get install lighttpd-mod-webdav)")
+        raise Missing(
+            "lighttpd's mod_webdav is not installed (apt-get install lighttpd-mod-webdav)"
+        )
     conf = scratch / "lighttpd.conf"
     conf.write_text(
         'server.modules = ("mod_webdav")\n'
@@ -130,7 +132,9 @@ def _lighttpd(tree: Path, scratch: Path, port: int) -> list[str]:
 def _nginx(tree: Path, scratch: Path, port: int) -> list[str]:
     binary = _which("nginx", "nginx-light libnginx-mod-http-dav-ext")
     if not _DAV_EXT.exists():
-        raise Missing("nginx's dav-ext module is missing (apt-get install libnginx-mod-http-dav-ext)")
+        raise Missing(
+            "nginx's dav-ext module is missing (apt-get install libnginx-mod-http-dav-ext)"
+        )
     temp = scratch / "nginx-temp"
     temp.mkdir(exist_ok=True)
     conf = scratch / "nginx.conf"
@@ -168,7 +172,9 @@ def _rclone(tree: Path, scratch: Path, port: int) -> list[str]:
 def _go(tree: Path, scratch: Path, port: int) -> list[str]:
     go = _which("go", "golang-go")
     if not _GO_NET.exists():
-        raise Missing("Go's x/net/webdav is not installed (apt-get install golang-golang-x-net-dev)")
+        raise Missing(
+            "Go's x/net/webdav is not installed (apt-get install golang-golang-x-net-dev)"
+        )
     source = scratch / "gowebdav" / "main.go"
     source.parent.mkdir(exist_ok=True)
     source.write_text(_GO_SERVER)
