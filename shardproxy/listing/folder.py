@@ -15,7 +15,7 @@ entries are proved to be copies of the first in what matters:
   be the first entry's tags repeated, their characters ones XML allows (one pass each);
 
 then the first entry and the folder's own response are proved well-formed by ``fast``'s
-grammar (cached per distinct shape: a pure function of the tags). Every response is then
+grammar. Every response is then
 well-formed, and the output is the same slices with the new folder URL in front.
 
 Anything else — another policy, a folder whose entries the view splits or drops, odd
@@ -24,7 +24,6 @@ hrefs or names, several propstats — is left to ``fast`` (None).
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Final
 
@@ -53,8 +52,8 @@ def filter_folder(
     (``base_path`` resolves nothing here: the hrefs taken are URLs or absolute paths.)
     """
     root = read_root(body)
-    if root is None:
-        return None
+    if root is None or root[1].aliases:
+        return None  # other names for DAV: are fast's business
     at, names = root
     close = body.rfind(b"</")
     tail = ROOT_END.fullmatch(body, close)
@@ -78,6 +77,9 @@ def filter_folder(
     if own_href is None:
         return None
     own_tags = _TEXT_RUN.sub(b">", response_open + own)
+    # Attributes (and namespace declarations among them) are fast's business too.
+    if b"=" in own_tags or b"=" in entry.tags:
+        return None
     if not (plain_characters(own) and _is_one_response(own_tags, names)):
         return None
     if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
@@ -196,13 +198,9 @@ def _is_plain_name(name: bytes) -> bool:
     return name.replace(b"-", b"").isalnum()
 
 
-@functools.lru_cache(maxsize=64)
 def _is_one_response(tags: bytes, names: Names) -> bool:
     """True if ``tags`` (a response with its text taken out) is one response with one
-    propstat by ``fast``'s grammar.
-
-    Cached: a pure function of its arguments, and a backend writes a handful of shapes.
-    """
+    propstat by ``fast``'s grammar."""
     item = ITEM.fullmatch(tags)
     if item is None or item.start("href") < 0:
         return False
