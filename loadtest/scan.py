@@ -425,8 +425,13 @@ def report(rounds: list[dict[str, SideResult]], options: ScanOptions, minutes: f
     return "\n".join(lines) + "\n"
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # so every mount and process is cleaned up
+
+
 def main() -> None:
     """Run the rounds and print (or append) the report."""
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--items", type=int, default=20000, help="library size (20000)")
     parser.add_argument("--item-kib", default="64-512", help="item sizes, KiB (64-512)")
