@@ -33,7 +33,6 @@ from shardproxy.listing.fast import (
     PLAIN_HREF,
     ROOT_END,
     Names,
-    checked_tags,
     plain_characters,
     read_root,
 )
@@ -42,6 +41,8 @@ from shardproxy.listing.policy import ShardListingPolicy
 
 # A text run: what follows a tag's ">" up to the next "<". Taking each out leaves the tags.
 _TEXT_RUN: Final = re.compile(rb">[^<]++")
+# A path that percent-encoding and XML escaping leave as it is.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9._~/-]*+")
 
 
 def filter_folder(
@@ -80,7 +81,10 @@ def filter_folder(
     # Attributes (and namespace declarations among them) are fast's business too.
     if b"=" in own_tags or b"=" in entry.tags:
         return None
-    if not (plain_characters(own) and _is_one_response(own_tags, names)):
+    # The folder's own response, when it has its entries' tags, is as well-formed as they.
+    if not plain_characters(own) or not (
+        own_tags == entry.tags or _is_one_response(own_tags, names)
+    ):
         return None
     if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
         return None
@@ -188,8 +192,12 @@ def _new_folder_prefix(policy: ShardListingPolicy, entry: _Entry) -> bytes | Non
     view = policy.folder_view(path)
     if view is None:
         return None
-    text = Href("", plain[1].decode(), path, "", "", path).text_for(view)
-    new_url = url if text is None else text.encode()
+    if _UNRESERVED.fullmatch(view):
+        # What Href.text_for gives when encoding changes nothing: scheme, host, view.
+        new_url = plain[1] + view.encode()
+    else:
+        text = Href("", plain[1].decode(), path, "", "", path).text_for(view)
+        new_url = url if text is None else text.encode()
     return entry.prefix[: len(entry.prefix) - len(url)] + new_url
 
 
@@ -200,10 +208,21 @@ def _is_plain_name(name: bytes) -> bool:
 
 def _is_one_response(tags: bytes, names: Names) -> bool:
     """True if ``tags`` (a response with its text taken out) is one response with one
-    propstat by ``fast``'s grammar."""
+    propstat by ``fast``'s grammar, every element named with a prefix the root declares."""
     item = ITEM.fullmatch(tags)
     if item is None or item.start("href") < 0:
         return False
-    found = checked_tags(tags, item, names)
-    # Several propstats may need reordering (2xx first): the shortcut's work.
-    return found is not None and found.count(b"<" + names.dav + b"propstat") == 1
+    dav = names.dav
+    if item["rq"] != dav + b"response" or item["hq"] != dav + b"href":
+        return False
+    # DAV: response and href nowhere else; several propstats may need reordering (2xx
+    # first): fast's work.
+    for name, count in ((b"response", 1), (b"href", 1), (b"propstat", 1)):
+        if tags.count(b"<" + dav + name) != count:
+            return False
+    # Every "<" begins a tag and end tags match start tags (ITEM): if every start tag is
+    # counted with a declared prefix, none has another.
+    starts = tags.count(b"<") - tags.count(b"</")
+    for prefix in names.prefixes:
+        starts -= tags.count(b"<" + prefix + b":")
+    return starts == 0
