@@ -91,12 +91,27 @@ def probe(path: Path, read: bool) -> None:
             stream.read(MIB)
 
 
+def library_items(library: Path) -> list[Path]:
+    """Every item (symlink or file) under ``library``, walked without following links.
+
+    (``os.walk`` follows every link to learn whether it is a folder: a stat of each
+    item, one at a time, before the scan proper.)
+    """
+    found, folders = [], [library]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in sorted(entries, key=lambda entry: entry.name):
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+                else:
+                    found.append(Path(entry.path))
+    return found
+
+
 def scan(library: Path, *, read: bool, workers: int) -> ScanResult:
     """Walk ``library`` and probe every item (``workers`` at a time)."""
     started = time.monotonic()
-    items = [
-        Path(folder, name) for folder, _folders, names in os.walk(library) for name in sorted(names)
-    ]
+    items = library_items(library)
 
     def one(path: Path) -> bool:
         try:
@@ -244,7 +259,7 @@ def plain_side(standin: StandinProcess, folder: Path, options: ScanOptions) -> I
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
-        clear_stale_mounts(point)
+        clear_stale_mounts(folder)  # (its parent: a dead mount point cannot be stat'ed)
 
 
 @contextlib.contextmanager
