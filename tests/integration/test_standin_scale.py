@@ -123,7 +123,9 @@ def test_sigusr1_prints_the_requests_received_by_method() -> None:
             with urllib.request.urlopen(request, timeout=10) as reply:
                 reply.read()
         process.send_signal(signal.SIGUSR1)
-        assert json.loads(process.stdout.readline()) == {"GET": 1, "PROPFIND": 2}
+        counts = json.loads(process.stdout.readline())
+        readme = len(Library().readme.data or b"")
+        assert counts == {"GET": 1, "PROPFIND": 2, "bytes read": readme}
     finally:
         process.terminate()
         process.wait(timeout=10)
