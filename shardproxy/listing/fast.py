@@ -22,7 +22,6 @@ was rewritten.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from shardproxy.listing.edits import is_2xx, ordered_ranges, render
@@ -149,8 +148,7 @@ _ATTRIBUTED_TAG = re.compile(
 _ATTRIBUTE = re.compile(rb"[ \t\r\n]++([^ \t\r\n=<>/]++)[ \t\r\n]*+=[ \t\r\n]*+(" + _VALUE + b")")
 
 
-@dataclass(frozen=True, slots=True)
-class Names:
+class Names(NamedTuple):
     """What the root start tag declares."""
 
     prefixes: frozenset[bytes]
@@ -320,9 +318,8 @@ def plain_characters(body: bytes) -> bool:
 def _names(root: bytes, root_prefix: bytes, declarations: bytes) -> Names | None:
     """What the root start tag declares; None if unusual."""
     declared: dict[bytes, bytes] = {}
-    for declaration in _DECLARATION.finditer(declarations):
-        prefix = declaration[1] or b""
-        uri = declaration[2] if declaration[2] is not None else declaration[3]
+    for prefix, double_quoted, single_quoted in _DECLARATION.findall(declarations):
+        uri = double_quoted or single_quoted
         if prefix in declared or prefix.lower().startswith(b"xml") or (prefix and not uri):
             return None
         declared[prefix] = uri
