@@ -364,9 +364,9 @@ def _scope(body: bytes, at: int, names: Names) -> _Scope | None:
         response_open = body[first : body.find(b">", first) + 1]
         attributes = _ATTRIBUTE.findall(response_open)
         on_tag = _checked_declarations(attributes, names.dav[:-1])
-        if on_tag is None or len(on_tag) != len(attributes):
-            return None  # odd declarations, or attributes that are no declarations
-        redeclared = {prefix for prefix, _uri in on_tag}
+        redeclared = {prefix for prefix, _uri in on_tag or ()}
+        if on_tag is None or len(redeclared) != len(attributes):
+            return None  # odd or repeated declarations, or attributes that are none
         declared = {d for d in declared if d[0] not in redeclared} | set(on_tag)
     prefixes = frozenset(prefix for prefix, _uri in declared if prefix)
     aliases = {p for p, uri in declared if uri == _DAV and p != names.dav[:-1]}

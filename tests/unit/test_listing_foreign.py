@@ -133,3 +133,9 @@ def test_prefixed_attribute_declared_on_the_root_takes_the_shortcut() -> None:
         b'xmlns:D="DAV:"', b'xmlns:D="DAV:" xmlns:ns0="urn:x"'
     )
     assert filter_fast(SHARD_ONE, body) == filter_reference(SHARD_ONE, body)
+
+
+def test_a_response_tag_declaring_a_prefix_twice_is_declined() -> None:
+    body = one_response("<lp1:a/>", response='<D:response xmlns:lp1="DAV:" xmlns:lp1="urn:x">')
+    assert isinstance(reference(SHARD_ONE, body), str)  # expat: duplicate attribute
+    assert filter_fast(SHARD_ONE, body) is None
