@@ -2,7 +2,7 @@
 # NzbDav stand-in used by the tests is not in the image).
 #   docker build -t shardproxy .
 #   docker run --rm -p 8765:8765 -e SHARDPROXY_BACKEND=http://nzbdav:3000 shardproxy
-# Every setting comes from SHARDPROXY_<NAME> variables (see the README).
+# Every setting comes from SHARDPROXY_<NAME> variables (see docs/configuration.md).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -7,7 +7,7 @@ much of shardproxy's cost per request is its own and how much is the stack's:
 
 - ``app-session``: an aiohttp web application and aiohttp's ClientSession;
 - ``app-pool``: the same application, upstream through shardproxy's own pool
-  (``shardproxy.upstream.pool``, asyncio.Protocol + httptools);
+  (``shardproxy.backend.pool``, asyncio.Protocol + httptools);
 - ``server-pool``: aiohttp's low-level server (one handler, no router) and that pool.
 
     python -m loadtest.bare_relay ORIGIN_URL HOST:PORT [DESIGN]
@@ -24,7 +24,7 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from shardproxy.upstream.pool import UpstreamPool
+from shardproxy.backend.pool import BackendPool
 
 # Headers the relay must not copy: aiohttp sets them for the reply it writes.
 OWN_HEADERS = ("Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive")
@@ -62,7 +62,7 @@ def pool_relay(origin: str) -> Callable[[web.BaseRequest], Awaitable[web.Respons
     """A handler relaying every request through shardproxy's own upstream pool."""
     url = URL(origin)
     assert url.host is not None and url.port is not None
-    pool = UpstreamPool(url.host, url.port, connect_timeout=5.0, read_timeout=60.0)
+    pool = BackendPool(url.host, url.port, connect_timeout=5.0, read_timeout=60.0)
 
     async def relay(request: web.BaseRequest) -> web.Response:
         body = await request.read() if request.can_read_body else None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from shardproxy.backend import splice
 from shardproxy.cli import main
-from shardproxy.upstream import splice
 
 if __name__ == "__main__":
     splice.enabled = False

@@ -1,12 +1,16 @@
 """What a player (Plex) sees through the library when a piece of the stack fails.
 
 Starts the whole stack (``shardproxy.tools.stack_runner``) for a layout, reads some files
-so they are
-cached, then for each failure (a shard's rclone crashed, shardproxy stopped, NzbDav
+so they are cached, then for each failure (a shard's rclone crashed, shardproxy stopped, NzbDav
 stopped) times a ``stat`` of a link, a read of a cached file and a read of an uncached
-one, and prints what each returned. README's "When something fails" quotes a run.
+one, and prints what each returned. docs/operations.md, "What Plex sees when something
+fails", quotes a run.
 
     .venv/bin/python -m loadtest.failures [--layout links-unchanged|shard-links]
+        [--no-virtual-levels]
+
+``--no-virtual-levels`` has the proxy ask NzbDav for its virtual ``.ids`` folders too,
+as it did before it answered them itself: the peer for the "NzbDav stopped" figures.
 """
 
 from __future__ import annotations
@@ -64,9 +68,12 @@ def by_shard(links: list[LibraryLink]) -> dict[int, list[LibraryLink]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layout", default=Layout.LINKS_UNCHANGED.value)
-    layout = Layout(parser.parse_args().layout)
+    parser.add_argument("--no-virtual-levels", action="store_true")
+    args = parser.parse_args()
+    layout = Layout(args.layout)
+    overrides = {"virtual_levels": not args.no_virtual_levels}
     with tempfile.TemporaryDirectory(prefix="shardproxy-failures-") as folder:
-        with Stack(Path(folder) / "stack", layout) as stack:
+        with Stack(Path(folder) / "stack", layout, settings_overrides=overrides) as stack:
             for link in stack.links:
                 os.stat(link.link)  # a library scan: every listing cached
             shards = by_shard(stack.links)
@@ -74,7 +81,8 @@ def main() -> None:
             for link in cached:
                 link.link.read_bytes()
             print(
-                f"layout {layout.value}; {len(stack.links)} files, all listed, one per shard read"
+                f"layout {layout.value}; {len(stack.links)} files, all listed, one per shard "
+                f"read; virtual_levels {'off' if args.no_virtual_levels else 'on'}"
             )
 
             playing = cached[2].link.open("rb")

@@ -285,7 +285,7 @@ def stack_side(
         rclone=options.rclone,
         backend=standin.url,
         build_links=False,
-        extra_settings=settings,
+        settings_overrides=settings,
     )
     with stack:
         merged = stack.deployment.merged

@@ -20,6 +20,7 @@ import sys
 import uvloop
 from aiohttp import web
 from aiohttp.log import access_logger
+from aiohttp.typedefs import Handler, Middleware
 
 from nzbdav_standin.catalog import Library
 from nzbdav_standin.generated import build_generated, parse_kib_range
@@ -112,7 +113,25 @@ def _parser() -> argparse.ArgumentParser:
         help="turn NzbDav's 'Enforce Read-Only' off, so DELETE works in /content",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="wait this long before answering each request, as NzbDav's own work does (0)",
+    )
     return parser
+
+
+def _delayed(seconds: float) -> Middleware:
+    """A middleware that answers every request ``seconds`` late."""
+
+    @web.middleware
+    async def delayed(request: web.Request, handler: Handler) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return await handler(request)
+
+    return delayed
 
 
 async def _serve(options: argparse.Namespace) -> None:
@@ -134,6 +153,8 @@ async def _serve(options: argparse.Namespace) -> None:
         enforce_readonly=not options.writable,
         latency=latency,
     )
+    if options.latency_ms > 0:
+        app.middlewares.append(_delayed(options.latency_ms / 1000))
     if options.access_log:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     runner = web.AppRunner(app, access_log=access_logger if options.access_log else None)

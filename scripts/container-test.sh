@@ -3,16 +3,13 @@
 # stand-in on the host's loopback, serves a shard view (PROPFIND through the container),
 # passes its own HEALTHCHECK command and runs as a user other than root.
 #
-# Docker Hub may be out of reach, so the Dockerfile's FROM image is stood in for by a
-# Debian bookworm made here with debootstrap (from the mirror apt already uses) plus
-# python3 and venv. It is kept in podman's storage and reused by later runs.
+# Docker Hub may be out of reach: the Dockerfile's FROM image is stood in for by a Debian
+# made here with debootstrap once (scripts/podman-lib.sh).
 #
 # Skips (exit 0, saying why) where podman cannot run containers at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-base_image="docker.io/library/python:3.11-slim" # the Dockerfile's FROM
-base_label="shardproxy.base=debootstrap-bookworm-1"
 image="localhost/shardproxy:test"
 
 skip() {
@@ -20,71 +17,25 @@ skip() {
     exit 0
 }
 say() { echo "container-test: $*"; }
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-missing=()
-for package in podman runc debootstrap; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-[ -x .venv/bin/python ] || ./scripts/setup.sh
+# shellcheck source=scripts/podman-lib.sh
+. scripts/podman-lib.sh
 
 work="$(mktemp -d)"
 standin_pid=""
 container=""
 cleanup() {
-    [ -z "$container" ] || podman rm -f "$container" >/dev/null 2>&1 || true
+    [ -z "$container" ] || podman rm -f -v "$container" >/dev/null 2>&1 || true
     [ -z "$standin_pid" ] || kill "$standin_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Root in some sandboxes lacks CAP_SYS_RESOURCE (so podman must not raise rlimits past
-# what it has) and crun rejects hybrid cgroup setups that runc takes.
-cat >"$work/containers.conf" <<'EOF'
-[engine]
-runtime = "runc"
-
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-EOF
-export CONTAINERS_CONF="$work/containers.conf"
-
-podman info >"$work/podman-info.txt" 2>&1 || skip "podman cannot run here: $(tail -n 3 "$work/podman-info.txt")"
-
-# The base image: the real one if it is here, else the one a previous run made.
-if ! podman image exists "$base_image"; then
-    mirror="$(grep -rhoE '^(URIs:|deb)[[:space:]]+[a-z]+://[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-        | grep -v -- '-security' | awk '{print $2}' | grep -E '/debian/?$' | head -n 1 || true)"
-    [ -n "$mirror" ] || skip "no Debian mirror found in /etc/apt/sources.list*, needed to make the base image"
-    say "making the base image with debootstrap (a few minutes, once)"
-    rootfs="$work/rootfs"
-    if ! $sudo debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-        bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
-        tail -n 20 "$work/debootstrap.log"
-        skip "debootstrap could not make a base image"
-    fi
-    $sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    $sudo tar -C "$rootfs" -c . | podman import \
-        --change 'CMD ["python3"]' --change "LABEL $base_label" - "$base_image" >/dev/null
-    $sudo rm -rf "$rootfs"
-fi
+podman_ready "$work"
+[ -x .venv/bin/python ] || ./scripts/setup.sh
+podman_base_image "$work"
 
 say "building the image"
-ca_bundle=/etc/ssl/certs/ca-certificates.crt
-build_args=(build --format docker --pull=never -t "$image")
-# pip inside the build verifies TLS with the host's CA bundle (a proxy may re-sign).
-[ -r "$ca_bundle" ] && build_args+=(--volume "$ca_bundle:/etc/ssl/certs/ca-certificates.crt:ro")
-if ! podman "${build_args[@]}" . >"$work/build.log" 2>&1; then
-    tail -n 40 "$work/build.log"
-    echo "container-test: FAILED: podman build"
-    exit 1
-fi
+podman_build "$work/build.log" -t "$image" . || { echo "container-test: FAILED: podman build"; exit 1; }
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # url, what

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m ruff check shardproxy nzbdav_standin tests loadtest
 .venv/bin/python -m ruff format --check shardproxy nzbdav_standin tests loadtest
 .venv/bin/python -m mypy
+.venv/bin/lint-imports --no-cache
 # pytest exits 5 when it collected nothing: set -e makes that a failure, as it should be.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -17,26 +17,49 @@ from shardproxy.tools.deploy.model import Layout
 from shardproxy.tools.shard_of import LocateError, locate
 from shardproxy.tools.shard_of import describe as describe_location
 
+# The settings each subcommand reads (``--help`` lists only those). Every setting can
+# still come from the TOML file and the environment; the flags are the top layer.
+SHARD_MAP_SETTINGS = ("shards", "shard", "shard_weights")
+RELINK_SETTINGS = (*SHARD_MAP_SETTINGS, "log_level", "log_format")
+SHARD_OF_SETTINGS = SHARD_MAP_SETTINGS
+HEALTHCHECK_SETTINGS = ("listen", "admin_listen")
+ALL_SETTINGS = tuple(option.name for option in OPTIONS)
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; the defaults stay None so lower layers can fill them."""
+
+def serve_settings() -> tuple[str, ...]:
+    """What ``serve`` reads: every setting but those only ``gen`` uses."""
+    from shardproxy.tools.deploy.files import DEPLOY_ONLY
+
+    return tuple(name for name in ALL_SETTINGS if name not in DEPLOY_ONLY)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """One flag per setting in ``names``; the defaults stay None so lower layers fill them."""
     parser.add_argument(
         "--config", metavar="FILE.toml", help="TOML file with settings (env: SHARDPROXY_CONFIG)"
     )
+    wanted = set(names)
+    group = parser.add_argument_group("settings (also from the TOML file and the environment)")
     for option in OPTIONS:
+        if option.name not in wanted:
+            continue
         kwargs: dict[str, Any] = {"help": f"{option.help_text} [env {option.env}]"}
         kwargs["metavar"] = option.metavar or None
         if option.kind in (Kind.MAP, Kind.LIST):
             kwargs["action"] = "append"
+        elif option.kind is Kind.BOOL and option.default is True:
+            # On by default: --no-NAME turns it off.
+            kwargs = {"help": kwargs["help"], "action": argparse.BooleanOptionalAction}
         elif option.kind is Kind.BOOL:
             # A bare flag turns it on; the environment or file may say false.
             kwargs = {"help": kwargs["help"], "action": "store_const", "const": True}
-        parser.add_argument(option.flag, dest=option.name, **kwargs)
+        group.add_argument(option.flag, dest=option.name, **kwargs)
 
 
 def settings_from_args(args: argparse.Namespace, *, need_backend: bool = True) -> Settings:
     """Build validated settings from the parsed flags, the environment and the file."""
-    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
+    # A subcommand without a setting's flag leaves it to the file and the environment.
+    flags = {option.name: getattr(args, option.name, None) for option in OPTIONS}
     config_file = args.config or os.environ.get("SHARDPROXY_CONFIG")
     return load_settings(flags, config_file=config_file, need_backend=need_backend)
 
@@ -51,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the proxy in front of NzbDav")
-    add_setting_flags(serve)
+    add_setting_flags(serve, serve_settings())
 
     check = commands.add_parser("check", help="validate the settings and print the shard map")
-    add_setting_flags(check)
+    add_setting_flags(check, ALL_SETTINGS)
     check.add_argument(
         "--probe", action="store_true", help="also ask NzbDav and every rclone RC if they answer"
     )
@@ -62,28 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
     shard_of = commands.add_parser(
         "shard-of", help="print which shard owns UUIDs, .ids paths or symlinks to them"
     )
-    add_setting_flags(shard_of)
+    add_setting_flags(shard_of, SHARD_OF_SETTINGS)
     shard_of.add_argument("items", nargs="+", metavar="UUID_OR_PATH")
 
     health = commands.add_parser(
         "healthcheck",
         help="exit 0 when the admin listener's /healthz answers (a container's HEALTHCHECK)",
     )
-    add_setting_flags(health)
+    add_setting_flags(health, HEALTHCHECK_SETTINGS)
 
     relink = commands.add_parser(
         "relink",
         help="point library symlinks at {mount}/.ids-s<N>/... (or back with --undo)",
         description="Point every symlink under LIBRARY_DIR that targets {mount}/.ids/... at "
-        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back to .ids). Atomic "
+        "the owning shard's view {mount}/.ids-s<N>/... (with --undo: back where it was). Atomic "
         "per link, idempotent; an interrupted run resumes when run again.",
     )
-    add_setting_flags(relink)
+    add_setting_flags(relink, RELINK_SETTINGS)
     relink.add_argument("library", metavar="LIBRARY_DIR", help="the folder Plex and *arr use")
     relink.add_argument(
         "--mount-dir", required=True, metavar="DIR", help="NzbDav's mount dir, e.g. /mnt/nzbdav"
     )
-    relink.add_argument("--undo", action="store_true", help="point links back at {mount}/.ids")
+    relink.add_argument(
+        "--undo", action="store_true", help="point the links relink changed back where they were"
+    )
+    relink.add_argument(
+        "--all",
+        dest="every",
+        action="store_true",
+        help="with --undo: also point at {mount}/.ids the shard-view links relink did not make",
+    )
     relink.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     relink.add_argument(
         "--journal",
@@ -120,8 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser(
         "gen", help="write rclone.conf, systemd units and compose files for both layouts"
     )
-    add_setting_flags(gen)
+    # gen writes every proxy setting it is given into shardproxy.toml.
+    add_setting_flags(gen, ALL_SETTINGS)
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write them to")
+    gen.add_argument(
+        "--network",
+        choices=["compose", "host"],
+        default="compose",
+        help="compose files: services on a compose network, NzbDav by name (default), or "
+        "on the host's network for NzbDav outside compose",
+    )
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in DIR that differ from what gen makes (shown as a diff without it)",
+    )
 
     demo = commands.add_parser(
         "demo", help="run the whole stack (NzbDav stand-in, proxy, rclone, mergerfs) in DIR"
@@ -194,6 +238,7 @@ def run_relink(args: argparse.Namespace, settings: Settings) -> int:
             mount,
             settings.shard_map,
             undo=args.undo,
+            every=args.every,
             dry_run=args.dry_run,
             journal_path=Path(args.journal) if args.journal else None,
         )
@@ -217,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from shardproxy.tools.reshard.command import run_rebalance, run_reshard
 
             return run_reshard(args) if args.command == "reshard" else run_rebalance(args)
-        settings = settings_from_args(args, need_backend=args.command in ("serve", "gen"))
+        settings = settings_from_args(args, need_backend=args.command == "serve")
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "healthcheck":
             from shardproxy.ops.healthcheck import healthcheck
@@ -230,12 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gen":
             from pathlib import Path
 
-            from shardproxy.tools.deploy.gen import find_programs, next_steps, write_generated
+            from shardproxy.tools.deploy.compose import Network
+            from shardproxy.tools.deploy.gen import (
+                find_programs,
+                next_steps,
+                warnings,
+                write_generated,
+            )
 
-            out = Path(args.out)
-            for path in write_generated(settings, out, find_programs()):
+            out, network, programs = Path(args.out), Network(args.network), find_programs()
+            for path in write_generated(settings, out, programs, network, force=args.force):
                 print(path)
             print(next_steps(settings, out))
+            for warning in warnings(settings, programs, network):
+                print(warning, file=sys.stderr)
             return 0
         if args.command == "relink":
             return run_relink(args, settings)

@@ -66,7 +66,12 @@ class Option:
         """The help, with the default when there is one worth saying."""
         if self.default is None or self.default in ({}, (), ""):
             return self.help
-        shown = f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+        if isinstance(self.default, float):
+            shown = f"{self.default:g}"
+        elif isinstance(self.default, tuple):
+            shown = ",".join(str(item) for item in self.default)
+        else:
+            shown = str(self.default)
         return f"{self.help} (default {shown})"
 
     def read(self, given: Given) -> Any:

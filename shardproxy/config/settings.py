@@ -29,11 +29,13 @@ from shardproxy.config.values import (
     ConfigError,
     HostPort,
     Kind,
+    Network,
     absolute_path,
     absolute_paths,
     backend_url,
     log_format,
     log_level,
+    networks,
     parse_host_port,
     port,
     positive,
@@ -41,6 +43,7 @@ from shardproxy.config.values import (
     url_list,
     url_per_shard,
 )
+from shardproxy.core.failover import LOOPBACK_NETWORKS
 from shardproxy.core.rclonelink import RcloneLinkError, check_shard_count
 from shardproxy.core.shards import ShardMap, ShardMapError
 
@@ -183,12 +186,27 @@ class Settings:
         default=60.0,
         validate=positive,
     )
+    max_connections: int = setting(
+        Kind.INT,
+        "client connections the WebDAV listener keeps open at once (per worker); more "
+        "wait in the kernel's backlog",
+        "N",
+        default=1024,
+        validate=positive,
+    )
     rc_listen: HostPort | None = setting(
         Kind.STR,
         "address of the rclone RC endpoint (off if unset)",
         "HOST:PORT",
         default=None,
         validate=parse_host_port,
+    )
+    rc_max_connections: int = setting(
+        Kind.INT,
+        "client connections the RC listener keeps open at once",
+        "N",
+        default=64,
+        validate=positive,
     )
     rc_user: str | None = setting(
         Kind.STR, "Basic auth user RC callers must send", "USER", default=None
@@ -215,6 +233,13 @@ class Settings:
     rc_pending_max: int = setting(
         Kind.INT, "undelivered RC paths kept for retry", "N", default=10000, validate=positive
     )
+    rc_pending_max_bytes: int = setting(
+        Kind.INT,
+        "bytes the undelivered RC paths kept for retry may take (in memory and on disk)",
+        "BYTES",
+        default=16 << 20,
+        validate=positive,
+    )
     rc_pending_max_age: float = setting(
         Kind.FLOAT,
         "seconds an undelivered path is retried",
@@ -236,11 +261,26 @@ class Settings:
         default=10.0,
         validate=positive,
     )
+    mount_header_from: tuple[Network, ...] = setting(
+        Kind.LIST,
+        "addresses or networks whose X-Shardproxy-Mount header (sent by the rest mount's "
+        "rclone) is believed; from anywhere else it is ignored",
+        "NET",
+        default=LOOPBACK_NETWORKS,
+        validate=networks,
+    )
     rewrite_rclonelinks: bool = setting(
         Kind.BOOL,
         "serve NzbDav's .rclonelink targets as {mount}/.ids-s<N>/... (at most 10 shards)",
         "",
         default=False,
+    )
+    virtual_levels: bool = setting(
+        Kind.BOOL,
+        "answer NzbDav's fixed .ids folders above the fifth level from the shard map, "
+        "without asking NzbDav (turn off for a backend that is not NzbDav)",
+        "",
+        default=True,
     )
     log_level: str = setting(
         Kind.STR, "debug, info, warning or error", "LEVEL", default="info", validate=log_level
@@ -319,6 +359,13 @@ class Settings:
         default=None,
         validate=parse_host_port,
     )
+    admin_max_connections: int = setting(
+        Kind.INT,
+        "client connections the admin listener keeps open at once",
+        "N",
+        default=32,
+        validate=positive,
+    )
     admin_user: str | None = setting(
         Kind.STR, "Basic auth user the admin listener asks for", "USER", default=None
     )
@@ -337,7 +384,8 @@ class Settings:
     )
     nzbdav_pass: str | None = setting(
         Kind.STR,
-        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in)",
+        "NzbDav's WebDAV password (gen obscures it in rclone.conf; check --probe logs in; "
+        "when set, only requests with this login get virtual_levels answers)",
         "PASS",
         default=None,
     )

@@ -220,3 +220,20 @@ def url_per_shard(urls: Mapping[int, str], where: str) -> dict[int, URL]:
 def url_list(urls: list[str], where: str) -> tuple[URL, ...]:
     """http(s) URLs."""
     return tuple(http_url(url, where) for url in urls)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(values: list[str], where: str) -> tuple[Network, ...]:
+    """IP addresses or networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``)."""
+    found: list[Network] = []
+    for value in values:
+        try:
+            found.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {value!r} is not an IP address or network; write e.g. "
+                "127.0.0.1, 172.16.0.0/12 or ::1"
+            ) from None
+    return tuple(found)

@@ -101,8 +101,19 @@ class AskSizeFirst:
     suffix: Suffix
 
 
-RangePlan = AsIs | WholeFile | FromTo | AskSizeFirst
+@dataclass(frozen=True)
+class Conditional:
+    """A Range sent on with an entity-tag ``If-Range``: the reply may be the whole file
+    (200) or exactly the range asked (``asked``; None when it is not one valid range)."""
+
+    asked: ByteRangeRequest | None
+
+
+RangePlan = AsIs | WholeFile | FromTo | AskSizeFirst | Conditional
 """What to do with a request's Range; a ``FromTo`` is sent upstream and its reply checked."""
+
+Asked = FromTo | WholeFile | Conditional
+"""What was sent upstream for a GET or HEAD that had a Range: its reply is checked against it."""
 
 
 def plan_range(method: str, range_value: str, if_range: str | None) -> RangePlan:
@@ -112,7 +123,7 @@ def plan_range(method: str, range_value: str, if_range: str | None) -> RangePlan
     if if_range is not None and not if_range_is_date(if_range):
         # NzbDav sends no ETags, so an entity-tag If-Range never matches: RFC 9110 says
         # send the whole file with 200, which is what NzbDav does with it.
-        return AsIs()
+        return Conditional(parse_range(range_value))
     asked = parse_range(range_value)
     if asked is None:
         return WholeFile()
@@ -182,6 +193,35 @@ class Forward:
     truncate_to: int | None = None
 
 
+@dataclass
+class BodyCut:
+    """The part of the backend's body that belongs to the answer: its first ``limit`` bytes.
+
+    The one place a reply is cut to the asked range (``Forward.truncate_to``; None keeps
+    all): the copying and the splice paths both take their bytes through it, so the rule
+    is tested here by feeding it chunks.
+    """
+
+    limit: int | None
+    taken: int = 0
+
+    def size_of(self, length: int) -> int:
+        """How many bytes of a body ``length`` long the answer has."""
+        return length if self.limit is None else min(self.limit, length)
+
+    def take(self, data: bytes) -> bytes:
+        """The part of the next chunk that belongs to the answer (all, some or none)."""
+        if self.limit is not None:
+            data = data[: self.limit - self.taken]
+        self.taken += len(data)
+        return data
+
+    @property
+    def complete(self) -> bool:
+        """True once every byte of the answer was taken: read no more from the backend."""
+        return self.limit is not None and self.taken >= self.limit
+
+
 @dataclass(frozen=True)
 class Reject:
     """The backend's reply cannot be made into a correct answer: 502 with this reason."""
@@ -248,6 +288,67 @@ def check_ranged_reply(
         )
     # NzbDav's 200 + Content-Range for a whole-file range is made a proper 206.
     return Forward(206, got)
+
+
+def check_reply(
+    asked: Asked,
+    status: int,
+    content_range_header: str | None,
+    content_length: int | None,
+) -> Forward | Reject | Unsatisfiable | AskLength:
+    """Judge the backend's reply to a GET/HEAD that had a Range, by what was sent for it.
+
+    A range sent (``FromTo``) is checked by ``check_ranged_reply``. A request sent
+    without its Range (``WholeFile``: not one valid range, or a suffix of a file whose
+    size could not be had) must not get a partial reply. A conditional one may get the
+    whole file, or exactly the range asked. Anything else is a ``Reject``: 502.
+    """
+    if isinstance(asked, FromTo):
+        return check_ranged_reply(asked, status, content_range_header, content_length)
+    if isinstance(asked, WholeFile):
+        if status in (206, 416):
+            return Reject(
+                f"backend answered {status} (Content-Range {content_range_header}) to a "
+                "request sent without Range; refusing to pass a part as the whole file"
+            )
+        return Forward(status, None)
+    if status != 206:
+        return Forward(status, None)
+    got = parse_content_range(content_range_header) if content_range_header else None
+    if got is None or asked.asked is None:
+        return Reject(
+            f"backend answered 206 with Content-Range {content_range_header} to "
+            f"Range {_spelled(asked.asked)}"
+        )
+    if isinstance(asked.asked, FromTo):
+        return check_ranged_reply(asked.asked, 206, content_range_header, content_length)
+    return _check_suffix_reply(asked.asked, got, content_length)
+
+
+def _check_suffix_reply(
+    asked: Suffix, got: ContentRange, content_length: int | None
+) -> Forward | Reject:
+    """A 206 to ``bytes=-N``: the last N bytes (or the whole file, if shorter)."""
+    total = got.length
+    if (
+        total is None
+        or got.last != total - 1
+        or got.first != max(0, total - asked.length)
+        or (content_length is not None and content_length != got.size)
+    ):
+        return Reject(
+            f"backend answered Range bytes=-{asked.length} with Content-Range {got.header()}"
+            + (f" and Content-Length {content_length}" if content_length is not None else "")
+        )
+    return Forward(206, got)
+
+
+def _spelled(asked: ByteRangeRequest | None) -> str:
+    if asked is None:
+        return "(not one valid byte range)"
+    if isinstance(asked, Suffix):
+        return f"bytes=-{asked.length}"
+    return upstream_range_header(asked)
 
 
 def resolve_unsatisfiable(length: int | None) -> Unsatisfiable | Forward:

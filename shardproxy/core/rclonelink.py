@@ -21,8 +21,30 @@ from shardproxy.core.shards import IDS_NAME, ShardMap, ViewPath, ViewPathError, 
 SYMLINKS_ROOT = "/completed-symlinks/"
 SUFFIX = ".rclonelink"
 MAX_SHARDS = 10
+# NzbDav's links are a few dozen bytes; a larger file is read whole by no one and is
+# served (and listed) as it is.
+MAX_LINK_BYTES = 1 << 16
 GROWTH = len(view_name(0)) - len(IDS_NAME)  # "-s<N>" with one digit
 _MARKER = f"/{IDS_NAME}/".encode()
+
+
+SYMLINKS_SINCE = (1, 69)
+"""rclone shows ``.rclonelink`` files as symlinks (``--vfs-links``) from 1.69 on; 1.60.1
+(Debian 12) accepts the flag and ignores it (docs/deployment.md, "Which rclone")."""
+
+
+def old_rclone_warning(binary: str, version: tuple[int, int], why: str) -> str | None:
+    """A warning when ``binary`` is too old to show ``.rclonelink`` files as symlinks."""
+    if version >= SYMLINKS_SINCE:
+        return None
+    shown = ".".join(map(str, version))
+    wanted = ".".join(map(str, SYMLINKS_SINCE))
+    return (
+        f"warning: {binary} is rclone {shown}, older than {wanted}: its mounts show NzbDav's "
+        f".rclonelink files as small files, not symlinks, so Sonarr and Radarr cannot import "
+        f"new items through them ({why}); install rclone {wanted} or later from rclone's own "
+        "releases"
+    )
 
 
 class RcloneLinkError(ValueError):
@@ -52,8 +74,9 @@ def is_symlinks_path(path: str) -> bool:
 
 
 def listed_size(size: int) -> int:
-    """The size to list for a ``.rclonelink`` of ``size`` bytes: its rewritten length."""
-    return size + GROWTH
+    """The size to list for a ``.rclonelink`` of ``size`` bytes: its rewritten length
+    (a link over ``MAX_LINK_BYTES`` is served as it is)."""
+    return size + GROWTH if size <= MAX_LINK_BYTES else size
 
 
 def rewrite_target(body: bytes, shard_map: ShardMap) -> bytes | None:

@@ -20,7 +20,14 @@ HEX_DIGITS = "0123456789abcdef"
 IDS_NAME = ".ids"
 IDS_ROOT = "/" + IDS_NAME
 ID_LEVELS = 5
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A shard owns first characters, so there can be no more shards than hex digits.
+MAX_SHARDS = len(HEX_DIGITS)
+# How many decimal digits a shard number may have (".ids-s15").
+_SHARD_DIGITS = len(str(MAX_SHARDS - 1))
+# What an NzbDav item id looks like, in either case (NzbDav writes lowercase). The one
+# spelling of it: every other pattern that matches a UUID is built from this one.
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_UUID_RE = re.compile(UUID_PATTERN)
 _VIEW_NAME_RE = re.compile(re.escape(IDS_NAME) + r"-s([0-9]+)")
 
 
@@ -74,9 +81,12 @@ class ShardMap:
     @classmethod
     def even(cls, count: int) -> ShardMap:
         """Split the 16 characters evenly: character value v goes to shard ``v * count // 16``."""
-        if not 1 <= count <= 16:
-            raise ShardMapError(f"shard count {count} is out of range: use 1 to 16 shards")
-        return cls(tuple(value * count // 16 for value in range(16)))
+        if not 1 <= count <= MAX_SHARDS:
+            raise ShardMapError(
+                f"shard count {count} is out of range: use 1 to {MAX_SHARDS} shards"
+            )
+        size = len(HEX_DIGITS)
+        return cls(tuple(value * count // size for value in range(size)))
 
     @classmethod
     def weighted(cls, weights: str | Sequence[str | int | float]) -> ShardMap:
@@ -152,7 +162,11 @@ class ShardMap:
         return max(self.owner_of_char) + 1
 
     def shard_of(self, uuid_or_char: str) -> int:
-        """The shard that owns a UUID (or its first hex character)."""
+        """The shard that owns a UUID (or its first hex character, either case).
+
+        The one place ownership is decided: everything else that asks "whose is this?"
+        calls it, or (the listing filter's owned set) derives from ``chars_of``, which does.
+        """
         first = uuid_or_char[:1].lower()
         if not first or first not in HEX_DIGITS:
             raise ValueError(f"{uuid_or_char!r} does not start with a hex character")
@@ -160,9 +174,7 @@ class ShardMap:
 
     def chars_of(self, shard: int) -> frozenset[str]:
         """The first hex characters shard ``shard`` owns."""
-        return frozenset(
-            c for c, owner in zip(HEX_DIGITS, self.owner_of_char, strict=True) if owner == shard
-        )
+        return frozenset(c for c in HEX_DIGITS if self.shard_of(c) == shard)
 
     def prefixes_of(self, shard: int) -> str:
         """Shard ``shard``'s characters in the ``0-3`` spelling."""
@@ -188,7 +200,7 @@ def view_root(shard: int) -> str:
 
 def is_uuid(name: str) -> bool:
     """True for a UUID in NzbDav's spelling (either case)."""
-    return _UUID_RE.fullmatch(name.lower()) is not None
+    return _UUID_RE.fullmatch(name) is not None
 
 
 def is_ids_root_name(name: str) -> bool:
@@ -205,8 +217,8 @@ class ViewPathError(ValueError):
 _PLAIN_VIEW_PATH = re.compile(
     "/"
     + re.escape(IDS_NAME)
-    + r"-s(0|[1-9][0-9]?)((?:/[0-9a-f]){0,5})"
-    + r"(?:/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}))?(/?)"
+    + rf"-s(0|[1-9][0-9]{{0,{_SHARD_DIGITS - 1}}})((?:/[0-9a-f]){{0,{ID_LEVELS}}})"
+    + rf"(?:/({UUID_PATTERN}))?(/?)"
 )
 
 
@@ -224,7 +236,7 @@ def _match_plain(raw_path: str, shard_map: ShardMap) -> tuple[int, str, str, str
     shard = int(digits)
     if shard >= shard_map.count:
         return None
-    if levels and shard_map.owner_of_char[int(levels[1], 16)] != shard:
+    if levels and shard_map.shard_of(levels[1]) != shard:
         return None
     if uuid is not None:
         uuid = uuid.lower()
@@ -339,8 +351,8 @@ def root_shard(name: str, shard_map: ShardMap) -> int | None:
     if view is None:
         raise ViewPathError(f"{name!r} is neither {IDS_NAME} nor a shard view {view_name(0)}...")
     digits = view.group(1)
-    # At most 16 shards: a longer number is no shard, and int() of thousands of digits raises.
-    shard = int(digits) if len(digits) <= 2 else -1
+    # A longer number is no shard, and int() of thousands of digits raises.
+    shard = int(digits) if len(digits) <= _SHARD_DIGITS else -1
     if str(shard) != digits or shard >= shard_map.count:
         raise ViewPathError(
             f"no shard view {name!r}: shards are {view_name(0)} to {view_name(shard_map.count - 1)}"

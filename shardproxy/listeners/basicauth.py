@@ -8,7 +8,7 @@ import hmac
 from aiohttp import web
 
 
-def authorized(request: web.Request, user: str | None, password: str | None) -> bool:
+def authorized(request: web.BaseRequest, user: str | None, password: str | None) -> bool:
     """True when no credentials are set, or the request's Basic auth matches them."""
     if user is None and password is None:
         return True

@@ -2,16 +2,20 @@
 
 With ``rewrite_rclonelinks`` every ``.rclonelink`` body grows by ``rclonelink.GROWTH``
 bytes, and rclone trusts the listed ``getcontentlength``, so the listing must say so.
-Only that number changes: the rest of the body goes out byte for byte (edits are made
-on slices of the input, never by re-serialising). Pure: bytes in, bytes out.
+A link larger than the proxy rewrites is served as it is, so it keeps its listed size
+(and is named, for a log line). Only those numbers change: the rest of the body goes out
+byte for byte (edits are made on slices of the input, never by re-serialising). Pure:
+bytes in, bytes out.
 """
 
 from __future__ import annotations
 
-import xml.parsers.expat
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
+from xml.parsers import expat
 
 from shardproxy.core.rclonelink import is_rclonelink
+from shardproxy.listing.safexml import ForbiddenXml, new_parser, release
 
 _RESPONSE = "DAV: response"
 _HREF = "DAV: href"
@@ -27,11 +31,12 @@ class _Sizes:
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+        self.parser = new_parser()
         self.parser.StartElementHandler = self._start
         self.parser.EndElementHandler = self._end
         self.parser.CharacterDataHandler = self._text
-        self.edits: list[tuple[int, int]] = []  # spans of getcontentlength texts to grow
+        # (href, span of its getcontentlength text) of each .rclonelink entry
+        self.edits: list[tuple[str, int, int]] = []
         self._href: list[str] | None = None
         self._href_text = ""
         self._lengths: list[tuple[int, int]] = []
@@ -61,23 +66,43 @@ class _Sizes:
                 self._lengths.append((self._length_start, end))
             self._length_start = -1
         elif name == _RESPONSE and is_rclonelink(unquote(urlsplit(self._href_text.strip()).path)):
-            self.edits.extend(self._lengths)
+            self.edits.extend((self._href_text.strip(), start, end) for start, end in self._lengths)
 
 
-def grow_link_sizes(body: bytes, growth: int) -> bytes:
-    """``body`` with ``growth`` added to the listed size of every ``.rclonelink`` entry."""
+@dataclass(frozen=True)
+class GrownListing:
+    """A listing with its links' sizes grown, and the hrefs of links too big to rewrite."""
+
+    body: bytes
+    too_big: tuple[str, ...] = ()
+
+
+def grow_link_sizes(body: bytes, growth: int, largest: int) -> GrownListing:
+    """``body`` with ``growth`` added to the listed size of every ``.rclonelink`` entry.
+
+    Links listed larger than ``largest`` bytes are not rewritten when served, so their
+    size stays; their hrefs are returned.
+    """
     sizes = _Sizes(body)
     try:
         sizes.parser.Parse(body, True)
-    except xml.parsers.expat.ExpatError as exc:
+    except expat.ExpatError as exc:
         raise LinkListingError(f"listing is not well-formed XML: {exc}") from None
+    except ForbiddenXml as exc:
+        raise LinkListingError(f"listing refused: {exc}") from None
+    finally:
+        release(sizes.parser)
     out: list[bytes] = []
+    too_big: list[str] = []
     at = 0
-    for start, end in sizes.edits:
+    for href, start, end in sizes.edits:
         text = body[start:end].strip()
         if not text.isdigit():
             raise LinkListingError(f"getcontentlength {text[:40]!r} is not a number")
+        if len(text) > len(str(largest)) or int(text) > largest:
+            too_big.append(href)
+            continue
         out.extend((body[at:start], str(int(text) + growth).encode()))
         at = end
     out.append(body[at:])
-    return b"".join(out)
+    return GrownListing(b"".join(out), tuple(too_big))

@@ -25,9 +25,9 @@ from shardproxy.listing.edits import (
 from shardproxy.listing.errors import Filtered, ListingError
 from shardproxy.listing.href import Href, parse_href, xml_escape
 from shardproxy.listing.policy import ResponsePolicy
+from shardproxy.listing.safexml import NAMESPACE_SEPARATOR as _NS_SEP
+from shardproxy.listing.safexml import ForbiddenXml, new_parser, release
 
-# expat reports namespaced names as "<uri><separator><local name>".
-_NS_SEP: Final = " "
 _MULTISTATUS: Final = "DAV: multistatus"
 _RESPONSE: Final = "DAV: response"
 _HREF: Final = "DAV: href"
@@ -128,16 +128,26 @@ class _Reader:
         self.responses_in = 0
         self.responses_out = 0
         self.bad_hrefs = 0
-        parser = expat.ParserCreate(namespace_separator=_NS_SEP)
+        parser = new_parser()
         parser.buffer_text = True
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
         parser.XmlDeclHandler = self._xml_decl
-        parser.StartDoctypeDeclHandler = self._doctype
         self._parser = parser
 
     def run(self) -> Filtered:
         parser = self._parser
+        try:
+            self._parse(parser)
+        except ForbiddenXml as exc:
+            raise ListingError(f"multistatus refused: {exc}") from None
+        finally:
+            # The handlers are bound methods: dropping them frees this reader at once.
+            release(parser)
+        self._pass_to(len(self._body))
+        return Filtered(b"".join(self._out), self.responses_in, self.responses_out, self.bad_hrefs)
+
+    def _parse(self, parser: expat.XMLParserType) -> None:
         try:
             parser.Parse(self._body, False)
         except expat.ExpatError as exc:
@@ -155,13 +165,6 @@ class _Reader:
                 f"multistatus ended early after {len(self._body)} bytes{inside}: "
                 f"{expat.ErrorString(exc.code)}"
             ) from None
-        finally:
-            # The handlers are bound methods: dropping them frees this reader at once.
-            parser.StartElementHandler = parser.EndElementHandler = None
-            parser.XmlDeclHandler = parser.StartDoctypeDeclHandler = None
-            parser.CharacterDataHandler = None
-        self._pass_to(len(self._body))
-        return Filtered(b"".join(self._out), self.responses_in, self.responses_out, self.bad_hrefs)
 
     # -- offsets ------------------------------------------------------------------------
 
@@ -272,12 +275,6 @@ class _Reader:
             # New text goes out as ASCII with character references: valid in any
             # ASCII-compatible encoding.
             self._text_encoding, self._text_errors = "ascii", "xmlcharrefreplace"
-
-    def _doctype(self, name: str, *_ids: object) -> None:
-        raise ListingError(
-            f"multistatus has a DOCTYPE ({name}) at byte {self._parser.CurrentByteIndex}; "
-            "a WebDAV reply has none, and its entities are not expanded here"
-        )
 
     # -- deciding and writing one response ----------------------------------------------
 

@@ -1,6 +1,7 @@
 """For the operator: the admin listener (``admin``: status page, ``/metrics``,
 ``/healthz``, ``/readyz``), per-shard status (``status``), the container healthcheck
-(``healthcheck``) and ``check --probe`` (``probe``).
+(``healthcheck``), ``check --probe`` (``probe``) and the installed rclone's version
+(``rclonebin``).
 
 May import ``web``, ``rc`` and everything below them.
 """

@@ -1,8 +1,10 @@
 """The admin listener: ``/healthz``, ``/readyz``, ``/metrics``, ``/status.json`` and ``/``.
 
 It polls every shard's rclone (``vfs/stats``) and NzbDav in the background; requests read
-what the last poll found and never wait for an rclone (``/readyz`` alone asks afresh,
-since that is its point). The decisions live in ``status``; the counters in ``metrics``.
+what the last poll found and never wait for an rclone. ``/readyz`` alone asks afresh,
+since that is its point: one check at a time for every caller, its answer kept for
+``READYZ_CACHE_SECONDS``, and what it finds shown on the status page at once. The
+decisions live in ``status``; the counters in ``metrics``.
 """
 
 from __future__ import annotations
@@ -21,26 +23,27 @@ from aiohttp import web
 
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
-from shardproxy.listeners.background import background
 from shardproxy.listeners.basicauth import authorized, unauthorized
+from shardproxy.listeners.side_task import side_task
+from shardproxy.ops.coalesce import Coalesced
 from shardproxy.ops.status import (
     BackendState,
     FallbackWindow,
     ShardInfo,
     cache_path,
+    caches_after_readiness,
     parse_vfs_stats,
     readiness_problems,
     status_document,
 )
 from shardproxy.rc.pending import PendingDeliveries
-from shardproxy.rc.route import Target
 from shardproxy.rc.send import Endpoint
+from shardproxy.rc.targets import Target
 from shardproxy.telemetry.metrics import (
     CONTENT_TYPE,
     CacheStats,
     Metrics,
     PendingSummary,
-    rclone_label,
 )
 
 log = logging.getLogger("shardproxy.ops.admin")
@@ -51,6 +54,8 @@ OPEN_PATHS = frozenset({"/healthz"})
 PAGE_REFRESH_SECONDS = 5.0
 # rclone replies to vfs/stats are a few KiB.
 MAX_REPLY_BYTES = 1 << 20
+# Seconds a /readyz answer is reused: probes asking many times a second share one check.
+READYZ_CACHE_SECONDS = 1.0
 
 
 class AdminState:
@@ -79,6 +84,7 @@ class AdminState:
         for window in self.windows.values():
             window.observe(started, 0.0)  # every counter starts at 0 with the process
         self.session: aiohttp.ClientSession | None = None
+        self.readiness_check = Coalesced(self._check_readiness, READYZ_CACHE_SECONDS)
         metrics.watch_caches(lambda: self.caches)
         if delivery is not None:
             metrics.watch_pending(self.pending)
@@ -90,7 +96,7 @@ class AdminState:
             return PendingSummary(0, 0.0)
         targets = [Target("shard", n) for n in self.endpoints]
         targets += [Target("fallback", k) for k in range(len(self.fallback_endpoints))]
-        by_rclone = {rclone_label(t): len(delivery.pending_for(t)) for t in targets}
+        by_rclone = {t.label: len(delivery.pending_for(t)) for t in targets}
         return PendingSummary(delivery.pending_count, delivery.oldest_pending_age, by_rclone)
 
     def document(self) -> dict[str, Any]:
@@ -183,7 +189,12 @@ class AdminState:
         return BackendState(status < 500, f"HTTP {status}")
 
     async def readiness(self) -> list[str]:
-        """Ask NzbDav and every rclone now; what fails, named."""
+        """What keeps the proxy from being ready, named: asked of NzbDav and every rclone
+        at most once per ``READYZ_CACHE_SECONDS``, however many callers ask."""
+        return await self.readiness_check.get()
+
+    async def _check_readiness(self) -> list[str]:
+        """Ask NzbDav and every rclone now; note what they said for the status page."""
         named: list[tuple[str, Endpoint]] = [
             (f"shard {n} rclone ({_address(e.url)})", e) for n, e in self.endpoints.items()
         ]
@@ -199,6 +210,15 @@ class AdminState:
             name: None if body is not None else why
             for (name, _), (body, why) in zip(named, answers, strict=True)
         }
+        self.backend = backend
+        # The shards' rclones come first in ``named``, in the order of ``endpoints``.
+        shard_answers = {
+            shard: None if body is not None else why
+            for shard, (body, why) in zip(
+                self.endpoints, answers[: len(self.endpoints)], strict=True
+            )
+        }
+        self.caches = caches_after_readiness(self.caches, shard_answers)
         return readiness_problems(backend, rclones)
 
 
@@ -298,7 +318,7 @@ def make_admin_app(
             connector=aiohttp.TCPConnector(limit=32), cookie_jar=aiohttp.DummyCookieJar()
         ) as session:
             state.session = session
-            async with background(poll_forever(state, settings.admin_poll_interval)):
+            async with side_task(poll_forever(state, settings.admin_poll_interval)):
                 yield
             state.session = None
 

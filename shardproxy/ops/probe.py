@@ -18,6 +18,8 @@ import orjson
 from yarl import URL
 
 from shardproxy.config.settings import Settings
+from shardproxy.core.rclonelink import old_rclone_warning
+from shardproxy.ops.rclonebin import installed_rclone
 from shardproxy.rc.send import Endpoint
 
 # Only what the probe needs from a reply: the status and a small JSON object.
@@ -62,6 +64,16 @@ def check_warnings(settings: Settings) -> list[str]:
             "mounting the rest of NzbDav (--rc-fallback http://USER:PASS@127.0.0.1:5574)"
         )
     return warnings
+
+
+def rclone_warnings(settings: Settings, rclone: tuple[str, tuple[int, int]] | None) -> list[str]:
+    """With ``rewrite_rclonelinks`` on, a warning when this machine's rclone is too old to
+    show the rewritten links as symlinks (nothing to say without an rclone here)."""
+    if not settings.rewrite_rclonelinks or rclone is None:
+        return []
+    binary, version = rclone
+    warning = old_rclone_warning(binary, version, "rewrite_rclonelinks is on for them")
+    return [warning] if warning else []
 
 
 def backend_verdict(status: int, with_credentials: bool) -> tuple[bool, str]:
@@ -166,7 +178,7 @@ async def probe_all(
 def run_check(settings: Settings, summary: str, *, probe: bool) -> int:
     """Print the summary, the warnings and (with ``probe``) one line per probe; exit code."""
     print(summary)
-    for warning in check_warnings(settings):
+    for warning in [*check_warnings(settings), *rclone_warnings(settings, installed_rclone())]:
         print(warning)
     if not probe:
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shardproxy.telemetry.metrics import CacheStats, Metrics, PendingSummary
@@ -203,3 +203,24 @@ def readiness_problems(backend: BackendState, rclones: Mapping[str, str | None])
         f"{name} does not answer rc/noop: {why}" for name, why in rclones.items() if why
     )
     return problems
+
+
+def caches_after_readiness(
+    caches: Mapping[int, CacheStats], answers: Mapping[int, str | None]
+) -> dict[int, CacheStats]:
+    """The shards' states as a readiness check found them, so the page agrees with it.
+
+    ``answers`` maps a shard to None when its rclone answered, or to why it did not. A
+    shard found down is shown down at once; one found up again is shown up, with the
+    figures of the next poll (none until then). The others keep what the poll found.
+    """
+    updated = dict(caches)
+    for shard, why in answers.items():
+        cache = caches.get(shard)
+        if why:
+            updated[shard] = (
+                replace(cache, up=False, error=why) if cache else CacheStats(up=False, error=why)
+            )
+        elif cache is None or not cache.up:
+            updated[shard] = CacheStats(up=True)
+    return updated

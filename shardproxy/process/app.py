@@ -4,26 +4,48 @@ from __future__ import annotations
 
 import logging
 
+from shardproxy.backend.pool import BackendPool
 from shardproxy.config.settings import Settings
+from shardproxy.core.failover import FallbackReads
 from shardproxy.listeners.listener import ClientLimits, ProxyServer
-from shardproxy.telemetry.failover import FallbackReads
 from shardproxy.telemetry.logs import access_logger
 from shardproxy.telemetry.metrics import Metrics
-from shardproxy.upstream.pool import UpstreamPool
 from shardproxy.web.proxy import WebDavProxy
 
 log = logging.getLogger("shardproxy")
 
 
-def backend_pool(settings: Settings) -> UpstreamPool:
+def backend_pool(settings: Settings) -> BackendPool:
     """The keep-alive pool to NzbDav."""
     backend = settings.backend
     assert backend.host is not None and backend.port is not None
-    return UpstreamPool(
+    return BackendPool(
         backend.host,
         backend.port,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+    )
+
+
+WEBDAV_LISTENER, RC_LISTENER, ADMIN_LISTENER = "WebDAV", "RC", "admin"
+
+
+def client_limits(settings: Settings, listener: str) -> ClientLimits:
+    """The limits of one listener: the same for every listener but its connection cap."""
+    cap_setting = {
+        WEBDAV_LISTENER: "max_connections",
+        RC_LISTENER: "rc_max_connections",
+        ADMIN_LISTENER: "admin_max_connections",
+    }[listener]
+    return ClientLimits(
+        settings.header_max_size,
+        settings.header_timeout,
+        settings.send_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=getattr(settings, cap_setting),
+        cap_setting=cap_setting,
+        name=listener,
     )
 
 
@@ -37,7 +59,7 @@ def make_proxy_server(settings: Settings, metrics: Metrics | None = None) -> Pro
     # Reads of shard files through /.ids/ (the rest mount) per shard, for the metrics.
     fallback_reads = FallbackReads(settings.shard_map.count)
     proxy = WebDavProxy(settings, pool, fallback_reads, metrics)
-    limits = ClientLimits(settings.header_max_size, settings.header_timeout, settings.send_timeout)
+    limits = client_limits(settings, WEBDAV_LISTENER)
     server = ProxyServer(
         proxy.handle,
         limits,

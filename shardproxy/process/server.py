@@ -17,20 +17,33 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from shardproxy.config.settings import HostPort, Settings
 from shardproxy.core.shards import view_root
+from shardproxy.listeners.descriptors import descriptors_needed, fit_descriptor_limit
 from shardproxy.listeners.drain import ActiveRequests
-from shardproxy.listeners.listener import ProxyServer
-from shardproxy.process.app import make_proxy_server
+from shardproxy.listeners.listener import READ_BUFSIZE, ClientLimits, Doorkeeper, ProxyServer
+from shardproxy.listeners.side_task import side_task
+from shardproxy.listeners.site import GuardedSite
+from shardproxy.process.app import (
+    ADMIN_LISTENER,
+    RC_LISTENER,
+    client_limits,
+    make_proxy_server,
+)
 from shardproxy.process.workers import WorkerPool
 from shardproxy.rc.server import RC_DELIVERY, make_rc_app
 from shardproxy.rc.store import PendingStoreError
 from shardproxy.telemetry.logs import AccessLogger, access_logger
 from shardproxy.telemetry.metrics import Metrics
+
+# How often a worker sends its counters to the first process (a scrape is seconds apart).
+WORKER_REPORT_SECONDS = 1.0
 
 log = logging.getLogger("shardproxy")
 
@@ -38,11 +51,20 @@ log = logging.getLogger("shardproxy")
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
-def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
-    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy)."""
+def make_runner(
+    target: web.Application | web.Server, limits: ClientLimits | None = None
+) -> web.BaseRunner:
+    """A runner for an application (RC endpoint) or a low-level server (WebDAV proxy).
+
+    An application's connections get ``limits``' keep-alive (without: aiohttp's); the
+    WebDAV server was made with its own.
+    """
     if isinstance(target, web.Server):
         # The grace is ours (ActiveRequests.drain); aiohttp's own wait comes after it.
         return web.ServerRunner(target, shutdown_timeout=CLOSE_TIMEOUT_SECONDS)
+    keepalive: dict[str, Any] = (
+        {} if limits is None else {"keepalive_timeout": limits.keepalive_timeout}
+    )
     return web.AppRunner(
         target,
         # A client that hangs up cancels its handler at once.
@@ -50,6 +72,9 @@ def make_runner(target: web.Application | web.Server) -> web.BaseRunner:
         access_log=access_logger() if log.isEnabledFor(logging.DEBUG) else None,
         access_log_class=AccessLogger,
         shutdown_timeout=CLOSE_TIMEOUT_SECONDS,
+        read_bufsize=READ_BUFSIZE,
+        max_headers=256,
+        **keepalive,
     )
 
 
@@ -59,19 +84,31 @@ async def start_site(
     *,
     reuse_port: bool,
     active: ActiveRequests | None = None,
+    limits: ClientLimits | None = None,
 ) -> web.BaseRunner:
-    """Start serving ``target`` on ``address``; the caller cleans the runner up.
+    """Start serving ``target`` on ``address`` within ``limits``; the caller cleans the
+    runner up.
 
-    With ``active``, its requests are tracked so that a shutdown can drain them.
+    The WebDAV server brings its own limits. With ``active``, requests are tracked so
+    that a shutdown can drain them.
     """
-    if active is not None:
-        if isinstance(target, ProxyServer):
+    if limits is None:
+        limits = (
+            target.limits if isinstance(target, ProxyServer) else ClientLimits(32768, 20.0, 60.0)
+        )
+    doors = Doorkeeper(limits)
+    if isinstance(target, ProxyServer):
+        target.doors = doors
+        if active is not None:
             target.active = active
-        elif isinstance(target, web.Application):
+    elif isinstance(target, web.Application):
+        # Outermost, so that it sees the end of every request, refused ones too.
+        target.middlewares.insert(0, doors.middleware)
+        if active is not None:
             target.middlewares.append(active.middleware)
-    runner = make_runner(target)
+    runner = make_runner(target, limits)
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
+    site = GuardedSite(runner, address.host, address.port, doors=doors, reuse_port=reuse_port)
     try:
         await site.start()
     except OSError as exc:
@@ -93,11 +130,13 @@ async def serve_until_stopped(
     with_rc: bool,
     ready: Callable[[], Awaitable[None]] | None = None,
     pool: WorkerPool | None = None,
+    report_to: Connection | None = None,
 ) -> None:
     """Run the WebDAV proxy (and the RC and admin listeners if set) until SIGINT/SIGTERM.
 
     ``with_rc`` is true in the first process only, which runs the RC endpoint and the
-    admin listener; other workers serve WebDAV alone.
+    admin listener; other workers serve WebDAV alone and send their metrics to it on
+    ``report_to``.
     """
     stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,20 +166,43 @@ async def serve_until_stopped(
                 rc_app = make_rc_app(settings, metrics=metrics)
             except PendingStoreError as exc:
                 raise SystemExit(f"shardproxy: {exc}") from None
-            runners.append(
-                await start_site(rc_app, settings.rc_listen, reuse_port=False, active=active)
-            )
+            try:
+                runners.append(
+                    await start_site(
+                        rc_app,
+                        settings.rc_listen,
+                        reuse_port=False,
+                        active=active,
+                        limits=client_limits(settings, RC_LISTENER),
+                    )
+                )
+            except PendingStoreError as exc:  # the queue is loaded as the listener starts
+                raise SystemExit(f"shardproxy: {exc}") from None
         if with_rc and settings.admin_listen is not None:
             from shardproxy.ops.admin import make_admin_app
 
             delivery = rc_app[RC_DELIVERY] if settings.rc_listen is not None else None
             admin_app = make_admin_app(settings, metrics, delivery)
-            runners.append(await start_site(admin_app, settings.admin_listen, reuse_port=False))
+            runners.append(
+                await start_site(
+                    admin_app,
+                    settings.admin_listen,
+                    reuse_port=False,
+                    limits=client_limits(settings, ADMIN_LISTENER),
+                )
+            )
         if pool is not None:
+            pool.on_report = metrics.add_worker_totals
+            pool.on_end = metrics.worker_ended
             pool.start()
         if ready is not None:
             await ready()
-        await stop.wait()
+        if report_to is None:
+            await stop.wait()
+        else:
+            async with side_task(report_metrics(metrics, report_to)):
+                await stop.wait()
+            send_metrics(metrics, report_to)  # the last counts, before the worker goes
     finally:
         await _shut_down(runners, active, settings.shutdown_grace, hurry, pool)
 
@@ -195,11 +257,39 @@ def run_with_uvloop(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+def serve_worker(settings: Settings, report_to: Connection) -> None:
+    """What an extra worker process runs: WebDAV only (RC and admin stay with the first)."""
+    run_with_uvloop(serve_until_stopped(settings, with_rc=False, report_to=report_to))
+
+
+def send_metrics(metrics: Metrics, report_to: Connection) -> None:
+    """One report of this worker's counters to the first process."""
+    with contextlib.suppress(OSError):  # the first process is gone: nobody to tell
+        report_to.send_bytes(orjson.dumps(metrics.counter_totals()))
+
+
+async def report_metrics(metrics: Metrics, report_to: Connection) -> None:
+    """Report this worker's counters to the first process every WORKER_REPORT_SECONDS."""
+    while True:
+        await asyncio.sleep(WORKER_REPORT_SECONDS)
+        send_metrics(metrics, report_to)
+
+
 def run(settings: Settings) -> None:
     """Serve until stopped, with ``settings.workers`` processes sharing the port."""
     # Extra workers start once this process holds the port, so a bad address fails
     # once, in the foreground, instead of in every worker.
-    pool = WorkerPool(settings, settings.workers - 1) if settings.workers > 1 else None
+    pool = (
+        WorkerPool(settings, settings.workers - 1, serve_worker) if settings.workers > 1 else None
+    )
+    # Before the workers start: they inherit the limit.
+    fit_descriptor_limit(
+        descriptors_needed(
+            settings.max_connections,
+            settings.rc_max_connections if settings.rc_listen is not None else None,
+            settings.admin_max_connections if settings.admin_listen is not None else None,
+        )
+    )
 
     async def announce() -> None:
         shards = ", ".join(

@@ -18,7 +18,12 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
+
+import orjson
 
 from shardproxy.config.settings import Settings
 from shardproxy.telemetry.logs import configure_logging
@@ -46,14 +51,19 @@ def die_with_parent(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-def worker_main(settings: Settings, parent_pid: int) -> None:
-    """Entry point of a worker process: serve WebDAV only until SIGTERM."""
+WorkerServe = Callable[[Settings, Connection], None]
+
+
+def worker_main(
+    settings: Settings, parent_pid: int, serve: WorkerServe, report_to: Connection
+) -> None:
+    """Entry point of a worker process: ``serve`` (WebDAV only) until SIGTERM.
+
+    ``report_to`` is the write end of a pipe to the first process, for its metrics.
+    """
     die_with_parent(parent_pid)
     configure_logging(settings.log_level, settings.log_format)
-    # Imported here: the parent imports this module before it has a loop.
-    from shardproxy.process.server import run_with_uvloop, serve_until_stopped
-
-    run_with_uvloop(serve_until_stopped(settings, with_rc=False))
+    serve(settings, report_to)
 
 
 def describe_exit(code: int | None) -> str:
@@ -69,11 +79,19 @@ def describe_exit(code: int | None) -> str:
 
 
 class WorkerPool:
-    """``count`` worker processes, each replaced when it dies until ``stop``."""
+    """``count`` worker processes, each replaced when it dies until ``stop``.
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    Each runs ``serve(settings, report_to)``: a module-level function, since the spawned
+    process imports it by name. What a worker sends on ``report_to`` (its metrics, as
+    JSON) reaches ``on_report(pid, decoded)``; ``on_end(pid)`` follows its last report.
+    """
+
+    def __init__(self, settings: Settings, count: int, serve: WorkerServe) -> None:
         self.settings = settings
         self.count = count
+        self.serve = serve
+        self.on_report: Callable[[int, Any], None] = lambda pid, report: None
+        self.on_end: Callable[[int], None] = lambda pid: None
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, tuple[BaseProcess, float]] = {}
         self._stopping = False
@@ -94,15 +112,32 @@ class WorkerPool:
     def _spawn(self) -> None:
         if self._stopping or self._loop is None:
             return
+        reports, report_to = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=worker_main, args=(self.settings, os.getpid()), name="shardproxy-worker"
+            target=worker_main,
+            args=(self.settings, os.getpid(), self.serve, report_to),
+            name="shardproxy-worker",
         )
         process.start()
+        report_to.close()  # the worker holds the write end; EOF here means it is gone
         assert process.pid is not None
+        self._loop.add_reader(reports.fileno(), self._report, process.pid, reports)
         self._workers[process.pid] = (process, time.monotonic())
         # The sentinel becomes readable when the process ends.
         self._loop.add_reader(process.sentinel, self._ended, process)
         log.info("started worker %d", process.pid)
+
+    def _report(self, pid: int, reports: Connection) -> None:
+        """One report from a worker, or the end of its pipe."""
+        assert self._loop is not None
+        try:
+            report = orjson.loads(reports.recv_bytes())
+        except (EOFError, OSError, orjson.JSONDecodeError):
+            self._loop.remove_reader(reports.fileno())
+            reports.close()
+            self.on_end(pid)
+            return
+        self.on_report(pid, report)
 
     def _ended(self, process: BaseProcess) -> None:
         assert self._loop is not None and process.pid is not None

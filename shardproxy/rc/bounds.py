@@ -12,12 +12,9 @@ Pure: deliveries in, deliveries out.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from shardproxy.core.shards import ID_LEVELS
-
-if TYPE_CHECKING:  # rcroute plans with bound(): importing it here would be circular
-    from shardproxy.rc.route import Delivery
+from shardproxy.rc.targets import Delivery
 
 CLAMP_NOTE = (
     "refreshed without recursion: a recursive refresh above the fifth level of .ids "

@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shardproxy.rc.route import Failure, Outcome, RcError, Reply, Target, TargetCall, Topology
+from shardproxy.rc.calls import RcError
+from shardproxy.rc.replies import Failure, RcloneAnswer, Reply
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Target, Topology
 
 
 def plan_fanout(command: str, params: Mapping[str, Any], topology: Topology) -> list[TargetCall]:
@@ -29,7 +32,7 @@ _MAX_NOT_SUM = frozenset({"elapsedTime", "transferTime"})
 def merge_fanout(
     command: str,
     params: Mapping[str, Any],
-    outcomes: Mapping[Target, Outcome],
+    outcomes: Mapping[Target, RcloneAnswer],
     proxy_version: str,
 ) -> dict[str, Any]:
     """One reply for a fan-out call, as one rclone would give it, plus per-rclone detail.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from shardproxy.rc.route import Delivery, Failure, Outcome, Target, TargetCall
+from shardproxy.rc.replies import Failure, RcloneAnswer
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Delivery, Target
 
 FlightKey = tuple[tuple[Target, str, str, str], bool]
-Joined = tuple[Delivery, "asyncio.Future[Outcome]"]
-AsDone = Callable[[list[TargetCall]], AsyncIterator[tuple[TargetCall, Outcome]]]
+Joined = tuple[Delivery, "asyncio.Future[RcloneAnswer]"]
+AsDone = Callable[[list[TargetCall]], AsyncIterator[tuple[TargetCall, RcloneAnswer]]]
 
 
 class InFlight:
@@ -21,7 +23,7 @@ class InFlight:
     """
 
     def __init__(self) -> None:
-        self._answers: dict[FlightKey, asyncio.Future[Outcome]] = {}
+        self._answers: dict[FlightKey, asyncio.Future[RcloneAnswer]] = {}
         # Deliveries that shared a running call's answer instead of being sent again.
         self.shared_count = 0
 
@@ -55,7 +57,7 @@ class InFlight:
 
     async def send_each(
         self, as_done: AsDone, calls: list[TargetCall]
-    ) -> AsyncIterator[tuple[TargetCall, Outcome]]:
+    ) -> AsyncIterator[tuple[TargetCall, RcloneAnswer]]:
         """Send calls whose deliveries ``split`` marked; yield and share each answer.
 
         Each answer is yielded as soon as it is back and its deliveries are unmarked; a
@@ -72,13 +74,13 @@ class InFlight:
                 if id(call) not in answered:
                     self._answer(call, Failure("the call carrying it was cancelled"))
 
-    def _answer(self, call: TargetCall, outcome: Outcome) -> None:
+    def _answer(self, call: TargetCall, outcome: RcloneAnswer) -> None:
         for delivery in call.deliveries:
             answer = self._answers.pop(self._key(delivery), None)
             if answer is not None and not answer.done():
                 answer.set_result(outcome)
 
-    async def join(self, running: Iterable[Joined]) -> list[tuple[TargetCall, Outcome]]:
+    async def join(self, running: Iterable[Joined]) -> list[tuple[TargetCall, RcloneAnswer]]:
         """The answers of deliveries already on their way, each as a call of its own."""
         joined = []
         for delivery, answer in running:

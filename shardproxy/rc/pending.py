@@ -18,11 +18,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from shardproxy.rc.route import Delivery, Failure, Outcome, Target, TargetCall, delivered_by, unmap
+from shardproxy.rc.replies import Failure, RcloneAnswer, delivered_by
+from shardproxy.rc.route import TargetCall, unmap
+from shardproxy.rc.targets import Delivery, Target
 
 log = logging.getLogger("shardproxy.rc")
 
 DeliveryKey = tuple[Target, str, str, str]
+# What a waiting delivery costs besides its path, in memory and as a row of the store.
+ROW_OVERHEAD = 64
+
+
+def delivery_size(delivery: Delivery) -> int:
+    """Bytes a waiting delivery takes: its path twice (as sent, and in its key), and a row."""
+    return 2 * len(delivery.path.encode("utf-8", "surrogatepass")) + ROW_OVERHEAD
 
 
 @dataclass(frozen=True)
@@ -76,14 +85,15 @@ class _Drops:
 class PendingDeliveries:
     """Forgets and refreshes an rclone has not confirmed yet, merged per rclone and path.
 
-    Bounded by count (the oldest is dropped first) and by age; drops are logged with a
-    count and an example path. ``pending_count`` and ``oldest_pending_age`` are for
-    metrics.
+    Bounded by count and by bytes (the oldest is dropped first) and by age; drops are
+    logged with a count and an example path. ``pending_count`` and
+    ``oldest_pending_age`` are for metrics.
     """
 
     max_count: int
     max_age: float
     backoff: Backoff = field(default_factory=Backoff)
+    max_bytes: int = 16 << 20
     clock: Callable[[], float] = time.monotonic
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _items: dict[DeliveryKey, Pending] = field(default_factory=dict)
@@ -93,6 +103,12 @@ class PendingDeliveries:
     # Drops not yet logged, per (rclone, command, reason): one line each in report_drops.
     _drops: dict[tuple[Target, str, str], _Drops] = field(default_factory=dict)
     _open_batches: int = 0
+    _bytes: int = 0  # delivery_size of everything in _items
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes the waiting deliveries take (``delivery_size``), bounded by ``max_bytes``."""
+        return self._bytes
 
     @property
     def pending_count(self) -> int:
@@ -119,7 +135,7 @@ class PendingDeliveries:
         """Every waiting delivery with its age stamp, oldest first."""
         return list(self._items.values())
 
-    def record(self, call: TargetCall, outcome: Outcome) -> dict[DeliveryKey, str]:
+    def record(self, call: TargetCall, outcome: RcloneAnswer) -> dict[DeliveryKey, str]:
         """Take in one call's outcome: settle what it confirmed, keep the rest for retry."""
         confirmed = delivered_by(call, outcome)
         for delivery in call.deliveries:
@@ -139,8 +155,12 @@ class PendingDeliveries:
         """Take back deliveries saved by an earlier run (not journaled: they are saved)."""
         restored = False
         for pending in kept:
-            self._items.setdefault(pending.delivery.key, pending)
+            if pending.delivery.key not in self._items:
+                self._items[pending.delivery.key] = pending
+                self._bytes += delivery_size(pending.delivery)
             restored = True
+        # Bounds lowered since the store was written: the oldest go, and say so.
+        self._make_room(0)
         if restored:
             self.changed.set()
 
@@ -186,6 +206,7 @@ class PendingDeliveries:
                 pending.delivery, "shardproxy stopped and no rc_pending_file keeps them"
             )
         self._items.clear()
+        self._bytes = 0
         self.report_drops()
 
     @contextlib.contextmanager
@@ -225,12 +246,30 @@ class PendingDeliveries:
         return self._health.setdefault(target, _TargetHealth())
 
     def _remove(self, key: DeliveryKey) -> None:
-        del self._items[key]
+        self._bytes -= delivery_size(self._items.pop(key).delivery)
         self._journal[key] = None
 
     def _put(self, pending: Pending) -> None:
+        old = self._items.get(pending.delivery.key)
+        if old is not None:
+            self._bytes -= delivery_size(old.delivery)
         self._items[pending.delivery.key] = pending
+        self._bytes += delivery_size(pending.delivery)
         self._journal[pending.delivery.key] = pending
+
+    def _make_room(self, size: int) -> None:
+        """Drop the oldest deliveries until one more of ``size`` bytes fits both bounds."""
+        count = 1 if size else 0
+        while self._items and (
+            len(self._items) + count > self.max_count or self._bytes + size > self.max_bytes
+        ):
+            if len(self._items) + count > self.max_count:
+                why = f"{self.max_count} paths already wait (rc_pending_max)"
+            else:
+                why = f"waiting paths take over {self.max_bytes} bytes (rc_pending_max_bytes)"
+            oldest_key = next(iter(self._items))
+            self._count_drop(self._items[oldest_key].delivery, why)
+            self._remove(oldest_key)
 
     def _settle(self, delivery: Delivery) -> None:
         pending = self._items.get(delivery.key)
@@ -240,17 +279,13 @@ class PendingDeliveries:
 
     def _keep(self, deliveries: Iterable[Delivery]) -> None:
         added = False
-        why = f"{self.max_count} paths already wait (rc_pending_max)"
         for delivery in deliveries:
             pending = self._items.get(delivery.key)
             if pending is not None:
                 if delivery.recursive and not pending.delivery.recursive:
                     self._put(Pending(delivery, pending.since))
                 continue
-            while len(self._items) >= self.max_count:
-                oldest_key = next(iter(self._items))
-                self._count_drop(self._items[oldest_key].delivery, why)
-                self._remove(oldest_key)
+            self._make_room(delivery_size(delivery))
             self._put(Pending(delivery, self.clock()))
             added = True
         if added:

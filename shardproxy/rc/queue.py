@@ -17,9 +17,10 @@ from typing import TypeVar
 
 from shardproxy.rc.inflight import InFlight
 from shardproxy.rc.pending import PendingDeliveries
-from shardproxy.rc.route import Target, Topology, plan_calls
+from shardproxy.rc.route import plan_calls
 from shardproxy.rc.send import RcForwarder
 from shardproxy.rc.store import PendingStore
+from shardproxy.rc.targets import Target, Topology
 
 log = logging.getLogger("shardproxy.rc")
 T = TypeVar("T")

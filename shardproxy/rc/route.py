@@ -1,258 +1,29 @@
 """Planning of rclone remote-control (RC) calls over the shard rclones, with no I/O.
 
 A caller that believes it talks to one rclone sends ``vfs/forget {"dir": ".ids/9/6/1/b/0",
-"dir2": "/content/tv/Show"}``. Here that call is read, each path is placed on the rclone
-that owns it (shard N for ``.ids/<h>/...``, the fallback rclones for the rest) with the
-path mapped into that rclone's view, the per-rclone calls are planned, and their replies
-are merged back into one reply in rclone's format that lists only what was delivered.
-Everything is values in, values out: the aiohttp glue in ``rcserver`` does the sending.
+"dir2": "/content/tv/Show"}``. Here each path of that call (read by ``calls``) is placed
+on the rclone that owns it (shard N for ``.ids/<h>/...``, the fallback rclones for the
+rest) with the path mapped into that rclone's view, and the per-rclone calls are planned;
+``replies`` merges their answers back into one. Values in, values out: ``server`` and
+``send`` do the I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import parse_qsl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import orjson
-
-from shardproxy.core.shards import IDS_NAME, ShardMap, ViewPath, ViewPathError, is_ids_root_name
-from shardproxy.rc.bounds import CLAMP_NOTE, bound
-
-FORGET = "vfs/forget"
-REFRESH = "vfs/refresh"
-PATH_COMMANDS = frozenset({FORGET, REFRESH})
-FANOUT_COMMANDS = frozenset({"vfs/stats", "vfs/list", "core/stats", "core/version", "rc/noop"})
-ALLOWED_COMMANDS = PATH_COMMANDS | FANOUT_COMMANDS
-# Families that change files, remotes or the process: refused by name (403) so the
-# caller learns they exist but are not passed on; anything else unknown is a 404.
-DANGEROUS_PREFIXES = (
-    "operations/",
-    "sync/",
-    "config/",
-    "mount/",
-    "job/",
-    "backend/",
-    "cache/",
-    "options/",
-    "serve/",
-    "pluginsctl/",
-    "fscache/",
-    "debug/",
+from shardproxy.core.shards import (
+    IDS_NAME,
+    ViewPath,
+    ViewPathError,
+    is_ids_root_name,
+    view_name,
 )
-DANGEROUS_COMMANDS = frozenset({"core/command", "core/quit", "core/obscure", "core/bwlimit"})
-# Paths per outgoing call: rclone takes any number, this only keeps one body small.
-MAX_PATHS_PER_CALL = 500
-# The values Go's strconv.ParseBool accepts, which is what rclone's "recursive" takes.
-_GO_BOOLS = {
-    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), "true"),
-    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), "false"),
-}
-
-Kind = Literal["dir", "file", "all"]
-
-
-class RcError(Exception):
-    """A call the proxy answers itself with rclone's error JSON and an HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error_body(
-    command: str, params: Mapping[str, Any], message: str, status: int
-) -> dict[str, Any]:
-    """rclone's error reply: ``{"error", "input", "path", "status"}``."""
-    return {"error": message, "input": dict(params), "path": command, "status": status}
-
-
-# --- reading a call ---------------------------------------------------------------------
-
-
-def parse_params(
-    query: Iterable[tuple[str, str]], content_type: str | None, body: bytes
-) -> dict[str, Any]:
-    """The call's parameters from its query string and body, as rclone reads them.
-
-    Query values come first; a form body (``application/x-www-form-urlencoded``) or a
-    JSON object body (``application/json``, any charset) wins over them. For a repeated
-    key the last value counts. Unlike rclone 1.60.1, a body of any other type is an
-    error rather than silently ignored, because an ignored body turns ``vfs/forget``
-    into "forget everything".
-    """
-    pairs = list(query)
-    params: dict[str, Any] = dict(pairs)
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "application/json":
-        if not body.strip():
-            return params
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RcError(400, f"failed to read input JSON: {exc}") from None
-        if not isinstance(decoded, dict):
-            raise RcError(
-                400, f"failed to read input JSON: expected an object, got {type(decoded).__name__}"
-            )
-        params.update(decoded)
-    elif media_type == "application/x-www-form-urlencoded":
-        try:
-            text = body.decode("utf-8")
-            form = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RcError(400, f"failed to parse form/URL parameters: {exc}") from None
-        # Go's r.Form puts the body's values before the query's; the last one counts.
-        params.update(form)
-        params.update(pairs)
-    elif body.strip():
-        raise RcError(
-            400,
-            f"can't read parameters from a body of type {content_type or '(none)'!r}: send "
-            "Content-Type: application/json or application/x-www-form-urlencoded",
-        )
-    return params
-
-
-def refusal(command: str) -> RcError | None:
-    """Why ``command`` is not passed on to any rclone, or None when it is allowed."""
-    if command in ALLOWED_COMMANDS:
-        return None
-    if command in DANGEROUS_COMMANDS or command.startswith(DANGEROUS_PREFIXES):
-        return RcError(
-            403,
-            f"shardproxy does not pass {command!r} on: only the cache calls "
-            f"{', '.join(sorted(ALLOWED_COMMANDS))} reach the rclones",
-        )
-    return RcError(404, f"couldn't find method {command!r}")
-
-
-def _control_params(params: Mapping[str, Any]) -> None:
-    """Refuse rclone's job-control parameters (``_async``, ``_config``, ...)."""
-    for key, value in params.items():
-        if not key.startswith("_"):
-            continue
-        if key == "_async":
-            if _go_bool(value, key) == "false":
-                continue
-            raise RcError(
-                403, "_async is not supported: shardproxy answers every call when it is done"
-            )
-        raise RcError(400, f"parameter {key!r} is not supported by shardproxy")
-
-
-def _go_bool(value: Any, key: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value in _GO_BOOLS:
-        return _GO_BOOLS[value]
-    raise RcError(400, f"invalid value {key!r}={value!r}: use true or false")
-
-
-def _as_string(value: Any, key: str) -> str:
-    """rclone wants every value of these calls as a string; scalars are converted."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    raise RcError(400, f"value must be a string {key!r}={value!r}")
-
-
-@dataclass(frozen=True)
-class PathParam:
-    """One path of a call, as the caller sent it."""
-
-    key: str
-    kind: Literal["dir", "file"]
-    path: str
-
-
-@dataclass(frozen=True)
-class PathCall:
-    """A ``vfs/forget`` or ``vfs/refresh`` call, read and checked."""
-
-    command: str
-    paths: tuple[PathParam, ...]
-    recursive: bool = False
-    fs: str | None = None
-
-    @property
-    def everything(self) -> bool:
-        """No path keys at all: rclone's "all" (forget all / refresh the root)."""
-        return not self.paths
-
-
-def read_path_call(command: str, params: Mapping[str, Any]) -> PathCall:
-    """Check the parameters of a forget or refresh call the way rclone would."""
-    _control_params(params)
-    paths: list[PathParam] = []
-    recursive = False
-    fs: str | None = None
-    for key, value in params.items():
-        if key.startswith("_"):
-            continue
-        if key == "fs":
-            fs = _as_string(value, key)
-        elif key.startswith("dir"):
-            paths.append(PathParam(key, "dir", _as_string(value, key)))
-        elif key.startswith("file") and command == FORGET:
-            paths.append(PathParam(key, "file", _as_string(value, key)))
-        elif key == "recursive" and command == REFRESH:
-            recursive = _go_bool(value, key) == "true"
-        else:
-            raise RcError(400, f"unknown key {key!r}")
-    return PathCall(command, tuple(paths), recursive, fs)
-
-
-def fanout_params(command: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The caller's parameters a fan-out call passes on (``fs`` is set per target)."""
-    _control_params(params)
-    if command == "rc/noop":
-        return {k: v for k, v in params.items() if not k.startswith("_")}
-    if command == "core/stats" and "group" in params:
-        return {"group": _as_string(params["group"], "group")}
-    return {}
-
-
-# --- where a path goes --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class Target:
-    """One rclone RC endpoint: shard N's, or the k-th fallback."""
-
-    role: Literal["shard", "fallback"]
-    index: int
-
-    @property
-    def name(self) -> str:
-        """``shard0``, ``fallback1``: how logs, replies and metrics name it."""
-        return f"{self.role}{self.index}"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Topology:
-    """The rclones there are to talk to."""
-
-    shard_map: ShardMap
-    shards: frozenset[int]
-    fallbacks: int = 0
-    fs_names: Mapping[Target, str] = field(default_factory=dict)
-
-    @property
-    def targets(self) -> tuple[Target, ...]:
-        """Every configured rclone: shards in order, then fallbacks."""
-        return (
-            *(Target("shard", n) for n in sorted(self.shards)),
-            *(Target("fallback", k) for k in range(self.fallbacks)),
-        )
+from shardproxy.rc.bounds import bound
+from shardproxy.rc.calls import FORGET, MAX_PATHS_PER_CALL, REFRESH, PathCall, PathParam
+from shardproxy.rc.targets import Delivery, Target, Topology, trimmed
 
 
 @dataclass(frozen=True)
@@ -288,10 +59,10 @@ def place(path: str, topology: Topology) -> Placement:
     if is_ids_root_name(names[0]):
         try:
             # Only the first level decides the owner; deeper names go to it as written.
-            place = ViewPath.parse(names[0], names[1:2], shard_map)
+            view = ViewPath.parse(names[0], names[1:2], shard_map)
         except ViewPathError as exc:
             return Placement((), "", f"{path!r}: {exc}")
-        owner = place.owner(shard_map)
+        owner = view.owner(shard_map)
         owners = range(shard_map.count) if owner is None else (owner,)
         below = "/".join(names[1:])
         return _configured(tuple(Target("shard", n) for n in owners), below, topology)
@@ -332,27 +103,6 @@ def unmap(target: Target, path: str) -> str:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One path to be forgotten or refreshed on one rclone (``path`` in its view).
-
-    ``kind`` "all" is a call with no path at all (forget everything, refresh the root).
-    A refresh of ``path`` "" is sent as a call without ``dir``, because rclone answers
-    ``dir=""`` with "file does not exist".
-    """
-
-    target: Target
-    command: str
-    kind: Kind
-    path: str
-    recursive: bool = False
-
-    @property
-    def key(self) -> tuple[Target, str, str, str]:
-        """What makes two deliveries the same work (``recursive`` is merged)."""
-        return (self.target, self.command, self.kind, _trim(self.path))
-
-
-@dataclass(frozen=True)
 class TargetCall:
     """One POST to one rclone: the exact JSON body and the deliveries it carries."""
 
@@ -360,10 +110,6 @@ class TargetCall:
     command: str
     params: dict[str, Any]
     deliveries: tuple[Delivery, ...]
-
-
-def _trim(path: str) -> str:
-    return path.strip("/")
 
 
 @dataclass(frozen=True)
@@ -390,6 +136,25 @@ class PathPlan:
         return self.whole + tuple(d for planned in self.paths for d in planned.deliveries)
 
 
+def fallback_forgets(placement: Placement, topology: Topology) -> list[tuple[Target, str]]:
+    """The fallback rclones' share of a forget of ``.ids`` paths: (target, path) pairs.
+
+    A fallback (``rest``) mounts the proxy's whole root, and reads a shard's files while
+    that shard is down, so its directory cache may hold the same folders: under
+    ``.ids/...`` (links unchanged) and under ``.ids-s<N>/...`` (shard links). It is told
+    to forget both spellings whenever the owning shard is, not only while the shard is
+    down: the proxy cannot see which branch mergerfs falls back to, and a forget is
+    cheap (rclone echoes it without touching the backend). Refreshes are not copied:
+    they would make ``rest`` list folders it may never show.
+    """
+    shards = [target for target in placement.targets if target.role == "shard"]
+    if not shards or topology.fallbacks == 0:
+        return []
+    below = f"/{placement.path}" if placement.path else ""
+    spellings = [IDS_NAME + below] + [view_name(t.index) + below for t in shards]
+    return [(target, path) for target in _fallbacks(topology) for path in spellings]
+
+
 def plan_path_call(call: PathCall, topology: Topology) -> PathPlan:
     """Place each caller path, then group the deliveries into per-rclone calls."""
     whole: tuple[Delivery, ...] = ()
@@ -404,6 +169,11 @@ def plan_path_call(call: PathCall, topology: Topology) -> PathPlan:
             bound(Delivery(target, call.command, param.kind, placement.path, call.recursive))
             for target in placement.targets
         )
+        if call.command == FORGET:
+            own += tuple(
+                Delivery(target, FORGET, param.kind, path)
+                for target, path in fallback_forgets(placement, topology)
+            )
         planned.append(PlannedPath(param, placement, own))
     deliveries = whole + tuple(d for p in planned for d in p.deliveries)
     return PathPlan(call, tuple(planned), whole, tuple(plan_calls(deliveries, topology)))
@@ -419,10 +189,10 @@ def plan_calls(deliveries: Iterable[Delivery], topology: Topology) -> list[Targe
     groups: dict[tuple[Target, str, bool, bool], dict[tuple[str, str], list[Delivery]]] = {}
     for delivery in deliveries:
         is_refresh = delivery.command == REFRESH
-        whole = delivery.kind == "all" or (is_refresh and not _trim(delivery.path))
+        whole = delivery.kind == "all" or (is_refresh and not trimmed(delivery.path))
         group = (delivery.target, delivery.command, delivery.recursive and is_refresh, whole)
         kind = "all" if whole else delivery.kind
-        groups.setdefault(group, {}).setdefault((kind, _trim(delivery.path)), []).append(delivery)
+        groups.setdefault(group, {}).setdefault((kind, trimmed(delivery.path)), []).append(delivery)
     calls: list[TargetCall] = []
     for (target, command, recursive, whole), unique in sorted(groups.items(), key=lambda g: g[0]):
         base: dict[str, Any] = {}
@@ -448,119 +218,3 @@ def plan_calls(deliveries: Iterable[Delivery], topology: Topology) -> list[Targe
             carried = tuple(d for same in chunk for d in same)
             calls.append(TargetCall(target, command, params, carried))
     return calls
-
-
-# --- replies --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An rclone answered 200 with this JSON object."""
-
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The call did not get through: refused, unreachable, timed out, or garbage back."""
-
-    reason: str
-
-
-Outcome = Reply | Failure
-
-
-def delivered_by(call: TargetCall, outcome: Outcome) -> dict[tuple[Target, str, str, str], str]:
-    """The deliveries an rclone's reply confirms, with its answer ("OK" or its error).
-
-    A forget counts when its path comes back in ``forgotten``; a refresh when its path
-    has an entry in ``result`` (whatever it says: the rclone got it). A call without
-    paths counts when the rclone answered at all.
-    """
-    if isinstance(outcome, Failure):
-        return {}
-    body = outcome.body
-    if call.command == FORGET:
-        forgotten = body.get("forgotten")
-        echoed = (
-            {_trim(p) for p in forgotten if isinstance(p, str)}
-            if isinstance(forgotten, list)
-            else set()
-        )
-        return {
-            d.key: "OK"
-            for d in call.deliveries
-            if d.kind == "all" or (isinstance(forgotten, list) and _trim(d.path) in echoed)
-        }
-    result = body.get("result")
-    if not isinstance(result, dict):
-        return {}
-    answers = {_trim(str(k)): v for k, v in result.items()}
-    return {d.key: str(answers[_trim(d.path)]) for d in call.deliveries if _trim(d.path) in answers}
-
-
-def _not_delivered(delivery: Delivery, failures: Mapping[Target, str]) -> str:
-    reason = failures.get(delivery.target, "no confirmation in its reply")
-    return f"not delivered to {delivery.target}: {reason}; will retry"
-
-
-def merge_path_reply(
-    plan: PathPlan,
-    confirmed: Mapping[tuple[Target, str, str, str], str],
-    failures: Mapping[Target, str],
-) -> dict[str, Any]:
-    """The caller's reply: only paths every owner confirmed, under the caller's spelling.
-
-    Raises RcError for an "everything" call that did not reach every rclone, since its
-    rclone reply (an empty list) cannot say so.
-    """
-    call = plan.call
-    if call.everything:
-        missing = [d for d in plan.whole if d.key not in confirmed]
-        if missing or not plan.whole:
-            reasons = [_not_delivered(d, failures) for d in missing] or [
-                "no rclone is configured (--shard-rc, --rc-fallback)"
-            ]
-            raise RcError(502, f"{call.command} of everything: " + "; ".join(reasons))
-        if call.command == FORGET:
-            return {"forgotten": []}
-        answer = _combine([(d.target, confirmed[d.key]) for d in plan.whole])
-        return {"result": {"": _clamp_noted(call, plan.whole, answer)}}
-    forgotten: list[str] = []
-    answered: dict[str, str] = {}
-    problems: dict[str, str] = {}
-    for planned in plan.paths:
-        reasons = [planned.placement.missing] if planned.placement.missing else []
-        answers = []
-        for d in planned.deliveries:
-            if d.key in confirmed:
-                answers.append((d.target, confirmed[d.key]))
-            else:
-                reasons.append(_not_delivered(d, failures))
-        if reasons or not answers:
-            problems[planned.param.path] = answered[planned.param.path] = "; ".join(reasons)
-        else:
-            forgotten.append(_trim(planned.param.path))
-            answer = _combine(answers)
-            answered[planned.param.path] = _clamp_noted(call, planned.deliveries, answer)
-    if call.command == REFRESH:
-        return {"result": answered}
-    reply: dict[str, Any] = {"forgotten": forgotten}
-    if problems:
-        reply["notForgotten"] = problems
-    return reply
-
-
-def _clamp_noted(call: PathCall, deliveries: Sequence[Delivery], answer: str) -> str:
-    """The answer, saying why a recursive refresh was sent without recursion."""
-    if call.recursive and any(not d.recursive for d in deliveries):
-        return f"{answer} ({CLAMP_NOTE})"
-    return answer
-
-
-def _combine(answers: Sequence[tuple[Target, str]]) -> str:
-    """One rclone's answer as is; several rclones' as "OK" only when all said "OK"."""
-    if len(answers) == 1:
-        return answers[0][1]
-    bad = [f"{target}: {answer}" for target, answer in answers if answer != "OK"]
-    return "; ".join(bad) if bad else "OK"

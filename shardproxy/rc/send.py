@@ -1,4 +1,4 @@
-"""Sending planned RC calls to the rclones: one POST per call, every result an Outcome."""
+"""Sending planned RC calls to the rclones: one POST per call, every result an RcloneAnswer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import orjson
 from yarl import URL
 
 from shardproxy.config.settings import Settings
-from shardproxy.rc.route import Failure, Outcome, Reply, Target, TargetCall, Topology
+from shardproxy.rc.replies import Failure, RcloneAnswer, Reply
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Target, Topology
 from shardproxy.telemetry.metrics import Metrics
 
 # rclone's replies are small JSON objects; this only stops a confused peer.
@@ -40,7 +42,7 @@ class Endpoint:
 
 
 class RcForwarder:
-    """Sends planned calls to the rclones and turns every result into an Outcome."""
+    """Sends planned calls to the rclones and turns every result into an RcloneAnswer."""
 
     def __init__(
         self,
@@ -54,13 +56,13 @@ class RcForwarder:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.metrics = metrics or Metrics()
 
-    async def send(self, call: TargetCall) -> Outcome:
+    async def send(self, call: TargetCall) -> RcloneAnswer:
         """POST one call, counted by rclone, command and outcome."""
         outcome = await self._post(call)
-        self.metrics.rc_forward(call.target, call.command, not isinstance(outcome, Failure))
+        self.metrics.rc_forward(call.target.label, call.command, not isinstance(outcome, Failure))
         return outcome
 
-    async def _post(self, call: TargetCall) -> Outcome:
+    async def _post(self, call: TargetCall) -> RcloneAnswer:
         """POST one call as ``application/json`` exactly (1.60.1 ignores anything else)."""
         endpoint = self.endpoints[call.target]
         try:
@@ -70,7 +72,7 @@ class RcForwarder:
                 headers=endpoint.headers,
                 timeout=self.timeout,
             ) as response:
-                raw = await response.content.read(MAX_REPLY_BYTES + 1)
+                raw = await _read_capped(response.content, MAX_REPLY_BYTES + 1)
                 status = response.status
         except TimeoutError:
             return Failure(f"no answer within {self.timeout.total:g} s (rc_timeout)")
@@ -90,22 +92,22 @@ class RcForwarder:
             return Failure(f"reply is JSON but not an object: {raw[:120]!r}")
         return Reply(body)
 
-    async def send_all(self, calls: Iterable[TargetCall]) -> list[tuple[TargetCall, Outcome]]:
-        """Send calls concurrently; each gets an Outcome, none raises."""
+    async def send_all(self, calls: Iterable[TargetCall]) -> list[tuple[TargetCall, RcloneAnswer]]:
+        """Send calls concurrently; each gets an RcloneAnswer, none raises."""
         planned = list(calls)
         outcomes = await asyncio.gather(*(self.send(call) for call in planned))
         return list(zip(planned, outcomes, strict=True))
 
     async def as_done(
         self, calls: Iterable[TargetCall]
-    ) -> AsyncIterator[tuple[TargetCall, Outcome]]:
-        """Send calls concurrently and yield each with its Outcome as soon as it is back.
+    ) -> AsyncIterator[tuple[TargetCall, RcloneAnswer]]:
+        """Send calls concurrently and yield each with its RcloneAnswer as soon as it is back.
 
         The caller handles one reply's worth of work at a time, so a huge call never
         holds the event loop for all its replies at once.
         """
 
-        async def one(call: TargetCall) -> tuple[TargetCall, Outcome]:
+        async def one(call: TargetCall) -> tuple[TargetCall, RcloneAnswer]:
             return call, await self.send(call)
 
         tasks = [asyncio.ensure_future(one(call)) for call in calls]
@@ -134,3 +136,11 @@ def endpoints_of(settings: Settings) -> dict[Target, Endpoint]:
     for k, url in enumerate(settings.rc_fallback):
         endpoints[Target("fallback", k)] = Endpoint.from_url(url)
     return endpoints
+
+
+async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    """The body to its end, or its first ``cap`` bytes (``read(n)`` gives one chunk only)."""
+    raw = bytearray()
+    while len(raw) < cap and (chunk := await stream.read(cap - len(raw))):
+        raw += chunk
+    return bytes(raw)

@@ -23,30 +23,25 @@ from aiohttp import web
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
 from shardproxy.listeners.basicauth import authorized, unauthorized
+from shardproxy.rc.calls import (
+    PATH_COMMANDS,
+    RcError,
+    command_label,
+    error_body,
+    fanout_params,
+    parse_params,
+    read_path_call,
+    refusal,
+)
 from shardproxy.rc.fanout import merge_fanout, plan_fanout
 from shardproxy.rc.inflight import InFlight, Joined
 from shardproxy.rc.pending import Backoff, DeliveryKey, PendingDeliveries
 from shardproxy.rc.queue import RetryQueue, retry_forever
-from shardproxy.rc.route import (
-    PATH_COMMANDS,
-    Delivery,
-    Failure,
-    PathPlan,
-    RcError,
-    Target,
-    Topology,
-    delivered_by,
-    error_body,
-    fanout_params,
-    merge_path_reply,
-    parse_params,
-    plan_calls,
-    plan_path_call,
-    read_path_call,
-    refusal,
-)
+from shardproxy.rc.replies import Failure, delivered_by, merge_path_reply
+from shardproxy.rc.route import PathPlan, plan_calls, plan_path_call
 from shardproxy.rc.send import RcForwarder, endpoints_of, topology_of
 from shardproxy.rc.store import PendingStore
+from shardproxy.rc.targets import Delivery, Target, Topology
 from shardproxy.telemetry.metrics import Metrics
 
 log = logging.getLogger("shardproxy.rc")
@@ -111,7 +106,7 @@ class RcHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One RC request, counted by command and outcome."""
         response = await self._answer(request)
-        self.metrics.rc_call(request.path.lstrip("/"), response.status)
+        self.metrics.rc_call(command_label(request.path.lstrip("/")), response.status)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -146,7 +141,7 @@ class RcHandler:
                     body,
                 )
                 if command in PATH_COMMANDS:
-                    reply = await self._path_call(forwarder, command, params, big)
+                    reply = await self.path_call(forwarder, command, params, big)
                 else:
                     reply = await self._fanout_call(forwarder, command, params)
                 answer = await _maybe_off_loop(big, _json_bytes, reply)
@@ -177,9 +172,11 @@ class RcHandler:
             if self._big_calls == 0:
                 gc.set_threshold(*self._gc_thresholds)
 
-    async def _path_call(
+    async def path_call(
         self, forwarder: RcForwarder, command: str, params: Mapping[str, Any], big: bool
     ) -> dict[str, Any]:
+        """A forget or refresh: sent to the owners, and what they did not confirm saved
+        for retry before the reply (which says "will retry") is built."""
         plan, unplaced = await _maybe_off_loop(big, _plan, command, params, self.topology)
         big = big or len(plan.paths) > OFF_LOOP_PATHS
         free, running = await self._split(plan.deliveries, big)
@@ -306,6 +303,7 @@ def make_rc_app(
         max_count=settings.rc_pending_max,
         max_age=settings.rc_pending_max_age,
         backoff=backoff or Backoff(),
+        max_bytes=settings.rc_pending_max_bytes,
     )
     app[RC_DELIVERY] = pending
     queue = RetryQueue(pending, store if store is not None else open_store(settings))

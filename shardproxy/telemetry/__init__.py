@@ -1,5 +1,5 @@
-"""What the proxy records about itself: Prometheus counters (``metrics``), structured
-logs (``logs``), and fail-over reads counted and logged per shard (``failover``).
+"""What the proxy records about itself: Prometheus counters (``metrics``) and
+structured logs (``logs``).
 
 May import ``config`` and ``core``.
 """

@@ -18,8 +18,6 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shardproxy.rc.route import ALLOWED_COMMANDS, Target
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Methods a WebDAV client sends; anything else is counted as "other", so a client making
 # up methods cannot grow the label set without bound.
@@ -43,17 +41,19 @@ KNOWN_METHODS = frozenset(
 # The shard label of requests outside every shard view (/.ids/, /content, ...).
 NO_SHARD = "none"
 RC_OUTCOMES = {200: "ok", 401: "unauthorized", 403: "refused", 404: "refused"}
-UPSTREAM_ERROR_KINDS = ("unreachable", "timeout", "broke_off", "bad_range", "bad_listing")
+UPSTREAM_ERROR_KINDS = (
+    "unreachable",
+    "timeout",
+    "broke_off",
+    "bad_range",
+    "bad_listing",
+    "bad_redirect",
+)
 
 
 def shard_label(shard: int | None) -> str:
     """``"0"``, ``"1"``, ... for a shard view; ``"none"`` for everything else."""
     return NO_SHARD if shard is None else str(shard)
-
-
-def rclone_label(target: Target) -> str:
-    """The ``shard`` label of an rclone: ``"0"`` for shard 0's, ``"fallback0"`` and on."""
-    return str(target.index) if target.role == "shard" else target.name
 
 
 def status_class(status: int) -> str:
@@ -84,10 +84,26 @@ class PendingSummary:
     by_rclone: Mapping[str, int] = field(default_factory=dict)  # "0", "1", "fallback0"
 
 
+# A process's counters as a worker reports them to the first process: one entry per
+# series, (metric name, label values, value). Plain lists, so they cross a pipe as JSON.
+CounterTotals = list[tuple[str, list[str], float]]
+
+
 class Metrics:
-    """Every counter of one process, in one registry."""
+    """Every counter of one process, in one registry.
+
+    With several worker processes, the first one's registry is the one scraped: each
+    worker reports its counter totals now and then (``counter_totals``), and the first
+    process adds what is new in them to its own counters (``add_worker_totals``), so
+    ``/metrics`` and the status page count every process.
+    """
 
     def __init__(self) -> None:
+        # What each worker reported last, and what of it the counters already hold.
+        self._worker_reports: dict[int, CounterTotals] = {}
+        self._worker_applied: dict[int, dict[tuple[str, tuple[str, ...]], float]] = {}
+        self._ended_workers: set[int] = set()
+        self._counters: dict[str, tuple[Counter, list[str]]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         # The series counted on every request are counted in plain dicts first and
@@ -104,7 +120,9 @@ class Metrics:
         registry.register(_FlushFirst(self._flush))
 
         def counter(name: str, documentation: str, labels: list[str]) -> Counter:
-            return Counter(name, documentation, labels, registry=registry)
+            made = Counter(name, documentation, labels, registry=registry)
+            self._counters[name] = (made, labels)
+            return made
 
         self.requests = counter(
             "shardproxy_requests",
@@ -118,7 +136,8 @@ class Metrics:
         )
         self.upstream_errors = counter(
             "shardproxy_upstream_errors",
-            "Failures of NzbDav: unreachable, timeout, broke_off, bad_range, bad_listing",
+            "Failures of NzbDav: unreachable, timeout, broke_off, bad_range, bad_listing, "
+            "bad_redirect",
             ["shard", "kind"],
         )
         self.client_aborts = counter(
@@ -167,8 +186,44 @@ class Metrics:
             counts = self._streamed_counts
             counts[key] = counts.get(key, 0) + count
 
+    def counter_totals(self) -> CounterTotals:
+        """Every counter series of this process with its value (what a worker reports)."""
+        self._flush()
+        totals: CounterTotals = []
+        for name, (made, labels) in self._counters.items():
+            for metric in made.collect():
+                for sample in metric.samples:
+                    if sample.name == f"{name}_total":
+                        totals.append(
+                            (name, [sample.labels[label] for label in labels], sample.value)
+                        )
+        return totals
+
+    def add_worker_totals(self, worker: int, totals: CounterTotals) -> None:
+        """Take worker ``worker``'s latest totals; added to the counters at the next read."""
+        self._worker_reports[worker] = totals
+
+    def worker_ended(self, worker: int) -> None:
+        """Worker ``worker`` is gone: once its last report is added, forget it."""
+        self._ended_workers.add(worker)
+
+    def _add_worker_reports(self) -> None:
+        for worker, totals in self._worker_reports.items():
+            applied = self._worker_applied.setdefault(worker, {})
+            for name, labels, value in totals:
+                key = (name, tuple(labels))
+                new = value - applied.get(key, 0.0)
+                if new > 0 and name in self._counters:
+                    self._counters[name][0].labels(*labels).inc(new)
+                    applied[key] = value
+        self._worker_reports.clear()
+        for worker in self._ended_workers:
+            self._worker_applied.pop(worker, None)
+        self._ended_workers.clear()
+
     def _flush(self) -> None:
         """Add what request(), streamed() and listing() counted to their counters."""
+        self._add_worker_reports()
         for (shard, method, hundreds), count in self._request_counts.items():
             status = status_class(hundreds * 100)
             self.requests.labels(shard_label(shard), method, status).inc(count)
@@ -202,15 +257,17 @@ class Metrics:
         """Count one read of shard ``shard``'s file through the pass-through tree."""
         self.fallback_reads.labels(str(shard)).inc()
 
-    def rc_call(self, command: str, status: int) -> None:
-        """Count one RC call received by the HTTP status it was answered with."""
-        # Commands outside the allow-list are whatever a caller typed: one label for all.
-        command = command if command in ALLOWED_COMMANDS else "other"
-        self.rc_calls.labels(command, RC_OUTCOMES.get(status, "error")).inc()
+    def rc_call(self, command_label: str, status: int) -> None:
+        """Count one RC call received by the HTTP status it was answered with.
 
-    def rc_forward(self, target: Target, command: str, ok: bool) -> None:
-        """Count one RC call sent to an rclone."""
-        self.rc_forwarded.labels(rclone_label(target), command, "ok" if ok else "failed").inc()
+        ``command_label`` is ``rc.calls.command_label(command)``: what a caller typed
+        outside the allow-list must not become a label of its own.
+        """
+        self.rc_calls.labels(command_label, RC_OUTCOMES.get(status, "error")).inc()
+
+    def rc_forward(self, rclone_label: str, command: str, ok: bool) -> None:
+        """Count one RC call sent to an rclone (``Target.label``)."""
+        self.rc_forwarded.labels(rclone_label, command, "ok" if ok else "failed").inc()
 
     # --- gauges read at scrape time ------------------------------------------------------
 

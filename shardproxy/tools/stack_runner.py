@@ -124,12 +124,12 @@ class Stack:
     library: Any = None  # an nzbdav_standin.Library; a small sample when None
     rclone: str | None = None
     log_level: str = "info"
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    """Settings given on top of the stack's own (e.g. ``{"virtual_levels": False}``)."""
     backend: URL | None = None
     """An NzbDav already running (with USER and PASSWORD): then no stand-in is started."""
     build_links: bool = True
     """Read every ``.rclonelink`` through the mount into ``library/`` (``links``)."""
-    extra_settings: dict[str, Any] = field(default_factory=dict)
-    """Proxy settings on top of the stack's own (``load_settings`` keys)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _created_root: bool = False
     _background: _Background | None = None
@@ -253,7 +253,7 @@ class Stack:
                 "nzbdav_user": USER,
                 "nzbdav_pass": PASSWORD,
                 "log_level": self.log_level,
-                **self.extra_settings,
+                **self.settings_overrides,
             },
             environ={},
         )
@@ -310,6 +310,10 @@ class Stack:
             for name, text in files.items()
             if name.startswith(self.layout.value + "/")
         }
+        # Installed as a person would: the layout's own settings file into config_dir.
+        shutil.copyfile(
+            self.etc / self.layout.value / "shardproxy.toml", self.etc / "shardproxy.toml"
+        )
 
     def mount(self, name: str) -> Mount:
         """The mount called ``name`` (``shard0``.. or ``rest``)."""
@@ -418,10 +422,8 @@ class LibraryLink:
 
 
 def link_target(target: str, layout: Layout, shard_map: ShardMap) -> str:
-    """An NzbDav link target as the layout wants it: for shard links, into the owner's view.
-
-    ``--rewrite-rclonelinks`` (planned) will have the proxy write such targets itself.
-    """
+    """An NzbDav link target as the layout wants it: for shard links, into the owner's view
+    (what the proxy's ``rewrite_rclonelinks`` serves)."""
     if layout is Layout.LINKS_UNCHANGED:
         return target
     head, marker, tail = target.partition(IDS_ROOT + "/")
@@ -447,13 +449,11 @@ def _rclonelinks(folder: Path) -> Iterator[tuple[Path, str]]:
 def build_library(stack: Stack) -> list[LibraryLink]:
     """Symlinks under ``library/`` for every link NzbDav lists, read through the mount."""
     merged = Path(stack.deployment.merged)
-    shard_map = ShardMap.even(stack.shards)
     links = []
     for path, target in _rclonelinks(merged / "completed-symlinks"):
         relative = path.relative_to(merged / "completed-symlinks")
         link = stack.library_dir / relative
         link.parent.mkdir(parents=True, exist_ok=True)
-        final = link_target(target, stack.layout, shard_map)
-        link.symlink_to(final)
-        links.append(LibraryLink(link, final, final.rsplit("/", 1)[-1]))
+        link.symlink_to(target)  # as served: the shard-links layout's proxy rewrites it
+        links.append(LibraryLink(link, target, target.rsplit("/", 1)[-1]))
     return links

@@ -2,6 +2,6 @@
 
 Owns the handler (``proxy``), streamed bodies (``bodies``), which headers cross
 (``headers``), the ``.rclonelink`` rewrite (``links``) and the root listings that show
-the views (``rootviews``). May import ``listeners``, ``upstream``, ``telemetry``,
+the views (``rootviews``). May import ``listeners``, ``backend``, ``telemetry``,
 ``config``, ``listing`` and ``core``.
 """

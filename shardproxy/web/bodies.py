@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from shardproxy.upstream.reply import UpstreamResponse
+from shardproxy.backend.reply import BackendReply
+from shardproxy.core.ranges import BodyCut
 
 
 class ClientStalled(Exception):
@@ -17,9 +18,15 @@ class ClientStalled(Exception):
 async def client_body(
     request: web.BaseRequest, first: bytes, stall_limit: float
 ) -> AsyncIterator[bytes]:
-    """The client's request body as it arrives; ClientStalled if it pauses too long."""
+    """The client's request body as it arrives; ClientStalled if it pauses too long.
+
+    Nothing is held here while the next piece is awaited: a client that stalls mid-body
+    leaves only what aiohttp reads ahead (``listener.READ_BUFSIZE``) and what the
+    backend's socket has not taken yet.
+    """
     if first:
         yield first
+    del first
     content = request.content
     while True:
         try:
@@ -32,27 +39,25 @@ async def client_body(
         if not data:
             return
         yield data
+        del data
 
 
 async def copy_body(
-    upstream: UpstreamResponse,
+    upstream: BackendReply,
     response: web.StreamResponse,
-    limit: int | None,
+    cut: BodyCut,
     on_sent: Callable[[int, bool], None],
 ) -> None:
-    """Copy the backend's body to the client; ``write`` waits while the client is slow.
+    """Copy the answer's part of the backend's body to the client (``cut``).
 
-    ``on_sent(count, False)`` is told each chunk's size once it is written.
+    ``write`` waits while the client is slow; ``on_sent(count, False)`` is told each
+    chunk's size once it is written. Past the cut the rest is left unread at the backend.
     """
-    remaining = limit
     while data := await upstream.read():
-        if remaining is not None:
-            # Only the range's bytes go on; the rest is left unread at the backend.
-            data = data[:remaining]
-            remaining -= len(data)
+        data = cut.take(data)
         await response.write(data)
         on_sent(len(data), False)
-        if remaining == 0:
+        if cut.complete:
             return
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from multidict import CIMultiDict
 
-from shardproxy.upstream.reply import UpstreamResponse, header_text
+from shardproxy.backend.reply import BackendReply, header_text
 
 # RFC 9110 section 7.6.1, plus the non-standard ones proxies traditionally drop. Expect
 # is answered by our own server; forwarding it would make the backend wait for us.
@@ -55,11 +55,12 @@ ReplyHeaders = list[tuple[str, str]]
 
 
 def reply_headers_of(
-    upstream: UpstreamResponse, map_location: Callable[[str], str] | None = None
+    upstream: BackendReply, map_location: Callable[[str], str | None] | None = None
 ) -> ReplyHeaders:
     """The backend's headers to pass on: without hop-by-hop ones or Content-Length.
 
-    ``map_location``, if given, rewrites a Location value in the same pass. A plain
+    ``map_location``, if given, rewrites a Location value in the same pass (None drops
+    it). A plain
     list, which aiohttp's response takes as it is: the hot path builds no multidict of
     its own.
     """
@@ -74,7 +75,10 @@ def reply_headers_of(
         # header_text's answer for the common all-ASCII value, without the call.
         text = value.decode("ascii") if value.isascii() else header_text(value)
         if map_location is not None and lower == b"location":
-            text = map_location(text)
+            mapped = map_location(text)
+            if mapped is None:
+                continue
+            text = mapped
         headers.append((name.decode("latin-1"), text))
     if named and named != b",keep-alive":  # the usual value, settled without a set
         # Connection: keep-alive names no header; anything else it names is dropped too.

@@ -7,49 +7,49 @@ it; ``listing.linksizes`` grows the listed sizes); this is the I/O around them.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-from shardproxy.core.rclonelink import GROWTH, rewrite_target, serve_range
+from shardproxy.backend.reply import BackendError, BackendReply
+from shardproxy.core.plan import RequestPlan
+from shardproxy.core.rclonelink import GROWTH, MAX_LINK_BYTES, rewrite_target, serve_range
 from shardproxy.core.shards import IDS_ROOT
 from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
-from shardproxy.upstream.reply import BackendError, UpstreamResponse
-
-if TYPE_CHECKING:
-    from shardproxy.web.proxy import UpstreamPlan, WebDavProxy
+from shardproxy.web.offloop import parse_body
+from shardproxy.web.relay import ReplyRelay
+from shardproxy.web.replies import plain_error
 
 log = logging.getLogger("shardproxy.web.proxy")
 
 
 async def serve_rewritten_link(
-    proxy: WebDavProxy, request: web.BaseRequest, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, plan: RequestPlan
 ) -> web.StreamResponse:
     """A ``.rclonelink`` with its target in the owning shard's view.
 
     The link is a few dozen bytes of NzbDav's database, not Usenet data, so it is read
     whole (a GET even for a HEAD) and the client's Range is applied to the new text.
     """
-    from shardproxy.web.proxy import SMALL_REPLY_LIMIT, plain_error
-
     headers = CIMultiDict(plan.headers)
     for name in ("Range", "If-Range", "Accept-Encoding"):
         headers.popall(name, None)
     try:
-        upstream = await proxy.pool.request("GET", plan.target, headers.items())
+        upstream = await relay.pool.request("GET", plan.target, headers.items())
     except BackendError as exc:
         return plain_error(exc.status, str(exc))
     try:
         length = upstream.content_length
-        if upstream.status != 200 or length is None or length > SMALL_REPLY_LIMIT:
-            return await proxy.relay_body(request, upstream, plan)
-        body = await proxy.read_small_body(request, upstream, length, plan.shard)
+        if upstream.status != 200 or length is None or length > MAX_LINK_BYTES:
+            if upstream.status == 200 and length is not None:
+                relay.oversized_links.note(request.raw_path)
+            return await relay.relay_body(request, upstream, plan)
+        body = await relay.read_small_body(request, upstream, length, plan.shard)
     finally:
         upstream.release()
     if isinstance(body, web.Response):
         return body
-    rewritten = rewrite_target(body, proxy.shard_map)
+    rewritten = rewrite_target(body, relay.shard_map)
     if rewritten is None:
         log.warning(
             "%s: not a link into %s/, served as it is (its listed size is %d bytes more)",
@@ -63,7 +63,7 @@ async def serve_rewritten_link(
     )
     reply_headers = [
         (name, value)
-        for name, value in proxy.reply_headers(upstream, plan)
+        for name, value in relay.reply_headers(upstream, plan)
         if name.lower() != "content-range"
     ]
     if reply.content_range is not None:
@@ -72,15 +72,17 @@ async def serve_rewritten_link(
 
 
 async def relay_link_listing(
-    proxy: WebDavProxy, request: web.BaseRequest, upstream: UpstreamResponse, plan: UpstreamPlan
+    relay: ReplyRelay, request: web.BaseRequest, upstream: BackendReply, plan: RequestPlan
 ) -> web.StreamResponse:
     """A ``/completed-symlinks`` listing with each ``.rclonelink`` listed at its new size."""
-    body = await proxy.read_listing(request, upstream, None)
+    body = await relay.read_listing(request, upstream, None)
     if isinstance(body, web.Response):
         return body
     try:
-        out = grow_link_sizes(body, GROWTH)
+        grown = await parse_body(grow_link_sizes, body, GROWTH, MAX_LINK_BYTES, size=len(body))
     except LinkListingError as exc:
-        return proxy.broken_listing(request, str(exc), None)
-    headers = proxy.reply_headers(upstream, plan)
-    return web.Response(status=upstream.status, reason=None, headers=headers, body=out)
+        return relay.broken_listing(request, str(exc), None)
+    for href in grown.too_big:
+        relay.oversized_links.note(href)
+    headers = relay.reply_headers(upstream, plan)
+    return web.Response(status=upstream.status, reason=None, headers=headers, body=grown.body)

@@ -9,16 +9,14 @@ entry, shown as each view folder, is added to the root listing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from shardproxy.core.shards import IDS_ROOT
+from shardproxy.backend.pool import BackendPool
+from shardproxy.backend.reply import BackendError, BodyError
+from shardproxy.core.plan import RequestPlan
+from shardproxy.core.shards import IDS_ROOT, ShardMap
 from shardproxy.listing import ListingError, filter_listing
 from shardproxy.listing.insert import insert_responses
 from shardproxy.listing.policy import ViewFoldersPolicy
-from shardproxy.upstream.reply import BackendError, BodyError
-
-if TYPE_CHECKING:
-    from shardproxy.web.proxy import UpstreamPlan, WebDavProxy
 
 log = logging.getLogger("shardproxy")
 
@@ -26,12 +24,14 @@ log = logging.getLogger("shardproxy")
 MAX_IDS_ANSWER = 64 << 10
 
 
-async def with_view_folders(proxy: WebDavProxy, plan: UpstreamPlan, listing: bytes) -> bytes:
+async def with_view_folders(
+    pool: BackendPool, shard_map: ShardMap, plan: RequestPlan, listing: bytes
+) -> bytes:
     """The root ``listing`` with the view folders added when the backend has ``/.ids``."""
     headers = [(n, v) for n, v in plan.headers.items() if n.lower() not in ("content-length",)]
     headers = [(n, v) for n, v in headers if n.lower() != "depth"] + [("Depth", "0")]
     try:
-        upstream = await proxy.pool.request("PROPFIND", IDS_ROOT + "/", headers, b"", 0)
+        upstream = await pool.request("PROPFIND", IDS_ROOT + "/", headers, b"", 0)
     except BackendError:
         return listing
     try:
@@ -47,7 +47,7 @@ async def with_view_folders(proxy: WebDavProxy, plan: UpstreamPlan, listing: byt
     finally:
         upstream.release()
     try:
-        views = filter_listing(ViewFoldersPolicy(proxy.shard_map), answer)
+        views = filter_listing(ViewFoldersPolicy(shard_map), answer)
     except ListingError as exc:
         log.warning("PROPFIND %s: backend sent a malformed answer: %s", IDS_ROOT, exc)
         return listing

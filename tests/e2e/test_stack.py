@@ -12,6 +12,7 @@ import base64
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -19,12 +20,13 @@ import time
 import urllib.request
 import uuid as uuid_module
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from nzbdav_standin import READ_LOG, Library, expected_bytes, uuid_path
-from shardproxy.core.shards import ShardMap
+from shardproxy.core.shards import HEX_DIGITS, ShardMap
 from shardproxy.tools.deploy.model import READ_FAILS_WITHIN, Layout
 from shardproxy.tools.stack_runner import RC_PASS, RC_USER, LibraryLink, Stack, link_target
 from tests.helpers.processes import fuse_problem
@@ -200,6 +202,32 @@ def test_a_stopped_shard_fails_over_to_rest_and_serves_from_its_cache_again(
     assert backend_reads(stack)[before:] == [], "the restarted shard did not use its cache"
 
 
+def test_with_a_shard_down_a_forget_shows_a_new_file_through_rest(
+    stack: Stack, read_links: list[LibraryLink]
+) -> None:
+    """rest lists the dead shard's folders for years (--dir-cache-time): a forget reaches it."""
+    shard = 2
+    link = next(link for link in read_links if SHARD_MAP.shard_of(link.uuid) == shard)
+    stack.kill_mount(f"shard{shard}")
+    try:
+        # A read through the fail-over: rest now holds the file's folder in its cache.
+        assert read_after_failover(link.link) == expected(stack, link)
+        new_uuid = link.uuid[:8] + str(uuid_module.uuid4())[8:]  # the same folder
+        job = "/content/tv/Late.Show.S01E01.1080p.WEB-DL-GRP"
+        stack.standin(lambda: stack.library.add(f"{job}/Late.Show.S01E01.mkv", MIB, uuid=new_uuid))
+        merged = str(stack.deployment.merged)
+        path = Path(link_target(merged + uuid_path(new_uuid), stack.layout, SHARD_MAP))
+        assert not path.exists(), "rest listed the folder anew without being told"
+        levels = "/".join(new_uuid[:5])
+        reply = post_forget(stack, {"dir": f".ids/{levels}"})
+        # The shard is down, so the call says it will retry there; rest got it now.
+        assert "will retry" in str(reply.get("notForgotten")), reply
+        assert poll(path.exists), f"{path} did not appear through rest after the forget"
+        assert path.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
+    finally:
+        stack.start_mount(f"shard{shard}")
+
+
 def read_after_failover(path: Path, limit: float = 15.0) -> bytes:
     """Read ``path``, allowing the moments after a crash when the dead mount still answers.
 
@@ -250,21 +278,117 @@ def test_with_the_proxy_stopped_an_uncached_read_fails_within_the_bound(
     assert spare.link.read_bytes() == expected(stack, spare)
 
 
-def test_the_units_run_on_a_current_rclone_too() -> None:
-    """The same generated units with rclone 1.75.2 (which also gets min free space)."""
+def proxy_metric(stack: Stack, name: str, **labels: str) -> float:
+    """The sum of the proxy's samples of ``name`` whose labels include ``labels``."""
+    url = f"http://127.0.0.1:{stack.admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    total = 0.0
+    for found in re.finditer(rf"^{re.escape(name)}{{(.*)}} (\S+)$", text, re.MULTILINE):
+        sample = dict(re.findall(r'(\w+)="([^"]*)"', found[1]))
+        if labels.items() <= sample.items():
+            total += float(found[2])
+    return total
+
+
+def shard0_counts(stack: Stack) -> tuple[float, float, float]:
+    """Shard 0's view as the proxy counted it: answered PROPFINDs, 5xx replies, and
+    failures of NzbDav on its behalf."""
+    return (
+        proxy_metric(stack, "shardproxy_requests_total", shard="0", status_class="2xx"),
+        proxy_metric(stack, "shardproxy_requests_total", shard="0", status_class="5xx"),
+        proxy_metric(stack, "shardproxy_upstream_errors_total", shard="0"),
+    )
+
+
+def test_with_nzbdav_down_a_restarted_shard_says_at_once_another_shards_file_is_not_its(
+    stack: Stack, read_links: list[LibraryLink]
+) -> None:
+    """mergerfs asks shard 0 first for every path. Restarted while NzbDav is down, shard
+    0 has no listing cached; the proxy answers its view's upper levels, so shard 0 says
+    "not here" at once, and the owner's cached listing answers the stat."""
+    if stack.layout is not Layout.LINKS_UNCHANGED:
+        pytest.skip("with shard links, mergerfs finds .ids-s<N> only on shard N's branch")
+    owner = 2
+    neighbour = next(link for link in read_links if SHARD_MAP.shard_of(link.uuid) == owner)
+    # Under a second level no link has: mergerfs has no entry cached on the way there, so
+    # it asks every branch, shard 0 first, for each level (an uncached Plex scan's stat).
+    used = {link.uuid[1] for link in stack.links if link.uuid[0] == neighbour.uuid[0]}
+    second = next(c for c in HEX_DIGITS if c not in used)
+    new_uuid = neighbour.uuid[0] + second + neighbour.uuid[2:]
+    levels = "/".join(new_uuid[:5])
+    job = "/content/tv/Virtual.Levels.S01E01.1080p.WEB-DL-GRP"
+    stack.standin(lambda: stack.library.add(f"{job}/Virtual.Levels.S01E01.mkv", MIB, uuid=new_uuid))
+    post_forget(stack, {"dir": f".ids/{levels}"})
+    in_owner = Path(stack.mount(f"shard{owner}").mountpoint) / levels / new_uuid
+    assert poll(in_owner.exists), "the owner did not list the new file"  # and keeps it
+    stack.stop_standin()
+    try:
+        stack.kill_mount("shard0")
+        stack.start_mount("shard0")  # nothing cached, and NzbDav cannot be asked
+        before = shard0_counts(stack)
+        size = (Path(stack.deployment.merged) / ".ids" / levels / new_uuid).stat().st_size
+        after = shard0_counts(stack)
+    finally:
+        stack.start_standin()
+        shard0 = stack.processes.get("shard0")
+        if shard0 is None or shard0.poll() is not None:
+            stack.start_mount("shard0")
+    assert size == MIB
+    answered, failed, backend_failures = (a - b for a, b in zip(after, before, strict=True))
+    assert (failed, backend_failures) == (0, 0), "shard 0 was sent to NzbDav, and waited"
+    assert answered >= 1, "shard 0 was not asked: the test did not test anything"
+
+
+@contextmanager
+def stack_on_current_rclone(layout: Layout) -> Iterator[Stack]:
+    """A stack of ``layout`` whose mounts run rclone 1.75.2, torn down whatever happens."""
     rclone = current_rclone()
     if rclone is None:
         pytest.skip("rclone 1.75.2 is not in .tools/rclone-current: run ./scripts/setup.sh")
     parent = Path(tempfile.mkdtemp(prefix="shardproxy-e2e-"))
     try:
-        library = Library.sample(16, seed=8)
-        with Stack(parent / "stack", Layout.LINKS_UNCHANGED, library=library, rclone=rclone) as s:
-            assert "--vfs-cache-min-free-space" in s.units["shardproxy-rclone-shard0.service"]
-            for link in s.links:
-                assert link.link.read_bytes() == expected(s, link), link.link
-            for shard in range(4):
-                mine = {link.uuid for link in s.links if SHARD_MAP.shard_of(link.uuid) == shard}
-                assert cached_names(s, f"shard{shard}") == mine
-            assert cached_names(s, "rest") == set()
+        with Stack(
+            parent / "stack", layout, library=Library.sample(16, seed=8), rclone=rclone
+        ) as s:
+            yield s
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_units_run_on_a_current_rclone_too() -> None:
+    """The same generated units with rclone 1.75.2 (which also gets min free space)."""
+    with stack_on_current_rclone(Layout.LINKS_UNCHANGED) as s:
+        assert "--vfs-cache-min-free-space" in s.units["shardproxy-rclone-shard0.service"]
+        for link in s.links:
+            assert link.link.read_bytes() == expected(s, link), link.link
+        for shard in range(4):
+            mine = {link.uuid for link in s.links if SHARD_MAP.shard_of(link.uuid) == shard}
+            assert cached_names(s, f"shard{shard}") == mine
+        assert cached_names(s, "rest") == set()
+
+
+def test_a_new_import_links_into_its_shard_through_the_generated_shard_links_mounts() -> None:
+    """The shard-links layout as gen writes it, with a current rclone: NzbDav imports a
+    file, sends its forget, and the new ``.rclonelink`` shows through the mounts as a
+    symlink into the owning shard's view, whose rclone caches the bytes."""
+    with stack_on_current_rclone(Layout.SHARD_LINKS) as s:
+        merged = str(s.deployment.merged)
+        new_uuid = "9" + str(uuid_module.uuid4())[1:]  # shard 2 owns 8-b
+        shard, levels = SHARD_MAP.shard_of(new_uuid), "/".join(new_uuid[:5])
+        job = "New.Show.S01E02.1080p.WEB-DL-GRP"
+        s.standin(
+            lambda: s.library.add(f"/content/tv/{job}/New.Show.S01E02.mkv", MIB, uuid=new_uuid)
+        )
+        # What NzbDav sends after an import: the folders that changed.
+        post_forget(
+            s,
+            {"dir": "/content/tv", "dir2": "/completed-symlinks/tv", "dir3": f".ids/{levels}"},
+        )
+        link = Path(merged) / "completed-symlinks" / "tv" / job / "New.Show.S01E02.mkv"
+        assert poll(link.is_symlink), f"{link} did not appear as a symlink"
+        assert os.readlink(link) == f"{merged}/.ids-s{shard}/{levels}/{new_uuid}"
+        assert link.read_bytes() == expected_bytes(uuid_path(new_uuid), MIB, 0, MIB - 1)
+        for n in range(4):
+            assert (new_uuid in cached_names(s, f"shard{n}")) == (n == shard), n
+        assert cached_names(s, "rest") == set()

@@ -30,6 +30,39 @@ def current_rclone() -> str | None:
     return str(path) if path.exists() else None
 
 
+def rclone_binaries() -> list[object]:
+    """pytest params: Debian's rclone 1.60.1 and the current one (skipped if not installed)."""
+    current = current_rclone()
+    return [
+        pytest.param("rclone", id="rclone-1.60"),
+        pytest.param(
+            current,
+            id="rclone-current",
+            marks=pytest.mark.skipif(current is None, reason="run ./scripts/setup.sh"),
+        ),
+    ]
+
+
+async def run_rclone(binary: str, config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """rclone with ``config``, one low-level retry and one retry, for at most 120 s; its
+    exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "--config",
+        str(config),
+        "--low-level-retries",
+        "1",
+        "--retries",
+        "1",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(list(args), process.returncode, out, err)
+
+
 async def wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
     """Poll until something accepts on ``port``; fail with the log if the process died."""
     for _ in range(600):
@@ -92,3 +125,25 @@ def fuse_problem() -> str | None:
         if shutil.which(program) is None:
             return f"{program} is not installed: run ./scripts/setup.sh"
     return None
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on ``port`` (IPv4, this namespace)."""
+    inodes: set[str] = set()
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.split(":")[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    pids: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:  # gone, or not ours to read
+            continue
+        if links & inodes:
+            pids.add(int(proc.name))
+    return pids

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardproxy.rc.route import FORGET, Reply, TargetCall, delivered_by
+from shardproxy.rc.calls import FORGET
+from shardproxy.rc.replies import Reply, delivered_by
+from shardproxy.rc.route import TargetCall
 
 
 def answer_all(calls: list[TargetCall] | tuple[TargetCall, ...]) -> dict[Any, str]:

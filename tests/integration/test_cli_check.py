@@ -6,6 +6,7 @@ The probe asks a real NzbDav stand-in and real rclone processes with ``--rc`` (D
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from aiohttp.test_utils import TestServer
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.tools.ports import free_port
 from tests.helpers.cli import run_cli
-from tests.helpers.rclone_procs import RcloneRc, debian_rclone, make_rclone, start_all
+from tests.helpers.rclone_procs import (
+    RcloneRc,
+    current_rclone,
+    debian_rclone,
+    make_rclone,
+    start_all,
+)
 
 RC_USER, RC_PASS = "rc", "rc-secret"
 
@@ -176,3 +183,27 @@ async def test_probe_fails_when_nzbdav_is_down(rclones: Rclones) -> None:
     backend = line_of(out, "backend")
     assert backend.startswith("FAIL")
     assert f"http://127.0.0.1:{dead}/  unreachable: Connection refused" in backend
+
+
+def rclone_path(tmp_path: Path, binary: str | None) -> dict[str, str]:
+    """A PATH on which ``rclone`` is ``binary``."""
+    if binary is None:
+        pytest.skip("that rclone is not installed: run ./scripts/setup.sh")
+    (tmp_path / "rclone").symlink_to(binary)
+    return {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+
+async def test_check_warns_when_rewritten_links_meet_an_rclone_older_than_1_69(
+    tmp_path: Path,
+) -> None:
+    env = rclone_path(tmp_path, debian_rclone())
+    code, out = await run_cli("check", "--rewrite-rclonelinks", env=env)
+    assert code == 0, out
+    assert f"warning: {tmp_path}/rclone is rclone 1.60, older than 1.69" in out
+
+
+async def test_check_says_nothing_of_links_with_a_current_rclone(tmp_path: Path) -> None:
+    env = rclone_path(tmp_path, current_rclone())
+    code, out = await run_cli("check", "--rewrite-rclonelinks", env=env)
+    assert code == 0, out
+    assert "older than" not in out

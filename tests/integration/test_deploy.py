@@ -15,17 +15,17 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
+from shardproxy.config.layers import load_settings
 from shardproxy.config.settings import HostPort
+from shardproxy.tools.deploy.bundle import generate
 from shardproxy.tools.deploy.files import (
     MERGERFS_UNIT,
     PROXY_UNIT,
     exec_line,
-    generate,
     obscure,
     parse_exec_line,
     rclone_conf,
@@ -238,8 +238,11 @@ def test_mergerfs_joins_shard_branches_then_rest_with_ff() -> None:
 
 
 def generated(programs: Programs | None = None) -> dict[str, str]:
+    settings = load_settings(
+        {"backend": "http://127.0.0.1:3000", "rclone_rc_pass": "rc%pass"}, environ={}
+    )
     return generate(
-        deployment(), programs or Programs(), proxy_toml="backend = 'x'\n", obscured_pass="x"
+        deployment(), programs or Programs(), settings, obscured_pass="x", mergerfs_recipe="FROM x"
     )
 
 
@@ -298,34 +301,7 @@ def test_exec_lines_give_back_the_argv(argv: list[str], may_fail: bool) -> None:
     assert parse_exec_line(exec_line(argv, may_fail=may_fail)) == (argv, may_fail)
 
 
-# -- compose and the proxy's own config ------------------------------------------------
-
-
-@pytest.mark.parametrize("layout", list(Layout))
-def test_compose_names_every_service_with_the_units_commands(layout: Layout) -> None:
-    parsed = yaml.safe_load(generated()[f"{layout.value}/compose.yaml"])
-    services = parsed["services"]
-    assert set(services) == {
-        "nzbdav",
-        "shardproxy",
-        "rclone-shard0",
-        "rclone-shard1",
-        "rclone-shard2",
-        "rclone-shard3",
-        "rclone-rest",
-        "mergerfs",
-    }
-    shard2 = mounts(deployment(), layout)[2]
-    assert (
-        services["rclone-shard2"]["command"]
-        == mount_argv(deployment(), Programs(rclone_version=(1, 75)), shard2)[1:]
-    )
-    proxy = services["shardproxy"]
-    assert proxy["command"][:3] == ["serve", "--config", "/etc/shardproxy/shardproxy.toml"]
-    assert "shardproxy-state:/var/lib/shardproxy" in proxy["volumes"]
-    assert services["mergerfs"]["depends_on"] == [f"rclone-shard{n}" for n in range(4)] + [
-        "rclone-rest"
-    ]
+# -- the proxy's own config ------------------------------------------------
 
 
 def test_toml_text_reads_back() -> None:

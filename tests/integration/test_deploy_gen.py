@@ -88,11 +88,13 @@ def test_gen_writes_files_that_rclone_and_shardproxy_accept(
     )
     assert code == 0, capsys.readouterr().err
     names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
-    assert {"rclone.conf", "shardproxy.toml", "links-unchanged/compose.yaml"} <= names
+    assert {"rclone.conf", "links-unchanged/shardproxy.toml"} <= names
+    assert "links-unchanged/compose/compose.yaml" in names
     assert "shard-links/shardproxy-rclone-shard2.service" in names
     assert "shard-links/shardproxy-rclone-shard3.service" not in names
-    assert "rc_pending_file" not in (out / "shardproxy.toml").read_text()
-    proxy = load_settings({}, config_file=str(out / "shardproxy.toml"), environ={})
+    toml = out / "links-unchanged" / "shardproxy.toml"
+    assert "rc_pending_file" not in toml.read_text()
+    proxy = load_settings({}, config_file=str(toml), environ={})
     assert proxy.shard_map.count == 3
     assert {n: str(url) for n, url in proxy.shard_rc.items()} == {
         n: f"http://rclone:rcpw@127.0.0.1:{5570 + n}" for n in range(3)
@@ -110,7 +112,8 @@ def test_gen_writes_files_that_rclone_and_shardproxy_accept(
             check=True,
         )
         assert sorted(listed.stdout.split()) == ["rest:", "shard0:", "shard1:", "shard2:"]
-    assert (out / "rclone.conf").stat().st_mode & 0o077 == 0
+    for path in (out / "rclone.conf", out / "shard-links" / "compose" / ".env"):
+        assert path.stat().st_mode & 0o077 == 0, path
 
 
 def test_gen_without_rc_password_fails_with_the_reason(

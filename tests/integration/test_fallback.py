@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from nzbdav_standin import Library, expected_bytes, make_standin_app
+from shardproxy.core.failover import FallbackReads, fallback_read_shard, is_fallback_mount
 from shardproxy.core.shards import ShardMap
 from shardproxy.listeners.listener import ProxyServer
 from shardproxy.process.app import make_proxy_server
 from shardproxy.process.server import start_site
-from shardproxy.telemetry.failover import FallbackReads, fallback_read_shard, is_fallback_mount
 from tests.helpers.proxies import basic_auth, proxy_settings
 from tests.helpers.rclone_procs import debian_rclone
 

@@ -20,7 +20,7 @@ from nzbdav_standin import Library, make_standin_app
 from shardproxy.config.settings import Settings
 from shardproxy.process.app import make_proxy_server
 from shardproxy.rc.bounds import CLAMP_NOTE
-from shardproxy.rc.route import REFRESH
+from shardproxy.rc.calls import REFRESH
 from shardproxy.rc.server import RC_IN_FLIGHT
 from tests.helpers.rclone_procs import BackgroundApps, debian_rclone, go_map
 from tests.helpers.rcstack import (

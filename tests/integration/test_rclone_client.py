@@ -7,7 +7,6 @@ quirks (full-URL hrefs, folders without trailing slash, the Range oddities).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator
@@ -21,24 +20,12 @@ from yarl import URL
 from nzbdav_standin import Library, expected_bytes, make_standin_app, uuid_path
 from shardproxy.core.shards import ShardMap
 from shardproxy.tools.deploy.files import obscure, webdav_remotes
-from tests.helpers.processes import current_rclone, require_program
+from tests.helpers.processes import rclone_binaries, require_program, run_rclone
 from tests.helpers.proxies import running_proxy
 
 USER, PASSWORD = "admin", "secret"
 SHARDS = 4
 SHARD_MAP = ShardMap.even(SHARDS)
-
-
-def rclone_binaries() -> list[object]:
-    current = current_rclone()
-    return [
-        pytest.param("rclone", id="rclone-1.60"),
-        pytest.param(
-            current,
-            id="rclone-current",
-            marks=pytest.mark.skipif(current is None, reason="run ./scripts/setup.sh"),
-        ),
-    ]
 
 
 @dataclass
@@ -52,21 +39,7 @@ class Remotes:
 
     async def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         """Run rclone with the test config; returns exit code, stdout and stderr."""
-        process = await asyncio.create_subprocess_exec(
-            self.rclone,
-            "--config",
-            str(self.config),
-            "--low-level-retries",
-            "1",
-            "--retries",
-            "1",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode is not None
-        return subprocess.CompletedProcess(list(args), process.returncode, out, err)
+        return await run_rclone(self.rclone, self.config, *args)
 
     async def ok(self, *args: str) -> bytes:
         """Run rclone and insist it succeeds; its stdout."""

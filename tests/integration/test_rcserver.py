@@ -23,8 +23,9 @@ from yarl import URL
 from nzbdav_standin import Library, make_standin_app
 from shardproxy import __version__
 from shardproxy.config.settings import Settings
+from shardproxy.core.shards import ShardMap
 from shardproxy.process.app import make_proxy_server
-from shardproxy.rc.route import FORGET, REFRESH
+from shardproxy.rc.calls import FORGET, REFRESH
 from shardproxy.rc.server import RC_DELIVERY
 from tests.helpers.rclone_procs import (
     BackgroundApps,
@@ -116,12 +117,16 @@ async def test_nzbdav_forget_reaches_exactly_the_owning_rclones(
         nothing(),
         [go_map({"dir": "9/6/1/b/0"})],
         nothing(),
+        # rest (the fallback) also forgets the .ids folder, under both spellings its
+        # directory cache may hold it (links unchanged and shard links).
         [
             go_map(
                 {
-                    "dir": "/content/tv/Show",
-                    "dir2": "/completed-symlinks/tv/Show",
-                    "dir3": "/nzbs",
+                    "dir": ".ids/9/6/1/b/0",
+                    "dir2": ".ids-s2/9/6/1/b/0",
+                    "dir3": "/content/tv/Show",
+                    "dir4": "/completed-symlinks/tv/Show",
+                    "dir5": "/nzbs",
                 }
             )
         ],
@@ -177,7 +182,17 @@ async def test_form_encoded_forget_is_routed(stack: Stack, aiohttp_client: Aioht
     assert reply == {"forgotten": [".ids/4/a", "content/movies/Some Film", ".ids/4/a/b"]}
     calls = stack.calls(marks)
     assert calls[1] == [go_map({"dir": "4/a", "file": "4/a/b"})]
-    assert calls[4] == [go_map({"dir": "/content/movies/Some Film"})]
+    assert calls[4] == [
+        go_map(
+            {
+                "dir": ".ids/4/a",
+                "dir2": ".ids-s1/4/a",
+                "dir3": "/content/movies/Some Film",
+                "file": ".ids/4/a/b",
+                "file2": ".ids-s1/4/a/b",
+            }
+        )
+    ]
 
 
 async def test_query_string_forget_is_routed(stack: Stack, aiohttp_client: AiohttpClient) -> None:
@@ -209,7 +224,13 @@ async def test_250_paths_in_one_call_reach_their_shards_in_one_call_each(
         expected.append(
             [go_map({("dir" if i == 0 else f"dir{i + 1}"): p for i, p in enumerate(mine)})]
         )
-    assert stack.calls(marks) == [*expected, nothing()]
+    in_rest = [
+        spelling
+        for p in paths
+        for spelling in (p, f".ids-s{SHARD_MAP.shard_of(p[5])}{p[len('.ids') :]}")
+    ]
+    rest = [go_map({("dir" if i == 0 else f"dir{i + 1}"): p for i, p in enumerate(in_rest)})]
+    assert stack.calls(marks) == [*expected, rest]
 
 
 async def test_ids_root_goes_to_every_shard_as_its_root(
@@ -220,7 +241,8 @@ async def test_ids_root_goes_to_every_shard_as_its_root(
     assert await post(client, FORGET, {"dir": ".ids"}) == (200, {"forgotten": [".ids"]})
     assert await post(client, REFRESH, {"dir": "/.ids"}) == (200, {"result": {"/.ids": "OK"}})
     every_shard = [[go_map({"dir": ""}), go_map({})]] * 4
-    assert stack.calls(marks) == [*every_shard, nothing()]
+    views = {f"dir{n + 2}": f".ids-s{n}" for n in range(4)}
+    assert stack.calls(marks) == [*every_shard, [go_map({"dir": ".ids", **views})]]
 
 
 async def test_a_call_without_paths_goes_to_every_rclone(
@@ -472,7 +494,17 @@ async def test_current_rclone_gets_the_same_calls(
         [go_map({"dir": "4"})],
         [go_map({"dir": "9/6/1/b/0"})],
         [go_map({"file": "c/0/0"})],
-        [go_map({"dir": "/content/tv/Show"})],
+        [
+            go_map(
+                {
+                    "dir": IDS,
+                    "dir2": ".ids-s2/9/6/1/b/0",
+                    "dir3": "/content/tv/Show",
+                    "file": ".ids/c/0/0",
+                    "file2": ".ids-s3/c/0/0",
+                }
+            )
+        ],
     ]
     status, reply = await post(client, "core/version")
     assert status == 200 and reply["decomposed"][:2] == [1, 75]
@@ -625,3 +657,34 @@ async def test_a_silent_rclone_times_out(aiohttp_client: AiohttpClient) -> None:
         assert "rc_timeout" in reply["notForgotten"][IDS]
     finally:
         await server.close()
+
+
+async def test_a_reply_that_arrives_in_pieces_is_read_whole(
+    aiohttp_client: AiohttpClient, aiohttp_server: Any
+) -> None:
+    """An rclone's reply to a big forget comes in several reads; all of it is JSON."""
+    paths = [f"0/{n:x}/{m:x}/0/0" for n in range(16) for m in range(16)]
+
+    async def forget(request: web.Request) -> web.StreamResponse:
+        asked = orjson.loads(await request.read())
+        body = orjson.dumps({"forgotten": list(asked.values())}, option=orjson.OPT_INDENT_2)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for start in range(0, len(body), 7):  # many small pieces, each flushed
+            await response.write(body[start : start + 7])
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/vfs/forget", forget)
+    rclone = await aiohttp_server(app)
+    settings = Settings(
+        backend=URL("http://127.0.0.1:9"),
+        shard_map=ShardMap.even(1),
+        shard_rc={0: URL(f"http://127.0.0.1:{rclone.port}")},
+    )
+    client = await rc_client(aiohttp_client, settings)
+    body = {("dir" if i == 0 else f"dir{i + 1}"): f".ids/{p}" for i, p in enumerate(paths)}
+    status, reply = await post(client, FORGET, body)
+    assert (status, reply) == (200, {"forgotten": [f".ids/{p}" for p in paths]})

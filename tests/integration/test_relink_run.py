@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,31 +14,16 @@ from shardproxy.cli import main
 from shardproxy.core.shards import ShardMap
 from shardproxy.tools.relink.plan import Outcome
 from shardproxy.tools.relink.run import JOURNAL_NAME, TMP_SUFFIX, RelinkError, relink_library
+from tests.helpers.kills import kill_after
+from tests.helpers.library_links import (
+    MOUNT,
+    ids_target,
+    make_library,
+    memory_folder,
+    targets,
+)
 
-MOUNT = "/mnt/nzbdav"
 MAP = ShardMap.even(4)
-
-
-def ids_target(uuid: str, shard: int | None = None) -> str:
-    root = ".ids" if shard is None else f".ids-s{shard}"
-    return f"{MOUNT}/{root}/{'/'.join(uuid[:5])}/{uuid}"
-
-
-def make_library(root: Path, count: int, per_folder: int = 500) -> dict[str, str]:
-    """``count`` links to ``{mount}/.ids/...`` in folders of ``per_folder``; name -> uuid."""
-    made: dict[str, str] = {}
-    for index in range(count):
-        uuid = str(uuidlib.UUID(int=index * 0x9E3779B97F4A7C15 % (1 << 128)))
-        relative = f"show{index // per_folder}/episode{index}.mkv"
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(ids_target(uuid), path)
-        made[relative] = uuid
-    return made
-
-
-def targets(root: Path, links: dict[str, str]) -> dict[str, str]:
-    return {relative: os.readlink(root / relative) for relative in links}
 
 
 def test_relink_moves_links_into_shard_views_and_undo_moves_them_back(tmp_path: Path) -> None:
@@ -102,7 +82,7 @@ def test_a_temporary_link_left_by_a_kill_is_cleaned_up_on_resume(tmp_path: Path)
     tmp = tmp.with_name(f".{tmp.name}{TMP_SUFFIX}")
     os.symlink(new, tmp)
     report = relink_library(tmp_path, MOUNT, MAP, progress=False)
-    assert report.resumed_entries == 1
+    assert report.resumed
     assert not tmp.is_symlink()
     assert report.counts[Outcome.CHANGE] == 3
 
@@ -123,24 +103,11 @@ def test_the_command_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "5 links: 5 changed, 0 already right, 0 skipped, 0 broken" in capsys.readouterr().out
 
 
-def journal_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as stream:
-            return sum(1 for _ in stream)
-    except FileNotFoundError:
-        return 0
-
-
 @pytest.fixture
 def memory_dir() -> Iterator[Path]:
     """A folder in RAM: 150,000 renames on a shared test machine's disk take minutes."""
-    if not os.path.isdir("/dev/shm"):
-        pytest.skip("no /dev/shm to hold a 50,000-link library")
-    path = Path(tempfile.mkdtemp(prefix="relink-", dir="/dev/shm"))
-    try:
+    with memory_folder() as path:
         yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def test_fifty_thousand_links_killed_midway_then_resumed_then_undone(memory_dir: Path) -> None:
@@ -149,14 +116,7 @@ def test_fifty_thousand_links_killed_midway_then_resumed_then_undone(memory_dir:
     journal = library / JOURNAL_NAME
     command = [sys.executable, "-m", "shardproxy.cli", "relink", str(library)]
     command += ["--mount-dir", MOUNT, "--shards", "4"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        while journal_lines(journal) < 5_000 and process.poll() is None:
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, "relink finished before it could be killed"
+    kill_after(command, journal, 5_000)
     halfway = targets(library, links)
     moved = sum(1 for name, uuid in links.items() if halfway[name] != ids_target(uuid))
     assert 0 < moved < 50_000

@@ -143,7 +143,7 @@ def test_files_cached_by_the_old_owner_are_read_by_the_new_one_from_its_cache(
             assert get(shard_a.http_port, uuid) == expected_bytes(uuid_path(uuid), SIZE, 0, SIZE)
         # While shard A's rclone runs, its cache must not change under it.
         assert main(command) == 2
-        assert "rclone is running" in capsys.readouterr().err
+        assert "is using a cache that would change" in capsys.readouterr().err
         # rclone records what it cached a few seconds after the file is closed.
         for uuid in MOVED:
             wait_until_recorded_whole(shard_a.cache_dir / "vfsMeta/shard0" / uuid_path(uuid)[6:])

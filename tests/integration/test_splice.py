@@ -23,9 +23,9 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from shardproxy.backend import splice
 from shardproxy.process.app import make_proxy_server
 from shardproxy.process.server import make_runner
-from shardproxy.upstream import splice
 from tests.helpers.proxies import proxy_settings, run_on, running_proxy, until
 from tests.helpers.raw_backend import raw_backend
 

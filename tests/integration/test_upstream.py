@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from shardproxy.upstream.connection import READ_BUFFER
-from shardproxy.upstream.pool import UpstreamPool
-from shardproxy.upstream.reply import BackendError, BodyError, BodyTimeout
+from shardproxy.backend.connection import READ_BUFFER
+from shardproxy.backend.pool import BackendPool
+from shardproxy.backend.reply import BackendError, BodyError, BodyTimeout
 from tests.helpers.proxies import run_on, until
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -54,12 +54,12 @@ class RawBackend:
 @asynccontextmanager
 async def backend_pool(
     script: Callable[[RawBackend], Script], read_timeout: float = 10.0
-) -> AsyncIterator[tuple[RawBackend, UpstreamPool]]:
+) -> AsyncIterator[tuple[RawBackend, BackendPool]]:
     """A raw backend running ``script(backend)`` and a pool to it."""
     backend = RawBackend(script)
     server = await asyncio.start_server(backend.on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pool = UpstreamPool("127.0.0.1", port, connect_timeout=2.0, read_timeout=read_timeout)
+    pool = BackendPool("127.0.0.1", port, connect_timeout=2.0, read_timeout=read_timeout)
     try:
         yield backend, pool
     finally:
@@ -101,7 +101,7 @@ def answer_once(data: bytes, *, hold: bool = False) -> Callable[[RawBackend], Sc
     return script
 
 
-async def get(pool: UpstreamPool, path: str = "/f", method: str = "GET") -> tuple[int, bytes]:
+async def get(pool: BackendPool, path: str = "/f", method: str = "GET") -> tuple[int, bytes]:
     """One request; its status and whole body; the connection handed back."""
     response = await pool.request(method, path, [("Host", "backend")])
     body = await response.read_all()
@@ -489,7 +489,7 @@ def test_unreachable_backend_is_a_502() -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        pool = UpstreamPool("127.0.0.1", port, connect_timeout=2.0, read_timeout=2.0)
+        pool = BackendPool("127.0.0.1", port, connect_timeout=2.0, read_timeout=2.0)
         with pytest.raises(BackendError, match="is unreachable") as caught:
             await pool.request("GET", "/", [])
         assert caught.value.status == 502

@@ -156,7 +156,7 @@ def test_unknown_file_key_without_close_match_lists_the_known_ones(toml: Any) ->
     message = load_error({}, config_file=toml("zzzzzz = 1\n"))
     assert "unknown setting 'zzzzzz'" in message
     assert "did you mean" not in message
-    assert "known: access_log, admin_listen, admin_pass, admin_poll_interval, admin_user" in message
+    assert "known: access_log, admin_listen, admin_max_connections, admin_pass," in message
     assert "backend, body_timeout, cache_dir" in message
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardproxy.listing.linksizes import LinkListingError, grow_link_sizes
+from shardproxy.core.rclonelink import MAX_LINK_BYTES
+from shardproxy.listing.linksizes import GrownListing, LinkListingError, grow_link_sizes
 
 
 def response(href: str, length: str | None, *, first_404: bool = False) -> str:
@@ -31,6 +32,10 @@ def listing(*responses: str) -> bytes:
 LINK = "http://proxy:8765/completed-symlinks/movies/Film%20(2020)/Film%20(2020).mkv.rclonelink"
 
 
+def grown(body: bytes) -> bytes:
+    return grow_link_sizes(body, 3, MAX_LINK_BYTES).body
+
+
 def test_only_rclonelink_sizes_grow() -> None:
     folder = "http://proxy:8765/completed-symlinks/movies/Film%20(2020)"
     nfo = folder + "/extra.nfo"
@@ -43,12 +48,12 @@ def test_only_rclonelink_sizes_grow() -> None:
             response(folder + "/empty.rclonelink", None),
         )
 
-    assert grow_link_sizes(body("54"), 3) == body("57")
+    assert grown(body("54")) == body("57")
 
 
 def test_a_link_outside_completed_symlinks_keeps_its_size() -> None:
     body = listing(response("/content/movies/x.rclonelink", "54"))
-    assert grow_link_sizes(body, 3) == body
+    assert grown(body) == body
 
 
 def test_other_prefixes_for_the_dav_namespace_work() -> None:
@@ -57,14 +62,14 @@ def test_other_prefixes_for_the_dav_namespace_work() -> None:
         b"</a:href><a:propstat><a:prop><a:getcontentlength> 60 </a:getcontentlength></a:prop>"
         b"</a:propstat></a:response></a:multistatus>"
     )
-    assert b"<a:getcontentlength>63</a:getcontentlength>" in grow_link_sizes(body, 3)
+    assert b"<a:getcontentlength>63</a:getcontentlength>" in grown(body)
 
 
 def test_malformed_listings_and_sizes_are_errors() -> None:
     with pytest.raises(LinkListingError, match="well-formed"):
-        grow_link_sizes(b"<D:multistatus xmlns:D='DAV:'><D:response>", 3)
+        grown(b"<D:multistatus xmlns:D='DAV:'><D:response>")
     with pytest.raises(LinkListingError, match="not a number"):
-        grow_link_sizes(listing(response(LINK, "lots")), 3)
+        grown(listing(response(LINK, "lots")))
 
 
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 10**12)), max_size=20))
@@ -78,8 +83,27 @@ def test_each_link_grows_once_and_the_rest_is_byte_for_byte(
     before = listing(*(response(n, str(size)) for n, (_, size) in zip(names, entries, strict=True)))
     after = listing(
         *(
-            response(n, str(size + 3 if link else size))
+            response(n, str(size + 3 if link and size <= MAX_LINK_BYTES else size))
             for n, (link, size) in zip(names, entries, strict=True)
         )
     )
-    assert grow_link_sizes(before, 3) == after
+    assert grown(before) == after
+
+
+def test_a_link_too_big_to_rewrite_keeps_its_size_and_is_named() -> None:
+    big = str(MAX_LINK_BYTES + 1)
+    body = listing(response(LINK, big), response(LINK.replace("Film", "Other"), "54"))
+    assert grow_link_sizes(body, 3, MAX_LINK_BYTES) == GrownListing(
+        listing(response(LINK, big), response(LINK.replace("Film", "Other"), "57")), (LINK,)
+    )
+
+
+def test_a_link_exactly_at_the_limit_still_grows() -> None:
+    at = str(MAX_LINK_BYTES)
+    assert grown(listing(response(LINK, at))) == listing(response(LINK, str(MAX_LINK_BYTES + 3)))
+
+
+def test_a_listing_with_a_doctype_is_refused() -> None:
+    body = b'<!DOCTYPE m [<!ENTITY a "x">]>' + listing(response(LINK, "54"))
+    with pytest.raises(LinkListingError, match="DOCTYPE"):
+        grown(body)

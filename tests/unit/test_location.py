@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from yarl import URL
 
-from shardproxy.core.location import client_location
+from shardproxy.core.location import client_location, view_location
+from shardproxy.core.shards import ShardMap
 
 BACKEND = URL("http://127.0.0.1:8080")
 
@@ -36,3 +38,43 @@ def test_other_servers_relative_locations_and_no_host_stay_as_they_are() -> None
         "http://127.0.0.1:8080/x"
     )
     assert client_location("http://[bad", BACKEND, "nas:8765", "http") == "http://[bad"
+
+
+# --- view_location: a shard request's Location stays in its view --------------------------
+
+FOUR = ShardMap.even(4)  # shard 1 owns 4-7
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("http://proxy/.ids/", "http://proxy/.ids-s1/"),
+        ("http://proxy/.ids", "http://proxy/.ids-s1"),
+        ("/.ids/4/5/?a=1#top", "/.ids-s1/4/5/?a=1#top"),
+        ("/.ids/%34/", "/.ids-s1/%34/"),
+        ("/.ids-s1/4/", "/.ids-s1/4/"),
+        ("5/", "/.ids-s1/5/"),  # relative to /.ids/4
+        ("/content/tv/", "/content/tv/"),
+        ("http://elsewhere/content/", "http://elsewhere/content/"),
+    ],
+)
+def test_a_location_in_the_view_or_in_pass_through_space_is_kept_there(
+    location: str, expected: str
+) -> None:
+    assert view_location(location, 1, FOUR, "/.ids/4") == expected
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://nzbdav:3000/.ids/0/",  # shard 0's prefix
+        "/.ids-s0/0/",  # another view
+        "/.ids-s9/",  # no such view
+        "/.ids/x/",  # no hex level: no shard owns it
+        "/content/../.ids/0/",  # a dot segment
+        "/.ids/4%2F0/",  # an encoded slash
+        "http://[bad",
+    ],
+)
+def test_a_location_out_of_the_view_is_none(location: str) -> None:
+    assert view_location(location, 1, FOUR, "/.ids/4") is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shardproxy.rc.route import Target
+from shardproxy.rc.calls import command_label
+from shardproxy.rc.targets import Target
 from shardproxy.telemetry.metrics import CacheStats, Metrics, PendingSummary
 
 
@@ -73,10 +74,10 @@ def test_listing_entries_kept_and_dropped() -> None:
 
 def test_rc_calls_outside_the_allow_list_share_one_label() -> None:
     metrics = Metrics()
-    metrics.rc_call("vfs/forget", 200)
-    metrics.rc_call("operations/purge", 403)
-    metrics.rc_call("x" * 300, 404)
-    metrics.rc_call("vfs/refresh", 401)
+    metrics.rc_call(command_label("vfs/forget"), 200)
+    metrics.rc_call(command_label("operations/purge"), 403)
+    metrics.rc_call(command_label("x" * 300), 404)
+    metrics.rc_call(command_label("vfs/refresh"), 401)
     assert metrics.value("shardproxy_rc_calls_total", command="vfs/forget", outcome="ok") == 1
     assert metrics.value("shardproxy_rc_calls_total", command="other", outcome="refused") == 2
     assert (
@@ -87,8 +88,8 @@ def test_rc_calls_outside_the_allow_list_share_one_label() -> None:
 
 def test_rc_forwarded_names_shard_and_fallback_rclones() -> None:
     metrics = Metrics()
-    metrics.rc_forward(Target("shard", 2), "vfs/forget", True)
-    metrics.rc_forward(Target("fallback", 0), "vfs/forget", False)
+    metrics.rc_forward(Target("shard", 2).label, "vfs/forget", True)
+    metrics.rc_forward(Target("fallback", 0).label, "vfs/forget", False)
     assert (
         metrics.value(
             "shardproxy_rc_forwarded_total", shard="2", command="vfs/forget", outcome="ok"

@@ -10,6 +10,8 @@ from shardproxy.core.ranges import (
     AsIs,
     AskLength,
     AskSizeFirst,
+    BodyCut,
+    Conditional,
     ContentRange,
     Forward,
     FromTo,
@@ -18,6 +20,7 @@ from shardproxy.core.ranges import (
     Unsatisfiable,
     WholeFile,
     check_ranged_reply,
+    check_reply,
     if_range_is_date,
     parse_content_range,
     parse_range,
@@ -268,8 +271,8 @@ def test_unparseable_range_is_dropped_for_the_whole_file() -> None:
     assert plan_range("GET", "bytes=5-1", None) == WholeFile()
 
 
-def test_if_range_with_an_entity_tag_sends_the_range_as_is() -> None:
-    assert plan_range("GET", "bytes=5-9", '"etag"') == AsIs()
+def test_if_range_with_an_entity_tag_sends_the_range_on_to_be_checked() -> None:
+    assert plan_range("GET", "bytes=5-9", '"etag"') == Conditional(FromTo(5, 9))
 
 
 def test_if_range_with_a_date_is_checked() -> None:
@@ -443,3 +446,106 @@ def test_a_forwarded_range_always_starts_where_asked_and_stays_in_the_file(
         assert verdict.content_range == ContentRange(start, last, length)
         assert content_length == last - start + 1
         assert last == (length - 1 if asked.end is None else min(asked.end, length - 1))
+
+
+# --- check_reply: every ranged request's reply, whatever was sent ------------------------
+
+
+@pytest.mark.parametrize("status", [206, 416])
+def test_a_part_in_reply_to_a_request_sent_without_range_is_rejected(status: int) -> None:
+    # A suffix whose size could not be had goes without Range: a 206 is some other part.
+    verdict = check_reply(WholeFile(), status, "bytes 7-106/1000", 100)
+    assert isinstance(verdict, Reject)
+    assert "without Range" in verdict.reason
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_a_whole_reply_to_a_request_sent_without_range_passes(status: int) -> None:
+    assert check_reply(WholeFile(), status, None, 1000) == Forward(status, None)
+
+
+def test_a_sent_range_is_checked_as_before() -> None:
+    assert isinstance(check_reply(FromTo(100, 199), 206, "bytes 7-106/1000", 100), Reject)
+
+
+def test_a_conditional_range_may_get_the_whole_file() -> None:
+    assert check_reply(Conditional(FromTo(5, 9)), 200, None, 1000) == Forward(200, None)
+
+
+def test_a_conditional_range_may_get_exactly_its_part() -> None:
+    verdict = check_reply(Conditional(FromTo(5, 9)), 206, "bytes 5-9/1000", 5)
+    assert verdict == Forward(206, ContentRange(5, 9, 1000))
+
+
+def test_a_conditional_range_answered_with_another_part_is_rejected() -> None:
+    assert isinstance(check_reply(Conditional(FromTo(5, 9)), 206, "bytes 7-11/1000", 5), Reject)
+
+
+def test_a_conditional_suffix_answered_with_the_last_bytes_passes() -> None:
+    verdict = check_reply(Conditional(Suffix(100)), 206, "bytes 900-999/1000", 100)
+    assert verdict == Forward(206, ContentRange(900, 999, 1000))
+
+
+def test_a_conditional_suffix_longer_than_the_file_gets_it_all() -> None:
+    verdict = check_reply(Conditional(Suffix(5000)), 206, "bytes 0-999/1000", 1000)
+    assert verdict == Forward(206, ContentRange(0, 999, 1000))
+
+
+@pytest.mark.parametrize(
+    ("content_range", "length"),
+    [
+        ("bytes 7-106/1000", 100),  # another part
+        ("bytes 900-999/*", 100),  # no total: cannot be the last bytes
+        ("bytes 900-998/1000", 99),  # not to the end
+        ("bytes 900-999/1000", 50),  # its length disagrees
+        (None, 100),
+    ],
+)
+def test_a_conditional_suffix_answered_otherwise_is_rejected(
+    content_range: str | None, length: int
+) -> None:
+    assert isinstance(check_reply(Conditional(Suffix(100)), 206, content_range, length), Reject)
+
+
+def test_a_206_to_a_conditional_request_that_was_not_one_range_is_rejected() -> None:
+    assert isinstance(check_reply(Conditional(None), 206, "bytes 0-9/1000", 10), Reject)
+
+
+# --- the cut of a reply to the asked range ------------------------------------------------
+
+
+def cut_into(cut: BodyCut, chunks: list[bytes]) -> bytes:
+    """What the copying loop sends: each chunk through the cut, stopping once complete."""
+    sent = b""
+    for chunk in chunks:
+        sent += cut.take(chunk)
+        if cut.complete:
+            break
+    return sent
+
+
+def test_a_cut_keeps_exactly_the_first_limit_bytes_across_chunks() -> None:
+    body = bytes(range(256)) * 4
+    chunks = [body[i : i + 100] for i in range(0, len(body), 100)]
+    cut = BodyCut(250)
+    assert cut_into(cut, chunks) == body[:250]
+    assert cut.complete
+
+
+def test_a_cut_at_a_chunk_boundary_takes_nothing_of_the_next_chunk() -> None:
+    cut = BodyCut(4)
+    assert cut.take(b"abcd") == b"abcd"
+    assert cut.complete
+    assert cut.take(b"efgh") == b""
+
+
+def test_no_limit_keeps_everything_and_never_completes() -> None:
+    cut = BodyCut(None)
+    assert cut_into(cut, [b"ab", b"cd", b"ef"]) == b"abcdef"
+    assert not cut.complete
+
+
+def test_the_size_of_a_cut_body_is_the_smaller_of_limit_and_length() -> None:
+    assert BodyCut(100).size_of(1000) == 100
+    assert BodyCut(100).size_of(40) == 40
+    assert BodyCut(None).size_of(1000) == 1000

@@ -6,15 +6,10 @@ import pytest
 
 from shardproxy.core.shards import ShardMap
 from shardproxy.rc.bounds import CLAMP_NOTE, walks_virtual_tree
-from shardproxy.rc.route import (
-    REFRESH,
-    Delivery,
-    Target,
-    Topology,
-    merge_path_reply,
-    plan_path_call,
-    read_path_call,
-)
+from shardproxy.rc.calls import REFRESH, read_path_call
+from shardproxy.rc.replies import merge_path_reply
+from shardproxy.rc.route import plan_path_call
+from shardproxy.rc.targets import Delivery, Target, Topology
 from tests.helpers.rcreplies import answer_all
 
 S2 = Target("shard", 2)

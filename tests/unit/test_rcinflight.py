@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from shardproxy.rc.calls import FORGET
 from shardproxy.rc.inflight import InFlight
-from shardproxy.rc.route import FORGET, Delivery, Outcome, Reply, Target, TargetCall
+from shardproxy.rc.replies import RcloneAnswer, Reply
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Delivery, Target
 
 S2 = Target("shard", 2)
 ANSWER = Reply({"forgotten": ["9/6", "9/7"]})
 
 
-async def answered(calls: list[TargetCall]) -> AsyncIterator[tuple[TargetCall, Outcome]]:
+async def answered(calls: list[TargetCall]) -> AsyncIterator[tuple[TargetCall, RcloneAnswer]]:
     for call in calls:
         yield call, ANSWER
 

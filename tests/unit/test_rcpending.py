@@ -6,8 +6,11 @@ import logging
 
 import pytest
 
-from shardproxy.rc.pending import Backoff, Pending, PendingDeliveries
-from shardproxy.rc.route import FORGET, REFRESH, Delivery, Failure, Reply, Target, TargetCall
+from shardproxy.rc.calls import FORGET, REFRESH
+from shardproxy.rc.pending import Backoff, Pending, PendingDeliveries, delivery_size
+from shardproxy.rc.replies import Failure, Reply
+from shardproxy.rc.route import TargetCall
+from shardproxy.rc.targets import Delivery, Target
 
 FAST = Backoff(base=0.05, cap=0.3)
 
@@ -148,3 +151,24 @@ def test_drops_inside_a_batch_wait_for_its_end(caplog: pytest.LogCaptureFixture)
             pending.record(forget_call("9/2"), Failure("down"))
         pending.report_drops()
     assert len(caplog.records) == 1 and "dropped 2 undelivered" in caplog.text
+
+
+def test_the_oldest_go_when_the_waiting_paths_pass_max_bytes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    size = delivery_size(Delivery(Target("shard", 0), FORGET, "dir", "a" * 1000))
+    pending = PendingDeliveries(max_count=100, max_age=3600.0, max_bytes=3 * size)
+    paths = [c * 1000 for c in "abcd"]
+    call = TargetCall(
+        Target("shard", 0),
+        FORGET,
+        {},
+        tuple(Delivery(Target("shard", 0), FORGET, "dir", p) for p in paths),
+    )
+    with caplog.at_level(logging.ERROR, "shardproxy.rc"):
+        pending.record(call, Failure("down"))
+        pending.report_drops()
+    assert [d.path for d in pending.pending_for(Target("shard", 0))] == paths[1:]
+    assert pending.pending_bytes == 3 * size
+    assert "dropped 1 undelivered vfs/forget path(s)" in caplog.text
+    assert "rc_pending_max_bytes" in caplog.text

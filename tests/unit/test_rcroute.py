@@ -10,39 +10,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardproxy.core.shards import HEX_DIGITS, ShardMap
-from shardproxy.rc.fanout import merge_fanout, plan_fanout
-from shardproxy.rc.route import (
+from shardproxy.rc.calls import (
     ALLOWED_COMMANDS,
     FORGET,
     MAX_PATHS_PER_CALL,
     REFRESH,
-    Delivery,
-    Failure,
-    Outcome,
     PathCall,
     PathParam,
     RcError,
-    Reply,
-    Target,
-    Topology,
-    delivered_by,
     error_body,
     fanout_params,
-    merge_path_reply,
     parse_params,
-    place,
-    plan_calls,
-    plan_path_call,
     read_path_call,
     refusal,
-    unmap,
 )
+from shardproxy.rc.fanout import merge_fanout, plan_fanout
+from shardproxy.rc.replies import Failure, RcloneAnswer, Reply, delivered_by, merge_path_reply
+from shardproxy.rc.route import place, plan_calls, plan_path_call, unmap
+from shardproxy.rc.targets import Delivery, Target, Topology
 from tests.helpers.rcreplies import answer_all, rclone_reply
 
 FOUR = ShardMap.even(4)
 S = [Target("shard", n) for n in range(4)]
 FB = Target("fallback", 0)
 FULL = Topology(FOUR, frozenset(range(4)), 1)
+# Without a fallback rclone, for what a fallback's copy of each forget would only crowd.
+SHARDS_ONLY = Topology(FOUR, frozenset(range(4)), 0)
 
 
 def forget(*paths: str, kind: str = "dir") -> PathCall:
@@ -265,7 +258,16 @@ def test_nzbdav_forget_is_split_and_renumbered() -> None:
     )
     plan = plan_path_call(call, FULL)
     assert [(c.target, c.params) for c in plan.calls] == [
-        (FB, {"dir": "/content/tv/Show", "dir2": "/completed-symlinks/tv/Show", "dir3": "/nzbs"}),
+        (
+            FB,
+            {
+                "dir": ".ids/9/6/1/b/0",
+                "dir2": ".ids-s2/9/6/1/b/0",
+                "dir3": "/content/tv/Show",
+                "dir4": "/completed-symlinks/tv/Show",
+                "dir5": "/nzbs",
+            },
+        ),
         (S[2], {"dir": "9/6/1/b/0"}),
     ]
 
@@ -291,7 +293,7 @@ def test_refresh_of_a_shard_root_is_sent_without_dir() -> None:
 
 
 def test_forget_of_a_shard_root_is_dir_empty() -> None:
-    plan = plan_path_call(forget(".ids"), FULL)
+    plan = plan_path_call(forget(".ids"), SHARDS_ONLY)
     assert [c.params for c in plan.calls] == [{"dir": ""}] * 4
 
 
@@ -302,7 +304,7 @@ def test_no_paths_means_every_rclone() -> None:
 
 def test_files_and_dirs_are_numbered_apart() -> None:
     call = read_path_call(FORGET, {"file": ".ids/0/1", "dir": ".ids/0/2", "file9": ".ids/1/1"})
-    assert plan_path_call(call, FULL).calls[0].params == {
+    assert plan_path_call(call, SHARDS_ONLY).calls[0].params == {
         "file": "0/1",
         "dir": "0/2",
         "file2": "1/1",
@@ -310,14 +312,14 @@ def test_files_and_dirs_are_numbered_apart() -> None:
 
 
 def test_repeated_paths_are_sent_once() -> None:
-    plan = plan_path_call(forget(".ids/9/6", "/.ids/9/6/", ".ids/9/6"), FULL)
+    plan = plan_path_call(forget(".ids/9/6", "/.ids/9/6/", ".ids/9/6"), SHARDS_ONLY)
     assert [c.params for c in plan.calls] == [{"dir": "9/6"}]
     assert len(plan.calls[0].deliveries) == 3
 
 
 def test_many_paths_are_split_into_bounded_calls() -> None:
     paths = [f".ids/0/{i:x}" for i in range(MAX_PATHS_PER_CALL + 3)]
-    plan = plan_path_call(forget(*paths), FULL)
+    plan = plan_path_call(forget(*paths), SHARDS_ONLY)
     assert [len(c.params) for c in plan.calls] == [MAX_PATHS_PER_CALL, 3]
     assert plan.calls[1].params == {
         "dir": f"0/{MAX_PATHS_PER_CALL:x}",
@@ -356,7 +358,7 @@ def test_forget_reply_leaves_out_what_a_down_shard_missed() -> None:
 
 
 def test_forget_reply_trusts_the_echo_not_the_status() -> None:
-    plan = plan_path_call(forget(".ids/0/1", ".ids/0/2"), FULL)
+    plan = plan_path_call(forget(".ids/0/1", ".ids/0/2"), SHARDS_ONLY)
     confirmed = delivered_by(plan.calls[0], Reply({"forgotten": ["0/2"]}))
     assert merge_path_reply(plan, confirmed, {})["forgotten"] == [".ids/0/2"]
 
@@ -439,7 +441,7 @@ def test_fanout_sets_each_fs_for_stats() -> None:
 
 
 def test_vfs_stats_totals_the_disk_caches() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: stats("s0:", 100, 1),
         S[1]: stats("s1:", 50, 2, full=True),
         S[2]: Failure("down"),
@@ -456,7 +458,7 @@ def test_vfs_stats_totals_the_disk_caches() -> None:
 
 
 def test_core_version_shows_the_oldest_rclone_and_each() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"version": "v1.75.2", "decomposed": [1, 75, 2]}),
         S[1]: Reply({"version": "v1.60.1-DEV", "decomposed": [1, 60, 1]}),
     }
@@ -467,7 +469,7 @@ def test_core_version_shows_the_oldest_rclone_and_each() -> None:
 
 
 def test_core_stats_adds_up() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"bytes": 1, "elapsedTime": 5.0, "fatalError": False, "transferring": [1]}),
         S[1]: Reply({"bytes": 2, "elapsedTime": 3.0, "fatalError": True, "transferring": [2]}),
     }
@@ -477,7 +479,7 @@ def test_core_stats_adds_up() -> None:
 
 
 def test_vfs_list_joins_the_names() -> None:
-    outcomes: dict[Target, Outcome] = {
+    outcomes: dict[Target, RcloneAnswer] = {
         S[0]: Reply({"vfses": ["a:"]}),
         S[1]: Reply({"vfses": ["b:", "a:"]}),
     }
@@ -611,7 +613,7 @@ def test_forget_reply_never_lists_an_undelivered_path(
         fate = data.draw(st.sampled_from(["ok", "down", "partial", "garbage"]))
         if fate == "down":
             failures[call.target] = "down"
-            outcome: Outcome = Failure("down")
+            outcome: RcloneAnswer = Failure("down")
         elif fate == "garbage":
             outcome = Reply({"forgotten": "not a list"})
         else:
@@ -655,3 +657,59 @@ def test_refresh_reply_says_ok_only_for_delivered_paths(
         )
         if result[planned.param.path] == "OK":
             assert delivered
+
+
+# --- forgets of .ids paths also reach the fallback (rest) -----------------------------------
+
+
+def test_an_ids_forget_reaches_rest_under_both_spellings() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), FULL)
+    assert [(c.target, c.params) for c in plan.calls] == [
+        (FB, {"dir": ".ids/9/6/1/b/0", "dir2": ".ids-s2/9/6/1/b/0"}),
+        (S[2], {"dir": "9/6/1/b/0"}),
+    ]
+
+
+def test_a_forget_of_ids_itself_reaches_rest_as_ids_and_every_view() -> None:
+    plan = plan_path_call(forget(".ids"), FULL)
+    rest = [c.params for c in plan.calls if c.target == FB]
+    assert rest == [
+        {"dir": ".ids", "dir2": ".ids-s0", "dir3": ".ids-s1", "dir4": ".ids-s2", "dir5": ".ids-s3"}
+    ]
+
+
+def test_an_ids_forget_counts_only_once_rest_confirmed_it_too() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), FULL)
+    shard_call = next(c for c in plan.calls if c.target == S[2])
+    only_shard = delivered_by(shard_call, Reply({"forgotten": ["9/6/1/b/0"]}))
+    reply = merge_path_reply(plan, only_shard, {FB: "connection refused"})
+    assert reply["forgotten"] == []
+    assert "fallback0" in reply["notForgotten"][".ids/9/6/1/b/0"]
+    rest_call = next(c for c in plan.calls if c.target == FB)
+    both = only_shard | delivered_by(
+        rest_call, Reply({"forgotten": [".ids/9/6/1/b/0", ".ids-s2/9/6/1/b/0"]})
+    )
+    assert merge_path_reply(plan, both, {})["forgotten"] == [".ids/9/6/1/b/0"]
+
+
+def test_a_refresh_of_ids_paths_is_not_copied_to_rest() -> None:
+    call = read_path_call(REFRESH, {"dir": ".ids/9/6/1/b/0"})
+    assert [c.target for c in plan_path_call(call, FULL).calls] == [S[2]]
+
+
+def test_without_a_fallback_an_ids_forget_goes_to_its_shard_alone() -> None:
+    plan = plan_path_call(forget(".ids/9/6/1/b/0"), SHARDS_ONLY)
+    assert [(c.target, c.params) for c in plan.calls] == [(S[2], {"dir": "9/6/1/b/0"})]
+
+
+def test_a_path_of_path_max_bytes_or_more_is_refused_with_400() -> None:
+    with pytest.raises(RcError) as refused:
+        read_path_call(FORGET, {"dir": ".ids/0/" + "a" * 4089})
+    assert refused.value.status == 400
+    assert "4096 bytes long" in refused.value.message
+    assert "PATH_MAX" in refused.value.message
+
+
+def test_a_path_just_under_path_max_is_read() -> None:
+    call = read_path_call(FORGET, {"file": "a" * 4095})
+    assert call.paths[0].path == "a" * 4095

@@ -11,6 +11,7 @@ from shardproxy.ops.status import (
     FallbackWindow,
     ShardInfo,
     cache_path,
+    caches_after_readiness,
     parse_vfs_stats,
     readiness_problems,
     shard_state,
@@ -141,3 +142,26 @@ def test_document_without_rc_endpoint_or_rclone_urls() -> None:
     assert row["state"] == "unknown"
     assert "shard_rc" in row["detail"]
     assert row["pending"] is None
+
+
+# --- what /readyz finds, shown on the page ------------------------------------------------
+
+
+def test_a_shard_readiness_finds_down_is_down_with_the_reason() -> None:
+    caches = {0: CacheStats(up=True, bytes_used=5), 1: CacheStats(up=True)}
+    after = caches_after_readiness(caches, {0: "no answer within 1 s", 1: None})
+    assert after == {
+        0: CacheStats(up=False, bytes_used=5, error="no answer within 1 s"),
+        1: CacheStats(up=True),
+    }
+
+
+def test_a_shard_readiness_finds_up_again_is_up_without_stale_figures() -> None:
+    caches = {0: CacheStats(up=False, error="cannot connect")}
+    assert caches_after_readiness(caches, {0: None}) == {0: CacheStats(up=True)}
+
+
+def test_a_shard_never_polled_gets_the_readiness_state() -> None:
+    assert caches_after_readiness({}, {2: "cannot connect"}) == {
+        2: CacheStats(up=False, error="cannot connect")
+    }

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
-import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 from shardproxy.config.settings import Settings
-from shardproxy.tools.deploy.files import generate, obscure, proxy_toml
+from shardproxy.ops.rclonebin import rclone_version
+from shardproxy.tools.deploy.bundle import COMPOSE_FOLDER, generate, generation_warnings
+from shardproxy.tools.deploy.compose import Network
+from shardproxy.tools.deploy.files import obscure
 from shardproxy.tools.deploy.model import Layout, Programs, deployment_from
-
-
-def rclone_version(binary: str) -> tuple[int, int]:
-    """``(1, 60)`` for rclone v1.60.1-DEV."""
-    out = subprocess.run([binary, "version"], capture_output=True, text=True, check=True).stdout
-    major, minor = out.split()[1].lstrip("v").split(".")[:2]
-    return int(major), int(minor)
+from shardproxy.tools.deploy.write import read_existing, write_files
 
 
 def find_programs(rclone: str | None = None) -> Programs:
@@ -39,26 +37,63 @@ def find_programs(rclone: str | None = None) -> Programs:
     )
 
 
-def write_generated(settings: Settings, out: Path, programs: Programs) -> list[Path]:
-    """Write every generated file under ``out``; they hold passwords, so only root reads them."""
+def mergerfs_recipe() -> str:
+    """The mergerfs image's Dockerfile, shipped with shardproxy (written beside compose.yaml)."""
+    return (resources.files(__package__) / "mergerfs.Dockerfile").read_text(encoding="utf-8")
+
+
+def warnings(settings: Settings, programs: Programs, network: Network) -> list[str]:
+    """What the files cannot do here (an old rclone, too many shards for shard links)."""
+    installed = shutil.which(programs.rclone) is not None
+    return generation_warnings(settings, programs, network, rclone_installed=installed)
+
+
+def reused_iv(conf_text: str | None, password: str) -> bytes | None:
+    """The IV of an obscured ``password`` already in ``conf_text``, to write it the same.
+
+    ``rclone obscure`` picks a random IV, so each run would change ``rclone.conf``; with
+    the IV it had, an unchanged password gives unchanged text.
+    """
+    for line in (conf_text or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() != "pass":
+            continue
+        value = value.strip()
+        try:
+            iv = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))[:16]
+            if len(iv) == 16 and obscure(password, iv) == value:
+                return iv
+        except ValueError:
+            continue
+    return None
+
+
+def write_generated(
+    settings: Settings,
+    out: Path,
+    programs: Programs,
+    network: Network = Network.COMPOSE,
+    *,
+    force: bool = False,
+) -> list[Path]:
+    """Write every generated file under ``out`` (``write.write_files``: mode 600, no link
+    followed, nothing a person changed replaced unless ``force``)."""
     deployment = deployment_from(settings)
     obscured = None
     if deployment.nzbdav_pass is not None:
-        obscured = obscure(deployment.nzbdav_pass, os.urandom(16))
+        iv = reused_iv(read_existing(out, "rclone.conf"), deployment.nzbdav_pass)
+        obscured = obscure(deployment.nzbdav_pass, iv or os.urandom(16))
     files = generate(
         deployment,
         programs,
-        proxy_toml=proxy_toml(settings, deployment),
+        settings,
         obscured_pass=obscured,
+        mergerfs_recipe=mergerfs_recipe(),
+        network=network,
     )
-    written = []
-    for name, text in files.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o600)
-        written.append(path)
-    return written
+    secrets = (settings.rclone_rc_pass, settings.rc_pass, settings.admin_pass)
+    known = [deployment.nzbdav_pass or "", obscured or "", *(s or "" for s in secrets)]
+    return write_files(out, files, force=force, known_secrets=known)
 
 
 def next_steps(settings: Settings, out: Path) -> str:
@@ -66,9 +101,11 @@ def next_steps(settings: Settings, out: Path) -> str:
     config_dir = settings.config_dir
     layouts = ", ".join(f"{out / layout.value}/" for layout in Layout)
     return (
-        f"Copy {out / 'rclone.conf'} and {out / 'shardproxy.toml'} to {config_dir}/, then the\n"
-        f"units of one layout ({layouts}) to /etc/systemd/system/ and run\n"
+        f"Pick a layout ({layouts}). 'links-unchanged' keeps your existing symlinks to\n"
+        "<mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>.\n"
+        f"systemd: copy {out / 'rclone.conf'} and the layout's shardproxy.toml to "
+        f"{config_dir}/,\nits units to /etc/systemd/system/ and run\n"
         "  systemctl daemon-reload && systemctl enable --now shardproxy-mergerfs.service\n"
-        "or use that layout's compose.yaml. 'links-unchanged' keeps your existing symlinks\n"
-        "to <mount_root>/nzbdav/.ids/...; 'shard-links' wants them under .ids-s<N>."
+        f"compose: in the layout's {COMPOSE_FOLDER}/ folder, `docker compose build && "
+        "docker compose up -d`\n(see the comments at the top of its compose.yaml first)."
     )

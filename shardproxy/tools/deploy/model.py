@@ -22,12 +22,14 @@ from pathlib import PurePosixPath
 from yarl import URL
 
 from shardproxy.config.settings import ConfigError, HostPort, Settings
+from shardproxy.core.rclonelink import SYMLINKS_SINCE
 from shardproxy.core.shards import IDS_NAME, view_name
 
-# Bounds that make a dead proxy fail a read in seconds (see README "When something
-# fails"): connection refused is retried once, a silent proxy is given up on after
-# IO_TIMEOUT. rclone's defaults (10 low-level retries, 5 min idle timeout, 1 min
-# connect timeout) times mergerfs asking every branch gave reads hanging for minutes.
+# Bounds that make a dead proxy fail a read in seconds (docs/operations.md, "What Plex
+# sees when something fails"): connection refused is retried once, a silent proxy is
+# given up on after IO_TIMEOUT. rclone's defaults (10 low-level retries, 5 min idle
+# timeout, 1 min connect timeout) times mergerfs asking every branch gave reads hanging
+# for minutes.
 CONNECT_TIMEOUT = "5s"
 IO_TIMEOUT = "20s"
 LOW_LEVEL_RETRIES = 2
@@ -91,6 +93,9 @@ class RcEndpoint:
     addr: HostPort
     user: str
     password: str
+    # Where the rclone listens, when not at ``addr``: in a container it listens on all
+    # of its own interfaces and is called by its service name.
+    listen: HostPort | None = None
 
     @property
     def url(self) -> URL:
@@ -152,6 +157,7 @@ class Mount:
     rc: RcEndpoint
     max_size: str | None = None
     min_free_space: str | None = None
+    links: bool = False  # shows /completed-symlinks: .rclonelink files as symlinks
 
     @property
     def unit(self) -> str:
@@ -177,10 +183,16 @@ def mounts(deployment: Deployment, layout: Layout) -> list[Mount]:
         )
     assert deployment.rest_rc is not None
     # `rest` reads uncached: a fail-over read must not copy a shard's files onto the
-    # rest disk, and everything else there is listings and small link files.
+    # rest disk, and everything else there is listings and small link files. It is the
+    # mount that shows /completed-symlinks, so its links must be symlinks.
     found.append(
         Mount(
-            "rest", deployment.rest_mountpoint, deployment.rest_cache_dir, "off", deployment.rest_rc
+            "rest",
+            deployment.rest_mountpoint,
+            deployment.rest_cache_dir,
+            "off",
+            deployment.rest_rc,
+            links=True,
         )
     )
     return found
@@ -205,7 +217,7 @@ def mount_argv(deployment: Deployment, programs: Programs, mount: Mount) -> list
         "--allow-other",
         "--rc",
         "--rc-addr",
-        str(mount.rc.addr),
+        str(mount.rc.listen or mount.rc.addr),
         "--rc-user",
         mount.rc.user,
         "--rc-pass",
@@ -221,6 +233,8 @@ def mount_argv(deployment: Deployment, programs: Programs, mount: Mount) -> list
         "--log-level",
         deployment.log_level,
     ]
+    if mount.links and programs.rclone_version >= SYMLINKS_SINCE:
+        argv.append("--vfs-links")
     if mount.cache_mode == "full":
         argv += ["--vfs-cache-max-age", CACHE_MAX_AGE]
         if mount.max_size is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from shardproxy.core.shards import (
@@ -82,6 +82,37 @@ def plan_link(target: str, mount: str, shard_map: ShardMap, *, undo: bool) -> Li
     return LinkPlan(Outcome.CHANGE, new_target=mount + str(replace(path, shard=wanted)))
 
 
+# --- temporary names --------------------------------------------------------------------
+
+NAME_MAX = 255  # bytes in one name, on every Linux filesystem a library lives on
+TMP_SUFFIX = ".shardproxy-relink"
+
+
+def _encoded(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def temporary_name(name: str, token: str) -> str:
+    """The name of the new link made beside ``name`` before it is renamed over it.
+
+    ``.{name}.{token}.shardproxy-relink``, with ``name`` cut short when the whole would
+    not fit ``NAME_MAX`` bytes. ``token`` (random, recorded in the journal) keeps it apart
+    from any name already there.
+    """
+    tail = f".{token}{TMP_SUFFIX}"
+    room = NAME_MAX - 1 - len(_encoded(tail))
+    head = name[:room]  # a character is at least one byte
+    while len(_encoded(head)) > room:  # cut whole characters, never one in half
+        head = head[:-1]
+    return f".{head}{tail}"
+
+
+def legacy_temporary_name(name: str) -> str | None:
+    """The temporary name older versions used (no token, not recorded), if it can exist."""
+    legacy = f".{name}{TMP_SUFFIX}"
+    return legacy if len(_encoded(legacy)) <= NAME_MAX else None
+
+
 # --- the journal ------------------------------------------------------------------------
 
 
@@ -108,19 +139,42 @@ class JournalEntry:
     link: str  # relative to the library
     old: str
     new: str
+    tmp: str = ""  # the temporary link's name beside it; "" in older journals
+
+
+@dataclass
+class LinkHistory:
+    """What relink did to one link, by the journal.
+
+    ``origin`` is its target before relink first changed it, ``current`` the one relink
+    set last, ``before`` the one it had before that last change. The last change may not
+    have happened (a kill between the journal line and the rename), so a link found at
+    ``before`` is still relink's.
+    """
+
+    origin: str
+    current: str
+    before: str
 
 
 @dataclass
 class JournalState:
-    """What a journal file says: the run, the links it touched, whether it finished."""
+    """What a journal file says.
+
+    ``header`` is the last run's, ``finished`` whether it finished, ``pending`` the
+    entries of the runs since the last finished one (to resume and to clean up after),
+    ``links`` each link's history over every run, ``problems`` the lines skipped.
+    """
 
     header: JournalHeader | None = None
-    entries: list[JournalEntry] | None = None
-    finished: bool = False
+    finished: bool = True
+    pending: list[JournalEntry] = field(default_factory=list)
+    links: dict[str, LinkHistory] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
 
 def encode_header(header: JournalHeader) -> str:
-    """The journal's first line."""
+    """A run's first line."""
     fields = asdict(header)
     fields["owners"] = list(header.owners)
     return json.dumps({"header": fields}) + "\n"
@@ -132,13 +186,55 @@ def encode_entry(entry: JournalEntry) -> str:
 
 
 def encode_finished(counts: dict[str, int]) -> str:
-    """The journal's last line, once every link is done."""
+    """A run's last line, once every link is done."""
     return json.dumps({"finished": counts}) + "\n"
 
 
+def _is_inside(relative: str) -> bool:
+    parts = relative.split("/")
+    return "\0" not in relative and all(part not in ("", ".", "..") for part in parts)
+
+
+_FIELDS = ("link", "old", "new", "tmp")
+
+
+def _entry(record: dict[str, Any]) -> JournalEntry | str:
+    """The entry a journal line holds, or why it cannot be one."""
+    link, old, new, tmp = (record.get(key, "" if key == "tmp" else None) for key in _FIELDS)
+    if not (isinstance(link, str) and isinstance(old, str) and isinstance(new, str)):
+        return "not a link entry"
+    if not isinstance(tmp, str):
+        return f"{link}: temporary name {tmp!r} is not text"
+    if not _is_inside(link):
+        return f"link {link!r} is not a path inside the library"
+    if not old or not new or "\0" in old + new:
+        return f"{link}: a target is empty or holds a NUL"
+    if tmp and ("/" in tmp or not tmp.endswith(TMP_SUFFIX) or "\0" in tmp):
+        return f"{link}: temporary name {tmp!r} is not one relink makes"
+    return JournalEntry(link, old, new, tmp)
+
+
+def _replay(links: dict[str, LinkHistory], entry: JournalEntry, *, undo: bool) -> None:
+    """Add one entry of a run (an undo run when ``undo``) to the links' histories."""
+    history = links.get(entry.link)
+    if history is None or entry.old not in (history.current, history.before):
+        if not undo:  # first changed by relink, or changed by someone else since
+            links[entry.link] = LinkHistory(entry.old, entry.new, entry.old)
+        return  # an undo of a link relink never changed: --all's, not the journal's
+    if entry.old == history.current:
+        history.before = history.current
+    history.current = entry.new
+
+
 def decode_journal(text: str, where: str) -> JournalState:
-    """Read a journal; a torn last line (the run was killed mid-write) is ignored."""
-    state = JournalState(entries=[])
+    """Read a journal of one or more runs.
+
+    A torn last line (a kill mid-write) is ignored; any other line that is not an entry
+    is skipped and named in ``problems``. A header that cannot be read stops it: the
+    lines after it could not be told apart.
+    """
+    state = JournalState()
+    undo: bool | None = None
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         if not line:
@@ -146,22 +242,59 @@ def decode_journal(text: str, where: str) -> JournalState:
         try:
             record: Any = json.loads(line)
         except ValueError:
-            if number == len(lines):  # the last line, cut short by a kill
-                break
-            raise ValueError(f"{where}: line {number} is not JSON; delete the file") from None
-        if "header" in record:
-            fields = record["header"]
-            if fields.get("version") != JOURNAL_VERSION:
-                raise ValueError(f"{where}: written by another version; delete the file")
-            state.header = JournalHeader(
-                fields["mount"], bool(fields["undo"]), tuple(fields["owners"])
-            )
+            if number < len(lines):  # not the last line, cut short by a kill
+                state.problems.append(f"line {number}: not JSON, skipped")
+            continue
+        if not isinstance(record, dict):
+            state.problems.append(f"line {number}: not a record, skipped")
+        elif "header" in record:
+            state.header = _header(record["header"], f"{where}: line {number}")
+            state.finished, undo = False, state.header.undo
         elif "finished" in record:
-            state.finished = True
+            state.finished, state.pending = True, []
         else:
-            assert state.entries is not None
-            state.entries.append(JournalEntry(record["link"], record["old"], record["new"]))
+            entry = _entry(record)
+            if isinstance(entry, str) or undo is None:
+                why = entry if isinstance(entry, str) else "an entry before any run's header"
+                state.problems.append(f"line {number}: {why}, skipped")
+                continue
+            state.pending.append(entry)
+            _replay(state.links, entry, undo=undo)
     return state
+
+
+def _header(fields: Any, where: str) -> JournalHeader:
+    try:
+        if fields.get("version") != JOURNAL_VERSION:
+            raise ValueError(f"{where}: written by another version")
+        return JournalHeader(fields["mount"], bool(fields["undo"]), tuple(fields["owners"]))
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where}: a run's header cannot be read ({exc})") from None
+
+
+NOT_RELINKS = "in a shard view, but not put there by relink: left (--all moves it too)"
+
+
+def plan_undo(
+    target: str, history: LinkHistory | None, mount: str, shard_map: ShardMap, *, every: bool
+) -> LinkPlan:
+    """``--undo`` for one link: back to what the journal says it was before relink.
+
+    A link relink changed goes back to its ``origin``, whatever view that is; one changed
+    by someone since is left alone. A link in a shard view that relink did not put there
+    (there before the first run, or made so by an import) stays. With ``every``
+    (``--all``) every link in a shard view goes to ``.ids``, as ``plan_link`` says.
+    """
+    if every:
+        return plan_link(target, mount, shard_map, undo=True)
+    if history is not None and target != history.origin:
+        if target in (history.current, history.before):
+            return LinkPlan(Outcome.CHANGE, new_target=history.origin)
+        return LinkPlan(Outcome.SKIP, reason="changed since relink changed it: left alone")
+    plan = plan_link(target, mount, shard_map, undo=True)
+    if plan.outcome is Outcome.CHANGE:
+        return LinkPlan(Outcome.SKIP, reason=NOT_RELINKS)
+    return plan
 
 
 def resume_problem(previous: JournalState, header: JournalHeader) -> str:

@@ -1,16 +1,19 @@
 """``shardproxy reshard``: move cached files between rclone caches after a map change.
 
-Reads the caches, plans with ``reshard.plan_reshard``, refuses while an rclone using an
-affected cache runs, then moves each file's data and metadata together. On one
-filesystem a move is a rename; across filesystems the data is copied extent by extent
-(SEEK_DATA/SEEK_HOLE) so the holes of rclone's sparse cache files stay holes. A journal
-line is written before and after each move, so a killed run finishes the move it was
-in when it runs again.
+Reads the caches, plans with ``reshard.plan_reshard``, refuses while a process uses an
+affected cache (``busy``) or its rclone answers on the RC, then moves each file's data
+and metadata together. On one filesystem a move is a rename; across filesystems the
+data is copied extent by extent (SEEK_DATA/SEEK_HOLE) so the holes of rclone's sparse
+cache files stay holes, after checking the target has room, and a copy a full disk cuts
+short is removed. A journal line is written before and after each move, so a killed or
+stopped run finishes the move it was in when it runs again. Folders a move empties in
+the old cache are removed.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import os
 import sys
@@ -19,12 +22,15 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import TextIO
 
 from tqdm import tqdm
 from yarl import URL
 
 from shardproxy.core.shards import ShardMap
+from shardproxy.tools.nofollow import UnsafeFileError, append_plain, read_plain
+from shardproxy.tools.reshard.busy import processes_using
 from shardproxy.tools.reshard.plan import (
     CachedFile,
     CacheDir,
@@ -41,6 +47,8 @@ from shardproxy.tools.reshard.plan import (
 JOURNAL_NAME = "shardproxy-reshard.journal"
 _TMP_SUFFIX = ".shardproxy-reshard"
 _CHUNK = 1 << 20
+# Room kept free beyond a file's own blocks: folders and rclone's metadata JSON.
+_ROOM_MARGIN = 1 << 20
 
 
 class ReshardError(RuntimeError):
@@ -66,6 +74,8 @@ def scan_cache(shard: int, cache: CacheDir) -> Iterator[CachedFile]:
             if name.endswith(_TMP_SUFFIX):
                 continue
             stat = os.lstat(os.path.join(folder, name))
+            if not S_ISREG(stat.st_mode):
+                continue  # rclone keeps regular files only; never move a link's target
             relative = os.path.relpath(os.path.join(folder, name), root)
             yield CachedFile(shard, relative, stat.st_size, stat.st_blocks * 512)
 
@@ -82,28 +92,6 @@ def discover_remote(cache_dir: str, shard: int) -> str:
             f"{shard}'s with --remotes, one name per cache dir"
         )
     return names[0] if names else f"shard{shard}"
-
-
-def rclones_using(cache_dirs: Sequence[str]) -> list[str]:
-    """``pid: command line`` of running rclone processes whose ``--cache-dir`` is one of these."""
-    wanted = {os.path.realpath(d) for d in cache_dirs}
-    found: list[str] = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if not argv or "rclone" not in os.path.basename(argv[0]):
-            continue
-        for index, arg in enumerate(argv):
-            value = None
-            if arg == "--cache-dir" and index + 1 < len(argv):
-                value = argv[index + 1]
-            elif arg.startswith("--cache-dir="):
-                value = arg.partition("=")[2]
-            if value is not None and os.path.realpath(value) in wanted:
-                found.append(f"{pid}: {' '.join(argv).strip()}")
-    return found
 
 
 def rclones_answering(rc_urls: Sequence[str], timeout: float = 2.0) -> list[str]:
@@ -135,9 +123,15 @@ def rclones_answering(rc_urls: Sequence[str], timeout: float = 2.0) -> list[str]
     return answering
 
 
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def copy_sparse(source: str, target: str) -> None:
-    """Copy ``source`` to ``target`` writing only its data extents; holes stay holes."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    """Copy ``source`` to the new file ``target``, writing only its data extents; holes
+    stay holes. Neither name is followed if it is a link; ``target`` must not exist."""
+    created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with open(source, "rb", opener=_no_follow) as src, open(created, "wb") as dst:
         size = os.fstat(src.fileno()).st_size
         position = 0
         while position < size:
@@ -160,27 +154,96 @@ def copy_sparse(source: str, target: str) -> None:
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+def _room(path: str) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def _existing_parent(path: str) -> str:
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def room_problem(move: Move, caches: Sequence[CacheDir]) -> str:
+    """Why the target's disk cannot take ``move``'s file (data and metadata), or ''.
+
+    A move within one filesystem is a rename and needs no room.
+    """
+    source, target = caches[move.source], caches[move.target]
+    landing = _existing_parent(target.data(move.relative))
+    need = 0
+    for path in (source.data(move.relative), source.meta(move.relative)):
+        with contextlib.suppress(FileNotFoundError):
+            stat = os.lstat(path)
+            if stat.st_dev != os.stat(landing).st_dev:  # else a rename: no room needed
+                need += stat.st_blocks * 512
+    if not need:
+        return ""
+    room = _room(landing)
+    if need + _ROOM_MARGIN <= room:
+        return ""
+    return (
+        f"not enough room in {target.path} (shard {move.target}) for {move.relative}: it "
+        f"needs {need + _ROOM_MARGIN} bytes, {room} are free"
+    )
+
+
+def _full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def transfer(source: str, target: str) -> None:
-    """Move one file: a rename on one filesystem, else a sparse copy renamed into place."""
+    """Move one file: a rename on one filesystem, else a sparse copy renamed into place.
+
+    A copy that fails (a full disk) leaves nothing at ``target``: the source stays whole.
+    """
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if os.stat(source).st_dev == os.stat(os.path.dirname(target)).st_dev:
         os.rename(source, target)
         return
     partial = target + _TMP_SUFFIX
-    copy_sparse(source, partial)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(partial)  # left by a kill: this move's, made again from the start
+    try:
+        copy_sparse(source, partial)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
     os.rename(partial, target)
     os.unlink(source)
 
 
+def remove_emptied(path: str, root: str) -> None:
+    """Remove the folders above ``path`` that are now empty, up to (not) ``root``.
+
+    ``rmdir`` removes only an empty folder, so one that still holds anything stays, and
+    so do all above it.
+    """
+    folder = os.path.dirname(path)
+    while folder.startswith(root.rstrip("/") + "/"):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
+
+
 def move_cached(move: Move, caches: Sequence[CacheDir]) -> None:
-    """Move a file's data, then its metadata; again after a kill, it finishes the move."""
+    """Move a file's data, then its metadata; again after a kill, it finishes the move.
+
+    The folders the move emptied in the old cache go too.
+    """
     source, target = caches[move.source], caches[move.target]
-    for source_path, target_path in (
-        (source.data(move.relative), target.data(move.relative)),
-        (source.meta(move.relative), target.meta(move.relative)),
+    for source_path, target_path, root in (
+        (source.data(move.relative), target.data(move.relative), source.data("")),
+        (source.meta(move.relative), target.meta(move.relative), source.meta("")),
     ):
         if os.path.exists(source_path):
             transfer(source_path, target_path)
+        remove_emptied(source_path, root)
 
 
 def reshard_caches(
@@ -216,29 +279,75 @@ def reshard_caches(
     if dry_run:
         return plan, report
     affected = plan.affected_shards() | {m.source for m in previous.unfinished}
-    busy = rclones_using([caches[s].path for s in affected])
-    busy += rclones_answering([rc_urls[s] for s in sorted(affected) if s in rc_urls])
+    users = processes_using([caches[s].path for s in affected])
+    busy = users.found + rclones_answering([rc_urls[s] for s in sorted(affected) if s in rc_urls])
     if busy:
         raise ReshardError(
-            "rclone is running on a cache that would change; stop it first (a running "
-            "rclone would not see the moved files, or delete them):\n  " + "\n  ".join(busy)
+            "a process is using a cache that would change (an rclone, or a program with files "
+            "there open); stop it first (a running rclone would not see the moved files, or "
+            "delete them):\n  " + "\n  ".join(busy)
         )
-    # Appended to, never truncated: a kill at any moment leaves the unfinished move on record.
-    with journal_path.open("a", encoding="utf-8") as journal:
-        journal.write(encode_start(old, new, caches))
-        for move in previous.unfinished:
-            _journaled(journal, move, caches)
-            report.resumed += 1
-        bar = tqdm(
-            plan.moves, desc="reshard", unit="file", file=sys.stderr, disable=not progress or None
+    if users.unreadable:
+        hint = "" if os.geteuid() == 0 else "; run as root to see whether any of them uses a cache"
+        print(
+            f"note: the environment or open files of {users.unreadable} processes could not be "
+            f"read{hint}",
+            file=sys.stderr,
         )
-        for move in bar:
-            if os.path.lexists(caches[move.target].data(move.relative)):
-                report.conflicts += 1  # the new owner has its own copy: leave both alone
-                continue
-            _journaled(journal, move, caches)
-            report.moved += 1
+    try:
+        # Appended to, never truncated: a kill at any moment leaves the move on record.
+        with open_journal(journal_path) as journal:
+            journal.write(encode_start(old, new, caches))
+            _move_all(
+                plan, previous.unfinished, caches, journal=journal, report=report, progress=progress
+            )
+    except ReshardError as exc:
+        raise ReshardError(f"{exc}\n{_stopped(report)}") from None
+    except OSError as exc:
+        what = "the disk is full" if _full(exc) else "a file could not be moved"
+        raise ReshardError(
+            f"{what}: {exc}; nothing of the file being moved was left half-written\n"
+            + _stopped(report)
+        ) from None
     return plan, report
+
+
+def _stopped(report: ReshardReport) -> str:
+    return (
+        f"reshard stopped after moving {report.moved + report.resumed} files. Fix that, then "
+        "run the same command again before starting the rclones: it finishes the "
+        "interrupted move and the rest."
+    )
+
+
+def _move_all(
+    plan: ReshardPlan,
+    unfinished: Sequence[Move],
+    caches: Sequence[CacheDir],
+    *,
+    journal: TextIO,
+    report: ReshardReport,
+    progress: bool,
+) -> None:
+    """Finish the journal's unfinished moves, then make the plan's, each journaled."""
+    resumed = {move.relative for move in unfinished}
+    for move in unfinished:
+        _journaled(journal, move, caches)
+        report.resumed += 1
+    bar = tqdm(
+        plan.moves, desc="reshard", unit="file", file=sys.stderr, disable=not progress or None
+    )
+    for move in bar:
+        if move.relative in resumed:
+            continue
+        if os.path.lexists(caches[move.target].data(move.relative)):
+            report.conflicts += 1  # the new owner has its own copy: leave both alone
+            continue
+        problem = room_problem(move, caches)
+        if problem:
+            raise ReshardError(problem)
+        _journaled(journal, move, caches)
+        report.moved += 1
 
 
 def _journaled(journal: TextIO, move: Move, caches: Sequence[CacheDir]) -> None:
@@ -252,10 +361,18 @@ def _journaled(journal: TextIO, move: Move, caches: Sequence[CacheDir]) -> None:
 
 def _read_journal(path: Path) -> ReshardJournal:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
+        text = read_plain(str(path), shown=f"journal {path}") or ""
+    except UnsafeFileError as exc:
+        raise ReshardError(str(exc)) from None
     try:
         return decode_reshard_journal(text, str(path))
     except (ValueError, KeyError, TypeError) as exc:
         raise ReshardError(f"journal {path} cannot be read ({exc})") from None
+
+
+def open_journal(path: Path) -> TextIO:
+    """The journal, to append to; never through a link."""
+    try:
+        return append_plain(str(path), shown=f"journal {path}")
+    except UnsafeFileError as exc:
+        raise ReshardError(str(exc)) from None

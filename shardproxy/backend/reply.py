@@ -1,6 +1,6 @@
 """One backend reply as its consumer reads it: status, headers, then the body piece by piece.
 
-The connection (``upstream_conn``) feeds the body in; the consumer reads it, waits for
+The connection (``connection``) feeds the body in; the consumer reads it, waits for
 it at most ``read_timeout`` seconds at a time, or takes the socket for splice(2). The
 errors a backend request can end in live here too, beside the reply they break.
 """
@@ -10,12 +10,42 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from multidict import CIMultiDict
 
-if TYPE_CHECKING:
-    from shardproxy.upstream.connection import UpstreamConnection
+
+class Backend(Protocol):
+    """What a reply and its connection know of the pool they came from."""
+
+    @property
+    def origin(self) -> str: ...
+
+    @property
+    def read_timeout(self) -> float: ...
+
+
+class ReplySource(Protocol):
+    """The connection a reply is read from (``connection.BackendConnection``).
+
+    A protocol, so that the reply and the connection that feeds it need not import
+    each other.
+    """
+
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def pool(self) -> Backend: ...
+
+    def consumer_caught_up(self) -> None: ...
+
+    def detach(self) -> socket.socket | None: ...
+
+    def body_done_outside(self) -> None: ...
+
+    def release(self, response: BackendReply) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class BackendError(Exception):
@@ -34,10 +64,10 @@ class BodyTimeout(BodyError, TimeoutError):
     """The backend fell silent mid-body for longer than the read timeout."""
 
 
-class UpstreamResponse:
+class BackendReply:
     """One reply's status, headers and body, read as the consumer asks for it."""
 
-    def __init__(self, conn: UpstreamConnection, status: int, reason: str) -> None:
+    def __init__(self, conn: ReplySource, status: int, reason: str) -> None:
         self._conn = conn
         self.status = status
         self.reason = reason

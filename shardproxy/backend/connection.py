@@ -21,14 +21,23 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
-from shardproxy.upstream.reply import BackendError, BodyError, UpstreamResponse
+from shardproxy.backend.reply import Backend, BackendError, BackendReply, BodyError
 
-if TYPE_CHECKING:
-    from shardproxy.upstream.pool import UpstreamPool
+
+class ConnectionHome(Backend, Protocol):
+    """The pool a connection belongs to (``pool.BackendPool``), as the connection sees it."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def put_idle(self, conn: BackendConnection) -> None: ...
+
+    def forget(self, conn: BackendConnection) -> None: ...
+
 
 # Unread body bytes at which the backend socket stops being read.
 READ_BUFFER = 1 << 16
@@ -36,10 +45,10 @@ READ_BUFFER = 1 << 16
 _IDLE, _WAIT_HEAD, _BODY, _DONE = range(4)
 
 
-class UpstreamConnection(asyncio.Protocol):
+class BackendConnection(asyncio.Protocol):
     """One TCP connection to the backend; carries one request at a time."""
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: ConnectionHome) -> None:
         self.pool = pool
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
@@ -54,8 +63,8 @@ class UpstreamConnection(asyncio.Protocol):
         # True once the parser has seen a final reply to its end (not to a HEAD): it
         # is then ready for the next reply on this connection and is kept for it.
         self.parser_at_rest = False
-        self.response: UpstreamResponse | None = None
-        self.head: asyncio.Future[UpstreamResponse] | None = None
+        self.response: BackendReply | None = None
+        self.head: asyncio.Future[BackendReply] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         # When a reply head is overdue (None while no head is awaited), and the one
@@ -140,7 +149,7 @@ class UpstreamConnection(asyncio.Protocol):
             if status == 101:
                 raise _Unsolicited("the backend switched protocols")
             return  # interim reply: the real one follows
-        response = UpstreamResponse(self, status, "")
+        response = BackendReply(self, status, "")
         response.raw_headers = raw = self._raw_headers
         for name, value in raw:
             # Only the framing is read here; the rest waits for whoever asks.
@@ -212,7 +221,7 @@ class UpstreamConnection(asyncio.Protocol):
         head: bytes,
         body: bytes | AsyncIterable[bytes] | None,
         chunked: bool,
-    ) -> UpstreamResponse:
+    ) -> BackendReply:
         """Write a request; wait for its reply's head."""
         assert self.transport is not None
         self.state = _WAIT_HEAD
@@ -221,7 +230,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser is None or not self.parser_at_rest:
             self.parser = httptools.HttpResponseParser(self)
         self.parser_at_rest = False
-        head_future: asyncio.Future[UpstreamResponse] = self.loop.create_future()
+        head_future: asyncio.Future[BackendReply] = self.loop.create_future()
         self.head = head_future
         try:
             if body is None or isinstance(body, bytes):
@@ -261,6 +270,8 @@ class UpstreamConnection(asyncio.Protocol):
                     self.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
             else:
                 self.transport.write(data)
+            # Not kept while the next piece is awaited: a stalled client holds no body here.
+            del data
             if self.write_paused:
                 self.drain_waiter = self.loop.create_future()
                 try:
@@ -319,7 +330,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.reusable = False
         self.state = _DONE
 
-    def release(self, response: UpstreamResponse) -> None:
+    def release(self, response: BackendReply) -> None:
         if self.state != _DONE or not response.at_eof or not self.reusable or self.closed:
             self.close()
             return

@@ -29,13 +29,17 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
 
-from shardproxy.upstream.reply import BodyError, BodyTimeout, UpstreamResponse
+from shardproxy.backend.reply import BackendReply, BodyError, BodyTimeout
+from shardproxy.core.ranges import BodyCut
+
+log = logging.getLogger("shardproxy.backend.splice")
 
 # Bodies shorter than this are cheaper to copy than to set a pipe up for.
 SPLICE_MIN = 1 << 20
@@ -59,16 +63,16 @@ class ClientStalled(ConnectionError):
 
 async def splice_body(
     request: web.BaseRequest,
-    upstream: UpstreamResponse,
+    upstream: BackendReply,
     response: web.StreamResponse,
-    limit: int | None,
+    cut: BodyCut,
     send_timeout: float,
     *,
     on_sent: Callable[[int, bool], None] | None = None,
 ) -> bool:
     """Relay the rest of ``upstream``'s body to the prepared ``response`` with splice(2).
 
-    Sends the first ``limit`` bytes (all of them when None). Returns False, having sent
+    Sends the answer's part of the body (``cut``). Returns False, having sent
     nothing, when the transfer does not fit the fast path. ``on_sent(count, spliced)``
     is told how many bytes were written the ordinary way (what was read already) and how
     many went through the pipe, also when the transfer stops early. Raises like the
@@ -79,7 +83,7 @@ async def splice_body(
     length = upstream.content_length
     if not enabled or length is None or upstream.chunked:
         return False
-    to_send = length if limit is None else min(limit, length)
+    to_send = cut.size_of(length)
     if to_send < SPLICE_MIN or response.content_length != to_send:
         return False
     if response.chunked or response.compression:
@@ -93,9 +97,8 @@ async def splice_body(
     backend_sock = upstream.detach_socket()
     if backend_sock is None:
         return False
-    head = upstream.take_buffered()
+    head = cut.take(upstream.take_buffered())
     if upstream.at_eof or len(head) >= to_send:
-        head = head[:to_send]
         await response.write(head)
         if on_sent is not None:
             on_sent(len(head), False)
@@ -331,6 +334,10 @@ class SplicePump:
             self._fail(BodyTimeout(f"backend silent for {self.read_timeout:g}s mid-reply"))
             return
         if self.blocked_since is not None and now - self.blocked_since >= self.send_timeout:
+            log.info(
+                "cutting a client that read nothing of its reply for %gs (send_timeout)",
+                self.send_timeout,
+            )
             self._fail(ClientStalled(f"client read nothing for {self.send_timeout:g}s"))
             return
         self.watchdog = self.loop.call_later(self._period / 2, self._check_idle)

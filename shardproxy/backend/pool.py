@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, Iterable
 
-from shardproxy.upstream.connection import UpstreamConnection
-from shardproxy.upstream.reply import BackendError, UpstreamResponse
+from shardproxy.backend.connection import BackendConnection
+from shardproxy.backend.reply import BackendError, BackendReply
 
 # Seconds an idle connection waits in the pool for its next request.
 IDLE_TIMEOUT = 30.0
@@ -20,7 +20,7 @@ IDLE_TIMEOUT = 30.0
 MAX_IDLE = 64
 
 
-class UpstreamPool:
+class BackendPool:
     """Keep-alive connections to one backend origin (``http://host:port``)."""
 
     def __init__(
@@ -41,9 +41,9 @@ class UpstreamPool:
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle
-        self._idle: list[UpstreamConnection] = []
+        self._idle: list[BackendConnection] = []
         self._sweeper: asyncio.TimerHandle | None = None
-        self._all: set[UpstreamConnection] = set()
+        self._all: set[BackendConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -60,7 +60,7 @@ class UpstreamPool:
         headers: Iterable[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] | None = None,
         body_length: int | None = None,
-    ) -> UpstreamResponse:
+    ) -> BackendReply:
         """Send one request and return its reply once the head has arrived.
 
         ``headers`` go out as given (no Host is added when one is there); a streamed
@@ -93,12 +93,12 @@ class UpstreamPool:
                 conn.close()
                 raise
 
-    async def _connect(self) -> UpstreamConnection:
+    async def _connect(self) -> BackendConnection:
         loop = self.loop
         try:
             async with asyncio.timeout(self.connect_timeout):
                 transport, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(self), self.host, self.port
+                    lambda: BackendConnection(self), self.host, self.port
                 )
         except TimeoutError:
             raise BackendError(
@@ -116,7 +116,7 @@ class UpstreamPool:
         self._all.add(conn)
         return conn
 
-    def _take_idle(self) -> UpstreamConnection | None:
+    def _take_idle(self) -> BackendConnection | None:
         # The most recently used first: it is the least likely to have been closed.
         while self._idle:
             conn = self._idle.pop()
@@ -124,7 +124,7 @@ class UpstreamPool:
                 return conn
         return None
 
-    def put_idle(self, conn: UpstreamConnection) -> None:
+    def put_idle(self, conn: BackendConnection) -> None:
         """Keep a connection whose reply ended cleanly for the next request."""
         if len(self._idle) >= self.max_idle:
             conn.close()
@@ -146,7 +146,7 @@ class UpstreamPool:
             wait = self._idle[0].idle_since + self.idle_timeout - self.loop.time()
             self._sweeper = self.loop.call_later(max(wait, 0.01), self._sweep)
 
-    def forget(self, conn: UpstreamConnection) -> None:
+    def forget(self, conn: BackendConnection) -> None:
         """Stop tracking a connection that has closed."""
         self._all.discard(conn)
         if conn in self._idle:
@@ -171,7 +171,7 @@ def _request_head(
     method: str,
     target: str,
     headers: Iterable[tuple[str, str]],
-    pool: UpstreamPool,
+    pool: BackendPool,
     *,
     body: bytes | AsyncIterable[bytes] | None,
     body_length: int | None,

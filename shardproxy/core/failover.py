@@ -10,21 +10,26 @@ once per shard per interval, with how many reads there were since the last line.
 In the "shard links" layout the library's links point into the shard views, so ``rest``
 reads the very paths the shard would (``/.ids-s<N>/...``); there only the header the
 generated ``rest`` remote sends, ``X-Shardproxy-Mount: rest``, tells such a read apart.
+Any client could send that header, and raise the counter and its warning with it, so
+it is believed only from the addresses ``mount_header_from`` names (loopback unless set).
 
 Pure: the clock is injected and nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from shardproxy.core.shards import ShardMap, view_root
+from shardproxy.core.shards import ID_LEVELS, IDS_ROOT, UUID_PATTERN, ShardMap, view_root
 
 # A file in NzbDav's tree as rclone asks for it: five lowercase hex levels, then the UUID.
 # Folders, listings and anything percent-encoded are not reads of a file.
-_IDS_FILE_RE = re.compile(r"/\.ids/([0-9a-f])/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-f]/[0-9a-fA-F-]{36}")
+_IDS_FILE_RE = re.compile(
+    re.escape(IDS_ROOT) + "/([0-9a-f])" + "/[0-9a-f]" * (ID_LEVELS - 1) + "/" + UUID_PATTERN
+)
 READ_METHODS = frozenset({"GET", "HEAD"})
 REPORT_INTERVAL = 60.0
 # rclone.conf's `headers = X-Shardproxy-Mount,rest` on the fail-over remote sends this.
@@ -35,6 +40,29 @@ FALLBACK_MOUNT = "rest"
 def is_fallback_mount(mount_header: str | None) -> bool:
     """True when a request says it comes from the fail-over (``rest``) mount."""
     return mount_header is not None and mount_header.strip().lower() == FALLBACK_MOUNT
+
+
+# Where the rest mount's rclone runs unless mount_header_from says otherwise.
+LOOPBACK_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+def trusts_mount_header(
+    remote: str | None,
+    networks: Collection[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    """True when a client at ``remote`` may say which mount it is (``mount_header_from``)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener sees IPv4 clients this way
+    return any(address in network for network in networks)
 
 
 def fallback_read_shard(method: str, backend_path: str, shard_map: ShardMap) -> int | None:
