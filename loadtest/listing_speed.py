@@ -2,35 +2,40 @@
 
     .venv/bin/python -m loadtest.listing_speed [--rounds N]
 
-Three listings, each filtered as shard 0 of four filters it (every entry kept, every href
+Listings, each filtered as shard 0 of four filters it (every entry kept, every href
 rewritten): NzbDav-style (the stand-in's Depth-1 PROPFIND of ``/.ids/0/1/2/3/``: the folder
 and its 16 sub-folders, one line, full-URL hrefs), NzbDav-style with 1,500 files (a
-fifth-level folder, far more than a real library puts in one), and Apache-style (mod_dav's
-pretty-printed replies, namespace declarations on each response; the shortcut declines
-those and the reference filter reads them). Peers measured in the same run: expat parsing
-the body with no handlers (the floor of any filter that parses), and the reference filter
-alone. Figures are CPU time (process time, so other processes on the machine count
-less), the best of the rounds, each round timing every filter in turn. Timings only:
-nothing here asserts a speed.
+fifth-level folder, far more than a real library puts in one), and the listings recorded
+from six real servers (``tests/fixtures/listings``, see ``loadtest/record_listings.py``):
+Apache, lighttpd, nginx, rclone serve webdav, Go's x/net/webdav and wsgidav, each of a
+folder of 16 sub-folders and of a folder of 1,500 files. Peers measured in the same run:
+expat parsing the body with no handlers (the floor of any filter that parses), and the
+reference filter alone. Figures are CPU time (process time, so other processes on the
+machine count less), the best of the rounds, each round timing every filter in turn.
+Timings only: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from xml.parsers import expat
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from loadtest.dav_servers import SERVERS
 from nzbdav_standin import Library, make_standin_app
 from shardproxy.core.shards import ShardMap
 from shardproxy.listing import ShardListingPolicy, filter_listing
 from shardproxy.listing.reference import filter_reference
 
 Filtering = Callable[[ShardListingPolicy, bytes], object]
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "listings"
 
 
 async def nzbdav_listings() -> dict[str, bytes]:
@@ -52,32 +57,21 @@ async def nzbdav_listings() -> dict[str, bytes]:
     return listings
 
 
-def apache_style(folder: str = "/.ids/0/1/2/3/") -> bytes:
-    """A listing of folder and its 16 sub-folders as Apache's mod_dav writes one."""
-
-    def response(path: str) -> str:
-        return (
-            '<D:response xmlns:lp1="DAV:" xmlns:lp2="http://apache.org/dav/props/">\n'
-            f"<D:href>{path}</D:href>\n<D:propstat>\n<D:prop>\n"
-            "<lp1:resourcetype><D:collection/></lp1:resourcetype>\n"
-            "<lp1:creationdate>2024-05-01T10:00:00Z</lp1:creationdate>\n"
-            "<lp1:getlastmodified>Wed, 01 May 2024 10:00:00 GMT</lp1:getlastmodified>\n"
-            '<lp1:getetag>"1000-5f5c1a2b3c4d5"</lp1:getetag>\n'
-            "<D:supportedlock>\n<D:lockentry>\n<D:lockscope><D:exclusive/></D:lockscope>\n"
-            "<D:locktype><D:write/></D:locktype>\n</D:lockentry>\n"
-            "<D:lockentry>\n<D:lockscope><D:shared/></D:lockscope>\n"
-            "<D:locktype><D:write/></D:locktype>\n</D:lockentry>\n</D:supportedlock>\n"
-            "<D:lockdiscovery/>\n<D:getcontenttype>httpd/unix-directory</D:getcontenttype>\n"
-            "</D:prop>\n<D:status>HTTP/1.1 200 OK</D:status>\n</D:propstat>\n</D:response>\n"
-        )
-
-    paths = [folder, *(f"{folder}{c}/" for c in "0123456789abcdef")]
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<D:multistatus xmlns:D="DAV:" xmlns:ns0="DAV:">\n'
-        + "".join(map(response, paths))
-        + "</D:multistatus>\n"
-    ).encode()
+def recorded_listings() -> dict[str, bytes]:
+    """The recorded listings of the six servers: 16 sub-folders, and 1,500 files."""
+    found = {}
+    for server in SERVERS:
+        for name, label in (
+            (f"{server}-folders.xml", "17 folders"),
+            (f"{server}-files-1500.xml.gz", "1,500 files"),
+        ):
+            path = FIXTURES / name
+            if path.exists():
+                data = path.read_bytes()
+                found[f"{server}, {label}"] = (
+                    gzip.decompress(data) if name.endswith(".gz") else data
+                )
+    return found
 
 
 def expat_alone(_policy: ShardListingPolicy, body: bytes) -> None:
@@ -112,7 +106,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds per figure (best counts)")
     options = parser.parse_args()
     listings = asyncio.run(nzbdav_listings())
-    listings["Apache-style, 17 folders"] = apache_style()
+    listings.update(recorded_listings())
     policy = ShardListingPolicy(ShardMap.even(4), 0)
     for name, body in listings.items():
         assert filter_listing(policy, body) == filter_reference(policy, body)

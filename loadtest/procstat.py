@@ -81,3 +81,18 @@ def memory_available() -> int:
             if line.startswith(b"MemAvailable:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def peak_rss_bytes(root: int) -> int:
+    """Peak resident memory of ``root``'s tree (VmHWM summed over its live processes)."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total

@@ -2,7 +2,9 @@
 
 Prints one line, ``nzbdav-standin ready at http://HOST:PORT/``, once it is
 listening (with the real port when asked for port 0), then serves until
-interrupted.
+interrupted. On SIGUSR1 it prints one more line: the requests it has received so
+far by method and the bytes its GETs sent, as JSON
+(``{"GET": 12, "PROPFIND": 40, "bytes read": 1048576}``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -20,7 +23,9 @@ from aiohttp.log import access_logger
 from aiohttp.typedefs import Handler, Middleware
 
 from nzbdav_standin.catalog import Library
-from nzbdav_standin.server import make_standin_app
+from nzbdav_standin.generated import build_generated, parse_kib_range
+from nzbdav_standin.latency import Latency, parse_milliseconds
+from nzbdav_standin.server import READ_LOG, REQUEST_LOG, make_standin_app
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -28,6 +33,20 @@ def _listen_address(text: str) -> tuple[str, int]:
     if not separator or not port.isdigit() or not host:
         raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def _kib_range(text: str) -> tuple[int, int]:
+    try:
+        return parse_kib_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _milliseconds(text: str) -> tuple[float, float]:
+    try:
+        return parse_milliseconds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +75,35 @@ def _parser() -> argparse.ArgumentParser:
         help="add one movie of M MiB for throughput runs (default none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample library (0)")
+    parser.add_argument(
+        "--items",
+        type=int,
+        metavar="N",
+        help="serve a generated library of N episodes and films instead of the sample "
+        "(nzbdav_standin.generated; --ids and --big-file-mib are then ignored)",
+    )
+    parser.add_argument(
+        "--item-kib",
+        type=_kib_range,
+        default=(64, 1024),
+        metavar="MIN-MAX",
+        help="sizes of the generated items in KiB (default 64-1024)",
+    )
+    parser.add_argument(
+        "--propfind-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="wait this long before answering each PROPFIND, as NzbDav's database does",
+    )
+    parser.add_argument(
+        "--first-byte-ms",
+        type=_milliseconds,
+        default=(0.0, 0.0),
+        metavar="MS|LOW-HIGH",
+        help="wait this long (or a time drawn in the range) before a GET's first byte, "
+        "as a Usenet fetch does",
+    )
     parser.add_argument(
         "--mount-dir", default="/mnt/nzbdav", help="rclone mount dir in .rclonelink targets"
     )
@@ -87,15 +135,23 @@ def _delayed(seconds: float) -> Middleware:
 
 
 async def _serve(options: argparse.Namespace) -> None:
-    if options.ids < 0 or options.big_file_mib < 0:
-        raise SystemExit("--ids and --big-file-mib must not be negative")
-    library = Library.sample(options.ids, seed=options.seed, big_file_mib=options.big_file_mib)
+    if options.ids < 0 or options.big_file_mib < 0 or (options.items or 0) < 0:
+        raise SystemExit("--ids, --items and --big-file-mib must not be negative")
+    if options.propfind_ms < 0:
+        raise SystemExit("--propfind-ms must not be negative")
+    if options.items is not None:
+        library = Library()
+        build_generated(library, options.items, seed=options.seed, sizes=options.item_kib)
+    else:
+        library = Library.sample(options.ids, seed=options.seed, big_file_mib=options.big_file_mib)
+    latency = Latency(options.propfind_ms / 1000, options.first_byte_ms, seed=options.seed)
     app = make_standin_app(
         library,
         user=None if options.no_auth else options.user,
         password=None if options.no_auth else options.password,
         mount_dir=options.mount_dir,
         enforce_readonly=not options.writable,
+        latency=latency,
     )
     if options.latency_ms > 0:
         app.middlewares.append(_delayed(options.latency_ms / 1000))
@@ -118,10 +174,20 @@ async def _serve(options: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGUSR1, _print_counts, app)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _print_counts(app: web.Application) -> None:
+    counts: dict[str, int] = {}
+    for record in app[REQUEST_LOG]:
+        counts[record.method] = counts.get(record.method, 0) + 1
+    counts["bytes read"] = sum(read.sent for read in app[READ_LOG])
+    print(json.dumps(counts, sort_keys=True), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

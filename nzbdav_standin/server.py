@@ -36,6 +36,7 @@ from nzbdav_standin.davxml import (
     render_status_response,
 )
 from nzbdav_standin.hrefs import absolute_uri, child_url, request_url
+from nzbdav_standin.latency import Latency
 from nzbdav_standin.ranges import RangeFormatError, RangePlan, parse_range, plan_range
 from nzbdav_standin.store import (
     Collection,
@@ -107,6 +108,7 @@ class ReadRecord:
 class _ServerState:
     store: Store
     auth: BasicAuth | None
+    latency: Latency
     locks: dict[str, str] = field(default_factory=dict)
     """Lock token → decoded path it locks."""
 
@@ -129,6 +131,7 @@ def make_standin_app(
     password: str | None = "secret",
     mount_dir: str = "/mnt/nzbdav",
     enforce_readonly: bool = True,
+    latency: Latency | None = None,
 ) -> web.Application:
     """Build an application serving ``library`` as NzbDav would.
 
@@ -136,14 +139,14 @@ def make_standin_app(
     (``DISABLE_WEBDAV_AUTH``). ``mount_dir`` is where rclone mounts NzbDav,
     written into ``.rclonelink`` targets. ``enforce_readonly`` is NzbDav's
     "Enforce Read-Only" setting (on by default): off, DELETE works in
-    ``/content``.
+    ``/content``. ``latency`` adds NzbDav's delays (none by default).
     """
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[_record_request])
     app[REQUEST_LOG] = []
     app[READ_LOG] = []
     auth = BasicAuth(user, password) if user is not None and password is not None else None
     store = Store(library, mount_dir=mount_dir, enforce_readonly=enforce_readonly)
-    app[_STATE] = _ServerState(store, auth)
+    app[_STATE] = _ServerState(store, auth, latency or Latency())
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     app.on_response_prepare.append(_decorate_response)
     return app
@@ -321,6 +324,7 @@ async def _propfind(request: web.Request, state: _ServerState) -> web.StreamResp
     if entry is None:
         return _empty(404)
     depth = _depth(request) if isinstance(entry, Collection) else 0
+    await state.latency.before_listing()
     entries = _walk(state.store, entry, _original_url(request), depth)
     responses = (
         render_response(absolute_uri(original), properties(found), wanted)
@@ -363,6 +367,7 @@ async def _get_or_head(request: web.Request, state: _ServerState) -> web.StreamR
             # The first read fails before anything is sent: Response.Clear()
             # wipes the headers and the status becomes 404.
             return _empty(404)
+        await state.latency.before_first_byte()
     return await _stream_body(request, standin, headers, plan)
 
 

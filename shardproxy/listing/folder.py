@@ -15,7 +15,7 @@ entries are proved to be copies of the first in what matters:
   be the first entry's tags repeated, their characters ones XML allows (one pass each);
 
 then the first entry and the folder's own response are proved well-formed by ``fast``'s
-grammar (cached per distinct shape: a pure function of the tags). Every response is then
+grammar. Every response is then
 well-formed, and the output is the same slices with the new folder URL in front.
 
 Anything else — another policy, a folder whose entries the view splits or drops, odd
@@ -24,7 +24,6 @@ hrefs or names, several propstats — is left to ``fast`` (None).
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Final
 
@@ -34,7 +33,6 @@ from shardproxy.listing.fast import (
     PLAIN_HREF,
     ROOT_END,
     Names,
-    checked_tags,
     plain_characters,
     read_root,
 )
@@ -43,6 +41,8 @@ from shardproxy.listing.policy import ShardListingPolicy
 
 # A text run: what follows a tag's ">" up to the next "<". Taking each out leaves the tags.
 _TEXT_RUN: Final = re.compile(rb">[^<]++")
+# A path that percent-encoding and XML escaping leave as it is.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9._~/-]*+")
 
 
 def filter_folder(
@@ -53,8 +53,8 @@ def filter_folder(
     (``base_path`` resolves nothing here: the hrefs taken are URLs or absolute paths.)
     """
     root = read_root(body)
-    if root is None:
-        return None
+    if root is None or root[1].aliases:
+        return None  # other names for DAV: are fast's business
     at, names = root
     close = body.rfind(b"</")
     tail = ROOT_END.fullmatch(body, close)
@@ -66,7 +66,8 @@ def filter_folder(
         return None  # no entry, or something before the first response
     own, entries = pieces[1], pieces[2:]
     entry = _Entry.of(entries[0], names)
-    if entry is None:
+    # Attributes (and namespace declarations among them) are fast's business.
+    if entry is None or b"=" in entry.tags:
         return None
     # Sub-folders differ in their names only: each is compared whole with the first. Files
     # differ in sizes and dates too: their tags are compared, and their text checked.
@@ -78,7 +79,12 @@ def filter_folder(
     if own_href is None:
         return None
     own_tags = _TEXT_RUN.sub(b">", response_open + own)
-    if not (plain_characters(own) and _is_one_response(own_tags, names)):
+    if b"=" in own_tags:
+        return None
+    # The folder's own response, when it has its entries' tags, is as well-formed as they.
+    if not plain_characters(own) or not (
+        own_tags == entry.tags or _is_one_response(own_tags, names)
+    ):
         return None
     if not (plain_characters(entry.piece) and _is_one_response(entry.tags, names)):
         return None
@@ -155,6 +161,10 @@ class _Entry:
     def tags_match(self, segment: bytes, pieces: list[bytes]) -> bool:
         """True if the entries (``segment``, which ``pieces`` are the split of) have this
         entry's tags, characters XML allows, hrefs in this folder and plain names."""
+        # The last entry first: a server that orders each response's properties anew
+        # (Go's) is told apart without reading the whole segment.
+        if _TEXT_RUN.sub(b">", self.response_open + pieces[-1]) != self.tags:
+            return False
         tags = _TEXT_RUN.sub(b">", segment)
         if tags != self.tags * len(pieces) or not plain_characters(segment):
             return False
@@ -186,8 +196,12 @@ def _new_folder_prefix(policy: ShardListingPolicy, entry: _Entry) -> bytes | Non
     view = policy.folder_view(path)
     if view is None:
         return None
-    text = Href("", plain[1].decode(), path, "", "", path).text_for(view)
-    new_url = url if text is None else text.encode()
+    if _UNRESERVED.fullmatch(view):
+        # What Href.text_for gives when encoding changes nothing: scheme, host, view.
+        new_url = plain[1] + view.encode()
+    else:
+        text = Href("", plain[1].decode(), path, "", "", path).text_for(view)
+        new_url = url if text is None else text.encode()
     return entry.prefix[: len(entry.prefix) - len(url)] + new_url
 
 
@@ -196,16 +210,23 @@ def _is_plain_name(name: bytes) -> bool:
     return name.replace(b"-", b"").isalnum()
 
 
-@functools.lru_cache(maxsize=64)
 def _is_one_response(tags: bytes, names: Names) -> bool:
     """True if ``tags`` (a response with its text taken out) is one response with one
-    propstat by ``fast``'s grammar.
-
-    Cached: a pure function of its arguments, and a backend writes a handful of shapes.
-    """
+    propstat by ``fast``'s grammar, every element named with a prefix the root declares."""
     item = ITEM.fullmatch(tags)
     if item is None or item.start("href") < 0:
         return False
-    found = checked_tags(tags, item, names)
-    # Several propstats may need reordering (2xx first): the shortcut's work.
-    return found is not None and found.count(b"<" + names.dav + b"propstat") == 1
+    dav = names.dav
+    if item["rq"] != dav + b"response" or item["hq"] != dav + b"href":
+        return False
+    # DAV: response and href nowhere else; several propstats may need reordering (2xx
+    # first): fast's work.
+    for name, count in ((b"response", 1), (b"href", 1), (b"propstat", 1)):
+        if tags.count(b"<" + dav + name) != count:
+            return False
+    # Every "<" begins a tag and end tags match start tags (ITEM): if every start tag is
+    # counted with a declared prefix, none has another.
+    starts = tags.count(b"<") - tags.count(b"</")
+    for prefix in names.prefixes:
+        starts -= tags.count(b"<" + prefix + b":")
+    return starts == 0

@@ -126,6 +126,10 @@ class Stack:
     log_level: str = "info"
     settings_overrides: dict[str, Any] = field(default_factory=dict)
     """Settings given on top of the stack's own (e.g. ``{"virtual_levels": False}``)."""
+    backend: URL | None = None
+    """An NzbDav already running (with USER and PASSWORD): then no stand-in is started."""
+    build_links: bool = True
+    """Read every ``.rclonelink`` through the mount into ``library/`` (``links``)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _created_root: bool = False
     _background: _Background | None = None
@@ -181,16 +185,17 @@ class Stack:
         for folder in (self.etc, self.logs):
             folder.mkdir(exist_ok=True)
         self.proxy_port, self.rc_port, self.admin_port = free_port(), free_port(), free_port()
-        self.standin_url = URL(f"http://127.0.0.1:{free_port()}")
+        self.standin_url = self.backend or URL(f"http://127.0.0.1:{free_port()}")
         self.settings = self._settings()
         self.deployment = deployment_from(self.settings)
-        self._start_standin()
+        if self.backend is None:
+            self._start_standin()
         self._write_files()
         self.start_proxy()
         for mount in mounts(self.deployment, self.layout):
             self.start_mount(mount.name)
         self._start_mergerfs()
-        self.links = build_library(self)
+        self.links = build_library(self) if self.build_links else []
 
     def close(self) -> None:
         """Unmount and stop everything, then remove what the stack created."""
