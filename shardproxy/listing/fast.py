@@ -5,7 +5,7 @@ only when regular expressions prove it well-formed: UTF-8; no comments, CDATA,
 processing instructions or character references; elements nested at most a few levels
 deep, every end tag matching its start tag; DAV: ``response`` and ``href`` only where a
 listing has them, each response starting with its one href. Namespaces are read without
-tracking scopes, by rules that make scopes not matter (``_namespaces``): prefixes
+tracking scopes, by rules that make scopes not matter (``_scope``): prefixes
 declared on the root, or on every response's start tag (Apache's ``lp1``), and nowhere
 else but as repeats that change nothing (Go's ``<D:collection xmlns:D="DAV:"/>``);
 attributes on any element, prefixed ones with a declared prefix (lighttpd's ``ns0:dt``);
@@ -13,8 +13,9 @@ other names for DAV: never on an element the filter reads. Anything else, includ
 listing the policy would clone an entry of, is left to the reference filter (None): the
 shortcut never decides that a body is malformed.
 
-Two things make it quick. Responses are matched with the very tags of the response
-before when they have them (a literal pattern, checked once by the grammar); and the
+Two things make it quick. Responses are matched with the very tags of a response seen
+before, its properties in any order (a literal pattern, checked once by the grammar and
+the namespace rules); and the
 entries of one folder, whose hrefs share the folder's part, reuse how the first of them
 was rewritten.
 """
@@ -137,8 +138,9 @@ PLAIN_HREF = re.compile(
 )
 _NEVER = re.compile(b"(?!)")
 _SHAPES: Final = 3
-"""Shapes learnt per body at most: some servers (Go's) write each response's properties
-in another order, and learning a shape costs more than matching the grammar."""
+"""Shapes learnt per body at most (a folder and its entries need two): learning a shape
+costs more than matching the grammar, so a body of ever new shapes is read by the
+grammar, and its names checked once over the whole body."""
 # A start tag with attributes, and one attribute of it (name, quoted value).
 _ATTRIBUTED_TAG = re.compile(
     rb"<[A-Za-z_][A-Za-z0-9._:-]*+(?:[ \t\r\n]++[^ \t\r\n=<>/]++[ \t\r\n]*+=[ \t\r\n]*+"
