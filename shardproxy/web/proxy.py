@@ -73,8 +73,10 @@ class WebDavProxy:
         if plan.rewrite_link:
             return await serve_rewritten_link(relay, request, plan)
         try:
-            if self.virtual_levels is not None:
-                own = await self.virtual_levels.answer(request, plan)
+            virtual = self.virtual_levels
+            folder = None if virtual is None else virtual.folder_of(plan)
+            if virtual is not None and folder is not None:
+                own = await virtual.answer(request, plan, folder)
                 if own is not None:  # NzbDav's fixed .ids folders, answered here
                     return own
             if "Range" in plan.headers:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from shardproxy.config.settings import Settings
 from shardproxy.core.plan import RequestPlan
+from shardproxy.core.shards import ViewPath
 from shardproxy.listeners.basicauth import authorized
 from shardproxy.listing.propfind import PropfindBodyError, read_propfind
 from shardproxy.listing.virtual import (
@@ -50,18 +51,20 @@ class VirtualLevels:
         self.listing_max_bytes = settings.listing_max_bytes
         self.metrics = metrics
 
+    def folder_of(self, plan: RequestPlan) -> ViewPath | None:
+        """The virtual folder a planned request names, or None (most requests: no await)."""
+        if plan.shard is None or plan.method not in ("PROPFIND", "GET", "HEAD"):
+            return None
+        return virtual_folder(plan.target, plan.shard, self.shard_map)
+
     async def answer(
-        self, request: web.BaseRequest, plan: RequestPlan
+        self, request: web.BaseRequest, plan: RequestPlan, folder: ViewPath
     ) -> web.StreamResponse | None:
-        """The proxy's own reply to a planned request, or None to send it to NzbDav.
+        """The proxy's own reply to a request for ``folder`` (``folder_of``), or None to
+        send it to NzbDav.
 
         ClientStalled if a PROPFIND body stops arriving for ``body_timeout``.
         """
-        if plan.shard is None or plan.method not in ("PROPFIND", "GET", "HEAD"):
-            return None
-        folder = virtual_folder(plan.target, plan.shard, self.shard_map)
-        if folder is None:
-            return None
         if self.password is not None and not authorized(request, self.user, self.password):
             return None  # NzbDav decides what a login it may not know is worth
         if plan.method != "PROPFIND":
